@@ -1,0 +1,399 @@
+"""The `cordbench` command line. Each command is a thin shell over one stage's public API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from benchmark import __version__
+
+app = typer.Typer(
+    help=(
+        "cordbench: an open benchmark for spinal cord MRI segmentation.\n\n"
+        "Typical flow: `cordbench synth` (or fetch real data) -> `splits verify` -> `convert` -> `train` -> "
+        "`score` -> `leaderboard` / `gate`. `cordbench demo` runs all of it on the embedded synthetic suite."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="The registered datasets (metadata only).", no_args_is_help=True)
+splits_app = typer.Typer(help="Fixed, versioned train/test splits.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(splits_app, name="splits")
+
+console = Console()
+err_console = Console(stderr=True)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PUBLISHED_ROOT = REPO_ROOT.parent / "shared" / "data" / "splits"
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+def parse_overrides(values: list[str] | None) -> dict[str, Path]:
+    """``ID=PATH`` pairs -> {ID: PATH}."""
+    overrides: dict[str, Path] = {}
+    for value in values or []:
+        dataset_id, sep, path = value.partition("=")
+        if not sep or not dataset_id or not path:
+            fail(f"--dataset-dir expects ID=PATH, got {value!r}")
+        overrides[dataset_id] = Path(path)
+    return overrides
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        console.print(f"cordbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """cordbench: benchmark spinal cord segmentation models, in-domain and out-of-domain."""
+
+
+# ---------------------------------------------------------------- datasets
+@datasets_app.command("list")
+def datasets_list() -> None:
+    """List every registered dataset with its access level, contrasts and source."""
+    from benchmark.registry import RegistryError, list_datasets, list_suites
+
+    try:
+        datasets = list_datasets()
+        suites = list_suites()
+    except RegistryError as error:
+        fail(str(error))
+    membership: dict[str, list[str]] = {}
+    for suite in suites:
+        for entry in suite.datasets:
+            membership.setdefault(entry.id, []).append(f"{suite.id}:{entry.role}")
+    table = Table(title="Registered datasets")
+    for column in ("id", "access", "contrasts", "source", "licence", "suites"):
+        table.add_column(column)
+    for dataset in datasets:
+        source = dataset.source
+        pinned = source.openneuro_id and f"{source.openneuro_id}@{source.openneuro_version}" or (
+            f"{source.url}@{source.revision}" if source.url else source.kind)
+        table.add_row(dataset.id, dataset.access.level, ", ".join(dataset.contrasts), pinned,
+                      dataset.licence, ", ".join(membership.get(dataset.id, [])))
+    console.print(table)
+
+
+@datasets_app.command("show")
+def datasets_show(dataset_id: str = typer.Argument(..., help="A dataset id from `cordbench datasets list`.")) -> None:
+    """Print one dataset's full metadata as YAML-like JSON."""
+    from benchmark.registry import RegistryError, load_dataset
+
+    try:
+        dataset = load_dataset(dataset_id)
+    except RegistryError as error:
+        fail(str(error))
+    console.print_json(json.dumps(dataset.model_dump(mode="json")))
+
+
+# ---------------------------------------------------------------- index
+@app.command("index")
+def index_command(
+    path: Path = typer.Argument(..., help="The dataset's BIDS folder."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id (says which files are images and masks)."),
+    sidecars: bool = typer.Option(False, help="Also read each image's sidecar JSON."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full index as JSON to this file."),
+    show: int = typer.Option(10, help="How many rows of each list to print."),
+) -> None:
+    """Find every image and its cord mask; report missing masks and content that is not downloaded."""
+    from benchmark.bids_index import IndexError_, index_dataset
+    from benchmark.io import atomic_write_json
+    from benchmark.registry import RegistryError, load_dataset
+
+    try:
+        index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
+    except (IndexError_, RegistryError) as error:
+        fail(str(error))
+    not_downloaded = index.not_downloaded()
+    contrasts: dict[str, int] = {}
+    for case in index.pairs:
+        contrasts[case.contrast] = contrasts.get(case.contrast, 0) + 1
+    table = Table(title=f"{dataset} at {path}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    table.add_row("subjects", str(len(index.subjects())))
+    table.add_row("images", str(len(index.cases)))
+    table.add_row("image/mask pairs", str(len(index.pairs)))
+    for contrast, count in sorted(contrasts.items()):
+        table.add_row(f"  pairs {contrast}", str(count))
+    table.add_row("images without mask", str(len(index.images_without_label)))
+    table.add_row("masks without image", str(len(index.labels_without_image)))
+    table.add_row("files not downloaded", str(len(not_downloaded)))
+    console.print(table)
+    for case in index.images_without_label[:show]:
+        console.print(f"  no mask: {case.image.path}")
+    for label in index.labels_without_image[:show]:
+        console.print(f"  no image: {label}")
+    if not_downloaded:
+        console.print(f"[yellow]{len(not_downloaded)} files are not downloaded[/] (git-annex pointers or broken "
+                      "annex symlinks), e.g.:")
+        for info in not_downloaded[:show]:
+            console.print(f"  {info.state}: {info.path}")
+        console.print(f"Fetch them with:\n  {index.fetch_command()}")
+    if json_out:
+        atomic_write_json(json_out, {
+            "dataset": dataset, "root": str(path),
+            "cases": [
+                {"case_id": case.case_id, "subject": case.subject, "person": case.person, "session": case.session,
+                 "contrast": case.contrast, "datatype": case.datatype, "entities": case.entities,
+                 "image": case.image.__dict__, "label": case.label.__dict__ if case.label else None,
+                 "participant": case.participant, "sidecar": case.sidecar}
+                for case in index.cases],
+            "labels_without_image": index.labels_without_image,
+        })
+        console.print(f"wrote {json_out}")
+
+
+# ---------------------------------------------------------------- splits
+@splits_app.command("make")
+def splits_make(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite id (synthetic, real-mini, spinalcord-v1)."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH for a dataset stored elsewhere (repeatable)."),
+    published_root: Path = typer.Option(DEFAULT_PUBLISHED_ROOT, help="Folder of published split lists (mp2rage/...)."),
+    out: Optional[Path] = typer.Option(None, help="Write here instead of benchmark/splits/<suite>.json."),
+) -> None:
+    """Make a suite's split file, or freeze the not-yet-frozen datasets of an existing one.
+
+    Frozen datasets are never changed: if the data now give a different split, this refuses.
+    """
+    from benchmark.registry import RegistryError, load_suite
+    from benchmark.splits import SplitError, load_split, make_split, split_path, write_split
+
+    target = out or split_path(suite)
+    try:
+        existing = load_split(suite, target) if target.exists() else None
+        split = make_split(load_suite(suite), data_root=data_root, overrides=parse_overrides(dataset_dir),
+                           published_root=published_root, existing=existing)
+    except (SplitError, RegistryError) as error:
+        fail(str(error))
+    write_split(split, target)
+    _print_split(split)
+    console.print(f"wrote {target} (benchmark version {split.version})")
+
+
+def _print_split(split) -> None:
+    table = Table(title=f"split {split.suite} (version {split.version})")
+    for column in ("dataset", "role", "status", "train", "test", "files"):
+        table.add_column(column)
+    for dataset_id, entry in split.datasets.items():
+        table.add_row(dataset_id, entry.role, entry.status, str(len(entry.train)), str(len(entry.test)),
+                      str(len(entry.files)))
+    console.print(table)
+
+
+@splits_app.command("show")
+def splits_show(suite: str = typer.Option(..., "--suite", "-s")) -> None:
+    """Print a suite's split: subjects per dataset and the benchmark version."""
+    from benchmark.splits import SplitError, load_split
+
+    try:
+        _print_split(load_split(suite))
+    except SplitError as error:
+        fail(str(error))
+
+
+@splits_app.command("verify")
+def splits_verify(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite id."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    only: Optional[list[str]] = typer.Option(None, help="Check only these datasets (repeatable)."),
+) -> None:
+    """Compare local data with the split: missing/extra subjects, missing/changed files. Exit 1 on any difference."""
+    from benchmark.splits import SplitError, load_split, verify_split
+
+    try:
+        report = verify_split(load_split(suite), data_root=data_root, overrides=parse_overrides(dataset_dir), only=only)
+    except SplitError as error:
+        fail(str(error))
+    table = Table(title=f"verify {suite} (benchmark version {report.version})")
+    for column in ("dataset", "missing subjects", "extra subjects", "missing files", "changed files", "not downloaded"):
+        table.add_column(column)
+    for dataset_id in report.checked:
+        cells = [report.missing_subjects[dataset_id], report.extra_subjects[dataset_id],
+                 report.missing_files[dataset_id], report.changed_files[dataset_id], report.not_downloaded[dataset_id]]
+        table.add_row(dataset_id, *(str(len(cell)) for cell in cells))
+    console.print(table)
+    for dataset_id, why in report.not_checked.items():
+        console.print(f"  not checked: {dataset_id}: {why}")
+    for title, problem in (("missing subject", report.missing_subjects), ("extra subject", report.extra_subjects),
+                           ("missing file", report.missing_files), ("changed file", report.changed_files)):
+        for dataset_id, items in problem.items():
+            for item in items[:20]:
+                console.print(f"  [red]{title}[/] {dataset_id}: {item}")
+    if not report.checked:
+        fail("nothing was checked: no dataset of the suite was found under the data root", code=1)
+    if not report.ok:
+        err_console.print("[bold red]the local data differ from the split[/]")
+        raise typer.Exit(1)
+    console.print("[green]local data match the split[/]")
+
+
+# ---------------------------------------------------------------- convert
+@app.command("convert")
+def convert_command(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite whose in-domain TRAIN splits become training sets."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    out: Optional[Path] = typer.Option(None, envvar="nnUNet_raw", help="nnU-Net raw folder (default: $nnUNet_raw)."),
+    only: Optional[str] = typer.Option(None, help="aggregated | specific (default: both)."),
+    with_test: bool = typer.Option(True, help="Also write imagesTs/labelsTs from the TEST splits."),
+    base_id: Optional[int] = typer.Option(None, help="First nnU-Net dataset number (default: synthetic 500, real-mini 520, spinalcord-v1 540)."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    workers: Optional[int] = typer.Option(None, help="Parallel processes (default: all cores)."),
+) -> None:
+    """Write nnU-Net v2 raw datasets: one aggregated + one per in-domain dataset, from the fixed train splits.
+
+    Sources are only read. Images and masks are reoriented to RAS+, masks binarized at 0.5 into new files.
+    Cases that cannot be used are skipped and listed with the reason; re-running skips unchanged cases.
+    """
+    from benchmark.convert import ConvertError, convert_suite
+    from benchmark.splits import SplitError
+
+    if out is None:
+        fail("say where to write: --out DIR or set nnUNet_raw")
+    if only not in (None, "aggregated", "specific"):
+        fail("--only must be 'aggregated' or 'specific'")
+    try:
+        report = convert_suite(suite, data_root=data_root, out=out, only=only, with_test=with_test, base_id=base_id,
+                               overrides=parse_overrides(dataset_dir), workers=workers)
+    except (ConvertError, SplitError) as error:
+        fail(str(error))
+    print_convert_report(report)
+
+
+def print_convert_report(report) -> None:
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    for outcome in report.outcomes:
+        cell = counts.setdefault((outcome.dataset, outcome.part), {"converted": 0, "unchanged": 0, "skipped": 0})
+        cell[outcome.status] += 1
+    table = Table(title=f"convert {report.suite} (benchmark version {report.benchmark_version})")
+    for column in ("dataset", "split", "converted", "unchanged", "skipped"):
+        table.add_column(column)
+    for (dataset_id, part), cell in sorted(counts.items()):
+        table.add_row(dataset_id, part, str(cell["converted"]), str(cell["unchanged"]), str(cell["skipped"]))
+    console.print(table)
+    for outcome in report.skipped:
+        console.print(f"  [yellow]skipped[/] {outcome.case_id}: {outcome.reason}")
+    for dataset in report.datasets:
+        console.print(f"  {dataset.kind:10s} {dataset.folder}  train={dataset.num_training} test={dataset.num_test}")
+
+
+# ---------------------------------------------------------------- submissions / scoring
+submissions_app = typer.Typer(help="Registered models (submissions/<name>/submission.yaml).", no_args_is_help=True)
+app.add_typer(submissions_app, name="submissions")
+
+
+@submissions_app.command("list")
+def submissions_list() -> None:
+    """List every submission with its model type, declared training data and results files."""
+    from benchmark.submissions import list_submissions
+
+    valid, invalid = list_submissions()
+    table = Table(title="submissions")
+    for column in ("name", "model", "trained on", "results"):
+        table.add_column(column)
+    for submission in valid:
+        results = sorted(path.name for path in (submission.folder / "results").glob("*.json"))
+        table.add_row(submission.name, submission.model.type, ", ".join(submission.training.datasets) or "-",
+                      ", ".join(results) or "-")
+    console.print(table)
+    for path, error in invalid.items():
+        err_console.print(f"[red]invalid[/] {error}")
+    if invalid:
+        raise typer.Exit(1)
+
+
+@submissions_app.command("check")
+def submissions_check(name: str = typer.Argument(..., help="Submission name or folder.")) -> None:
+    """Validate a manifest and the files it points to (checkpoint present, sha256 matches)."""
+    from benchmark.submissions import SubmissionError, check_submission, load_submission
+
+    try:
+        submission = load_submission(name)
+    except SubmissionError as error:
+        fail(str(error), code=1)
+    problems = check_submission(submission)
+    for problem in problems:
+        err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}")
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]{submission.name}: manifest and files OK[/]")
+
+
+@app.command("score")
+def score_command(
+    name: str = typer.Argument(..., help="Submission name (folder under submissions/) or path."),
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite to score on (every test split of it)."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the submission's preference; GPU when present)."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
+                                          help="Allow a checkpoint that needs full unpickling (runs its code!)."),
+    metric: str = typer.Option("dice", help="Metric for the summary table."),
+) -> None:
+    """Predict every test case of the suite with one submission, score it, write its versioned results file."""
+    from benchmark.scoring import ScoringError, score_submission
+    from benchmark.splits import SplitError
+    from benchmark.submissions import SubmissionError
+
+    try:
+        results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                         device=device, trust_checkpoint=trust_checkpoint)
+    except (ScoringError, SubmissionError, SplitError) as error:
+        fail(str(error))
+    print_summary(results, metric)
+    console.print(f"wrote {path}")
+
+
+def print_summary(results, metric: str = "dice") -> None:
+    from benchmark.scoring import summary_rows
+
+    table = Table(title=f"{results.submission} on {results.suite} ({metric}, mean [95% CI])")
+    for column in ("dataset", "role", "zero-shot", "n", "failures", metric):
+        table.add_column(column)
+    for row in summary_rows(results, metric):
+        table.add_row(row["dataset"], row["role"], "yes" if row["zero_shot"] else "no", str(row["n"]),
+                      str(row["failures"]), f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]")
+    console.print(table)
+
+
+@app.command("metrics")
+def metrics_command(
+    prediction: Path = typer.Argument(..., help="Predicted binary mask (NIfTI)."),
+    ground_truth: Path = typer.Argument(..., help="Reference binary mask (NIfTI) on the same grid."),
+) -> None:
+    """Print every metric for one prediction/reference pair as JSON (spacing read from the files)."""
+    from benchmark.metrics import metrics_for_files
+
+    try:
+        values = metrics_for_files(prediction, ground_truth)
+    except (ValueError, FileNotFoundError) as error:
+        fail(str(error))
+    typer.echo(json.dumps(values, indent=2, sort_keys=True))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

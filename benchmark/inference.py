@@ -1,0 +1,338 @@
+"""One inference path for every model.
+
+For each case: read the image; give the model the orientation it expects (canonical RAS+ for array
+models, the file as it is or RAS for command models); map the output back to the image's native grid
+and orientation; binarize at 0.5; validate (shape and affine equal to the input's, values in {0, 1}).
+A violation is a named failure for that case, never an exception that stops the run.
+
+Predictions are cached by (submission hash, image sha256): an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Protocol
+
+import nibabel as nib
+import numpy as np
+
+from benchmark.io import atomic_write_bytes, atomic_write_json
+from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
+                                   SubmissionError, checkpoint_path, submission_hash)
+
+BINARY_THRESHOLD = 0.5
+AFFINE_TOLERANCE_MM = 1e-3
+
+
+class ArrayModel(Protocol):
+    """A model that segments a 3D array given in canonical RAS+ with its voxel spacing (mm)."""
+
+    def predict_probabilities(self, image_ras: np.ndarray, spacing_ras: tuple[float, float, float]) -> np.ndarray: ...
+
+
+@dataclass
+class PredictionRecord:
+    """What happened when one case was predicted."""
+
+    image_sha256: str
+    prediction: str | None  # path of the binary mask on the native grid
+    failure: str | None
+    runtime_s: float
+    peak_memory_mb: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failure is None
+
+
+class PeakMemory:
+    """Samples this process's (and its children's) resident memory while a block runs."""
+
+    def __init__(self, interval_s: float = 0.02):
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval_s
+        self._peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> int:
+        total = self._process.memory_info().rss
+        for child in self._process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except Exception:  # the child may have exited between listing and reading
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._peak = max(self._peak, self._sample())
+            self._stop.wait(self._interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._peak = self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._peak = max(self._peak, self._sample())
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self._peak / 2**20, 1)
+
+
+def load_native(image_path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
+    """The image and its data as float32 3D (a single-volume 4D image is squeezed)."""
+    image = nib.load(str(image_path))
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"{image_path}: expected a 3D image, got shape {data.shape}")
+    return image, data
+
+
+def to_canonical(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float], np.ndarray]:
+    """(array in RAS+, its spacing, the orientation transform that undoes it)."""
+    native = nib.orientations.io_orientation(affine)
+    ras = nib.orientations.axcodes2ornt(("R", "A", "S"))
+    forward = nib.orientations.ornt_transform(native, ras)
+    backward = nib.orientations.ornt_transform(ras, native)
+    canonical = nib.orientations.apply_orientation(data, forward)
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return np.ascontiguousarray(canonical), _spacing_after(zooms, forward), backward
+
+
+def _spacing_after(zooms: np.ndarray, transform: np.ndarray) -> tuple[float, float, float]:
+    spacing = [0.0, 0.0, 0.0]
+    for input_axis, (output_axis, _flip) in enumerate(transform):
+        spacing[int(output_axis)] = float(zooms[input_axis])
+    return tuple(spacing)
+
+
+def from_canonical(data: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(nib.orientations.apply_orientation(data, backward))
+
+
+def validate_prediction(prediction: np.ndarray, affine: np.ndarray | None, image: nib.Nifti1Image,
+                        reference_shape: tuple[int, ...]) -> str | None:
+    """The named failure of an output, or None when it is a valid mask on the input's grid."""
+    if prediction.shape != reference_shape:
+        return f"shape-mismatch: prediction {prediction.shape} vs image {reference_shape}"
+    if affine is not None and not np.allclose(affine, image.affine, atol=AFFINE_TOLERANCE_MM):
+        return "affine-mismatch: the prediction is not on the image's grid"
+    if not np.all(np.isfinite(prediction)):
+        return "non-finite: the prediction has NaN/inf values"
+    return None
+
+
+def write_mask(mask: np.ndarray, image: nib.Nifti1Image, path: Path) -> None:
+    import gzip
+    import io
+
+    header = image.header.copy()
+    header.set_data_dtype(np.uint8)
+    out = nib.Nifti1Image(mask.astype(np.uint8), image.affine, header)
+    out.header.set_slope_inter(1, 0)
+    raw = io.BytesIO()
+    out.to_file_map(nib.Nifti1Image.make_file_map({"image": raw, "header": raw}))
+    atomic_write_bytes(path, gzip.compress(raw.getvalue(), compresslevel=6, mtime=0))
+
+
+class Predictor:
+    """Runs one submission on images, one case at a time, with the shared checks and caching."""
+
+    def __init__(self, submission: Submission, cache_dir: Path, *, device: str | None = None,
+                 trust_checkpoint: bool = False):
+        self.submission = submission
+        self.hash = submission_hash(submission)
+        self.cache_dir = Path(cache_dir) / self.hash[:16]
+        self.device = device
+        self.trust_checkpoint = trust_checkpoint
+        self._array_model: ArrayModel | None = None
+
+    # -- model loading (once per submission) ------------------------------------------------------
+    def array_model(self) -> ArrayModel:
+        if self._array_model is None:
+            self._array_model = load_array_model(self.submission, device=self.device,
+                                                 trust_checkpoint=self.trust_checkpoint)
+        return self._array_model
+
+    # -- cache ------------------------------------------------------------------------------------
+    def _cached(self, image_sha256: str) -> PredictionRecord | None:
+        record_path = self.cache_dir / f"{image_sha256}.json"
+        if not record_path.exists():
+            return None
+        record = PredictionRecord(**json.loads(record_path.read_text(encoding="utf-8")))
+        if record.prediction is not None and not Path(record.prediction).exists():
+            return None
+        return record
+
+    def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord:
+        cached = self._cached(image_sha256)
+        if cached is not None:
+            return cached
+        out_path = self.cache_dir / f"{image_sha256}.nii.gz"
+        started = time.perf_counter()
+        with PeakMemory() as memory:
+            try:
+                failure = self._predict_uncached(Path(image_path), out_path)
+            except Exception as error:  # a model crash is that case's failure, not the run's
+                failure = f"crash: {type(error).__name__}: {error}"
+        record = PredictionRecord(
+            image_sha256=image_sha256,
+            prediction=str(out_path) if failure is None else None,
+            failure=failure,
+            runtime_s=round(time.perf_counter() - started, 3),
+            peak_memory_mb=memory.peak_mb,
+        )
+        atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
+        return record
+
+    def _predict_uncached(self, image_path: Path, out_path: Path) -> str | None:
+        model = self.submission.model
+        image, data = load_native(image_path)
+        if isinstance(model, CommandModelSpec):
+            return self._predict_command(model, image, data, image_path, out_path)
+        canonical, spacing, backward = to_canonical(data, image.affine)
+        probabilities = np.asarray(self.array_model().predict_probabilities(canonical, spacing))
+        if probabilities.shape != canonical.shape:
+            return f"shape-mismatch: model returned {probabilities.shape} for input {canonical.shape}"
+        native = from_canonical(probabilities, backward)
+        failure = validate_prediction(native, None, image, data.shape)
+        if failure:
+            return failure
+        write_mask(native >= BINARY_THRESHOLD, image, out_path)
+        return None
+
+    def _predict_command(self, model: CommandModelSpec, image: nib.Nifti1Image, data: np.ndarray,
+                         image_path: Path, out_path: Path) -> str | None:
+        with tempfile.TemporaryDirectory(prefix="cordbench-cmd-") as scratch:
+            scratch_path = Path(scratch)
+            input_dir, output_dir = scratch_path / "input", scratch_path / "output"
+            input_dir.mkdir()
+            output_dir.mkdir()
+            given = input_dir / "image.nii.gz"
+            if model.orientation == "RAS":
+                nib.save(nib.as_closest_canonical(image), given)
+            else:
+                shutil.copyfile(image_path, given)
+            given.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+            input_dir.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
+            produced = output_dir / "prediction.nii.gz"
+            command = model.command.format(input=shlex.quote(str(given)), output=shlex.quote(str(produced)),
+                                           python=shlex.quote(sys.executable))
+            try:
+                completed = subprocess.run(command, shell=True, cwd=self.submission.folder, capture_output=True,
+                                           text=True, timeout=model.timeout_s, stdin=subprocess.DEVNULL,
+                                           env=_command_env())
+            except subprocess.TimeoutExpired:
+                return f"timeout: no result within {model.timeout_s:g} s"
+            finally:
+                input_dir.chmod(stat.S_IRWXU)
+            if completed.returncode != 0:
+                tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
+                return f"crash: exit code {completed.returncode}: {' | '.join(tail)}"
+            if not produced.exists():
+                return "missing-output: the command wrote no prediction"
+            return self._accept_command_output(model, image, data, produced, out_path)
+
+    def _accept_command_output(self, model: CommandModelSpec, image: nib.Nifti1Image, data: np.ndarray,
+                               produced: Path, out_path: Path) -> str | None:
+        try:
+            result = nib.load(str(produced))
+            values = np.asarray(result.dataobj, dtype=np.float32)
+        except Exception as error:
+            return f"unreadable-output: {error}"
+        if values.ndim == 4 and values.shape[3] == 1:
+            values = values[..., 0]
+        if model.orientation == "RAS":
+            canonical, _spacing, backward = to_canonical(data, image.affine)
+            if values.shape != canonical.shape:
+                return f"shape-mismatch: prediction {values.shape} vs RAS image {canonical.shape}"
+            values = from_canonical(values, backward)
+            affine = None
+        else:
+            affine = result.affine
+        failure = validate_prediction(values, affine, image, data.shape)
+        if failure:
+            return failure
+        write_mask(values >= BINARY_THRESHOLD, image, out_path)
+        return None
+
+
+def _command_env() -> dict[str, str]:
+    """The environment a command model sees: PATH and locale, not our credentials."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
+    return {key: os.environ[key] for key in keep if key in os.environ}
+
+
+def load_array_model(submission: Submission, *, device: str | None, trust_checkpoint: bool) -> ArrayModel:
+    model = submission.model
+    if isinstance(model, PythonModelSpec):
+        module_name, _, function_name = model.entrypoint.partition(":")
+        function: Callable = getattr(importlib.import_module(module_name), function_name)
+        return _FunctionModel(function)
+    if isinstance(model, NnunetModelSpec):
+        from benchmark.nnunet.predict import load_model
+
+        folder = _nnunet_folder(submission)
+        return load_model(
+            folder,
+            checkpoint=model.checkpoint,
+            folds=model.folds,
+            device=_device(device or submission.inference.device),
+            trust_checkpoint=trust_checkpoint,
+            use_mirroring=submission.inference.test_time_augmentation,
+        )
+    raise SubmissionError(f"{submission.name}: model type {model.type!r} is not an array model")
+
+
+def _nnunet_folder(submission: Submission) -> Path:
+    model = submission.model
+    assert isinstance(model, NnunetModelSpec)
+    if model.folder:
+        checkpoint = checkpoint_path(submission)
+        from benchmark.io import sha256_file
+
+        if not checkpoint.exists():
+            raise SubmissionError(f"{checkpoint}: checkpoint not found; reproduce with: {submission.training.reproduce}")
+        if sha256_file(checkpoint) != model.sha256:
+            raise SubmissionError(f"{checkpoint}: sha256 differs from the manifest (model.sha256)")
+        return submission.resolve(model.folder)
+    from benchmark.packaging import extract_verified
+
+    return extract_verified(submission.resolve(model.archive), expected_checkpoint_sha256=model.sha256)
+
+
+def _device(preference: str | None) -> str:
+    import torch
+
+    if preference in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return preference
+
+
+class _FunctionModel:
+    def __init__(self, function: Callable):
+        self._function = function
+
+    def predict_probabilities(self, image_ras: np.ndarray, spacing_ras: tuple[float, float, float]) -> np.ndarray:
+        return np.asarray(self._function(image_ras, spacing_ras), dtype=np.float32)

@@ -1,0 +1,187 @@
+"""Results files: one versioned JSON file per (submission, suite version).
+
+Layout: ``submissions/<name>/results/<suite>_<benchmark_version>.json``. A file holds a header (which
+benchmark version, which code, which model, which environment) and one row per test case with every
+metric. Files are written atomically and validated on load; files written with an older schema are
+upgraded on load (see ``_UPGRADERS``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark.io import atomic_write_json
+from benchmark.metrics import METRIC_NAMES
+
+SCHEMA_VERSION = 2
+Role = Literal["in-domain", "ood"]
+
+
+class ResultsError(ValueError):
+    """A results file that cannot be read; the message names the file and the bad field."""
+
+
+class CaseResult(BaseModel):
+    """Scores of one submission on one test case."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str = Field(description="'<dataset>:<image path relative to the dataset root>'")
+    dataset: str
+    subject: str
+    session: str | None = None
+    contrast: str
+    image_sha256: str
+    site: str | None = None
+    vendor: str | None = None
+    pathology: str | None = None
+    suite_role: Role = Field(description="The suite's role for the dataset (in-domain test or OOD test)")
+    gt_provenance: str | None = Field(default=None, description="How the mask was made, e.g. manual / automated")
+    dataset_in_training: bool = Field(description="Dataset is in the model's declared training data")
+    subject_in_training: bool = Field(description="This subject is in the model's declared training data (leak)")
+    dice: float
+    nsd: float
+    hd95: float
+    rve: float
+    csa_error: float
+    runtime_s: float | None = None
+    peak_memory_mb: float | None = None
+    failure: str | None = Field(default=None, description="Why no valid prediction was produced, if so")
+
+
+class ResultsFile(BaseModel):
+    """A submission's scores on one suite version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    submission: str
+    suite: str
+    benchmark_version: str = Field(description="Content hash of the suite's split file")
+    cordbench_version: str
+    model_sha256: str
+    model_type: str
+    licence: str | None = None
+    parameters: int | None = None
+    declared_training_datasets: list[str]
+    created_utc: str
+    environment: dict[str, str] = Field(default_factory=dict)
+    cases: list[CaseResult]
+
+    def frame(self) -> pd.DataFrame:
+        """Per-case rows with the header fields the leaderboard groups by."""
+        frame = pd.DataFrame([case.model_dump() for case in self.cases])
+        if frame.empty:
+            frame = pd.DataFrame(columns=list(CaseResult.model_fields))
+        frame.insert(0, "submission", self.submission)
+        frame["suite"] = self.suite
+        frame["benchmark_version"] = self.benchmark_version
+        frame["model_type"] = self.model_type
+        return frame
+
+
+def results_path(submission_dir: Path, suite: str, benchmark_version: str) -> Path:
+    return Path(submission_dir) / "results" / f"{suite}_{benchmark_version}.json"
+
+
+def write_results(path: Path, results: ResultsFile) -> Path:
+    atomic_write_json(path, results.model_dump(mode="json"))
+    return path
+
+
+def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
+    """v1 (the seed prototype's format) nested metrics under ``metrics`` and had no provenance/leak fields."""
+    upgraded = {key: value for key, value in raw.items() if key != "cases"}
+    upgraded["cases"] = []
+    for case in raw.get("cases", []):
+        row = {key: value for key, value in case.items() if key != "metrics"}
+        row.update(case.get("metrics", {}))
+        row.setdefault("gt_provenance", None)
+        row.setdefault("subject_in_training", False)
+        upgraded["cases"].append(row)
+    upgraded["schema_version"] = 2
+    return upgraded
+
+
+_UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}
+
+
+def _format_validation_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid results file"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"])
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_results(path: Path) -> ResultsFile:
+    """Read, upgrade and validate one results file; errors name the file and the field path."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path}: cannot read results file ({error})") from error
+    if not isinstance(raw, dict):
+        raise ResultsError(f"{path}: results file must hold a JSON object")
+    version = raw.get("schema_version", 1)
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ResultsError(f"{path}: schema_version {version!r} is not supported (newest: {SCHEMA_VERSION})")
+    while version < SCHEMA_VERSION:
+        raw = _UPGRADERS[version](raw)
+        version = raw["schema_version"]
+    try:
+        return ResultsFile.model_validate(raw)
+    except ValidationError as error:
+        raise ResultsError(_format_validation_error(path, error)) from error
+
+
+def find_results_files(*roots: Path) -> list[Path]:
+    """Every ``results/*.json`` below the given roots (submissions folders or extra folders), sorted."""
+    found: set[Path] = set()
+    for root in roots:
+        root = Path(root)
+        if root.is_file():
+            found.add(root)
+        elif root.is_dir():
+            found.update(root.rglob("results/*.json"))
+    return sorted(found)
+
+
+def load_many(paths: list[Path]) -> tuple[list[ResultsFile], dict[Path, str]]:
+    """Load every file; return the valid ones and, for each skipped file, why it was skipped."""
+    loaded: list[ResultsFile] = []
+    skipped: dict[Path, str] = {}
+    for path in paths:
+        try:
+            loaded.append(load_results(path))
+        except ResultsError as error:
+            skipped[path] = str(error)
+    return loaded, skipped
+
+
+def cases_frame(results: list[ResultsFile]) -> pd.DataFrame:
+    """All per-case rows of several results files in one table."""
+    frames = [result.frame() for result in results]
+    if not frames:
+        return pd.DataFrame(columns=["submission", *CaseResult.model_fields])
+    return pd.concat(frames, ignore_index=True)
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "METRIC_NAMES",
+    "CaseResult",
+    "ResultsFile",
+    "ResultsError",
+    "results_path",
+    "write_results",
+    "load_results",
+    "find_results_files",
+    "load_many",
+    "cases_frame",
+]

@@ -1,0 +1,256 @@
+"""Score a submission on every test split of a suite and write its versioned results file.
+
+Out-of-domain is derived, not declared: a dataset counts as seen by a model when it is in the model's
+declared training datasets (including those of the submissions it was adapted from). Leakage is checked
+per person: a test row whose person (see the registry's subject grouping) is in the declared training
+subjects is flagged ``subject_in_training``.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from benchmark import __version__
+from benchmark.bids_index import Case, index_dataset, participant_field
+from benchmark.convert import LABEL_THRESHOLD
+from benchmark.inference import Predictor, PredictionRecord
+from benchmark.io import atomic_write_json
+from benchmark.metrics import compute_metrics, worst_metrics
+from benchmark.registry import load_dataset, load_suite
+from benchmark.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
+from benchmark.submissions import Submission, load_submission, model_sha256, training_datasets
+
+
+class ScoringError(ValueError):
+    """Scoring cannot start: data missing or different from the split, bad declared training data."""
+
+
+@dataclass(frozen=True)
+class TestCase:
+    case: Case
+    root: Path
+    image_sha256: str
+    role: str
+
+    @property
+    def image_path(self) -> Path:
+        return self.root / self.case.image.path
+
+    @property
+    def label_path(self) -> Path:
+        return self.root / self.case.label.path
+
+
+def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
+               overrides: dict[str, Path] | None = None) -> list[TestCase]:
+    """Every labelled image of every test subject of the suite, checked against the split's checksums."""
+    suite = load_suite(suite_id)
+    cases: list[TestCase] = []
+    for entry in suite.datasets:
+        folder = dataset_folder(entry.id, data_root, overrides)
+        if folder is None:
+            raise ScoringError(f"dataset {entry.id!r} not found under {data_root}; every test set of the suite "
+                               "is needed (a partial score would be shown as incomplete)")
+        split_entry = split.datasets[entry.id]
+        if split_entry.status != "fixed":
+            raise ScoringError(f"split of {entry.id!r} is not frozen: run `cordbench splits make --suite {suite_id}`")
+        test_subjects = set(split_entry.test)
+        for case in index_dataset(folder, load_dataset(entry.id)).pairs:
+            if case.subject not in test_subjects:
+                continue
+            if not (case.image.downloaded and case.label.downloaded):
+                raise ScoringError(f"{folder / case.image.path}: not downloaded; {('git annex get / datalad get')}")
+            digest = file_checksum(folder, case.image)
+            expected = split_entry.files.get(case.image.path)
+            if expected is not None and digest != expected:
+                raise ScoringError(f"{folder / case.image.path}: content differs from the split's checksum; "
+                                   f"run `cordbench splits verify --suite {suite_id}`")
+            cases.append(TestCase(case, folder, digest, entry.role))
+    return cases
+
+
+def declared_training_people(submission: Submission) -> dict[str, set[str]] | None:
+    """dataset id -> people the model was trained on, when the submission declares subjects or a split."""
+    training = submission.training
+    subjects: dict[str, set[str]] = {}
+    if training.subjects:
+        for dataset_id, listed in training.subjects.items():
+            subjects.setdefault(dataset_id, set()).update(listed)
+    if training.split:
+        suite_id, _, version = training.split.partition("@")
+        try:
+            split = load_split(suite_id)
+        except SplitError as error:
+            raise ScoringError(f"{submission.name}: training.split {training.split!r}: {error}") from error
+        if version and split.version != version:
+            raise ScoringError(f"{submission.name}: training.split names version {version} but the split file of "
+                               f"{suite_id!r} is {split.version}")
+        for dataset_id in training.datasets:
+            if dataset_id in split.datasets:
+                subjects.setdefault(dataset_id, set()).update(split.datasets[dataset_id].train)
+    if not subjects:
+        return None
+    return {dataset_id: {load_dataset(dataset_id).person_of(subject) for subject in listed}
+            for dataset_id, listed in subjects.items()}
+
+
+def _ground_truth(label_path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
+    label = nib.as_closest_canonical(nib.load(str(label_path)))
+    data = np.asarray(label.dataobj, dtype=np.float32)
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    spacing = tuple(float(value) for value in label.header.get_zooms()[:3])
+    return (data >= LABEL_THRESHOLD).astype(np.uint8), spacing
+
+
+def case_metrics(test_case: TestCase, record: PredictionRecord) -> dict[str, float]:
+    """Metrics in canonical RAS+; a failed or missing prediction is scored as an empty mask."""
+    gt, spacing = _ground_truth(test_case.label_path)
+    if not record.ok:
+        return worst_metrics(gt, spacing)
+    prediction = nib.as_closest_canonical(nib.load(record.prediction))
+    pred = np.asarray(prediction.dataobj, dtype=np.uint8)
+    return compute_metrics(pred, gt, spacing)
+
+
+def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, float], trained_on: set[str],
+             trained_people: dict[str, set[str]] | None) -> CaseResult:
+    case = test_case.case
+    dataset = load_dataset(case.dataset)
+    provenance = participant_field(case, dataset, "gt_provenance")
+    people = (trained_people or {}).get(case.dataset, set())
+    return CaseResult(
+        case_id=case.case_id,
+        dataset=case.dataset,
+        subject=case.subject,
+        session=case.session,
+        contrast=case.contrast,
+        image_sha256=test_case.image_sha256,
+        site=participant_field(case, dataset, "site"),
+        vendor=participant_field(case, dataset, "vendor"),
+        pathology=participant_field(case, dataset, "pathology"),
+        suite_role=test_case.role,
+        gt_provenance=provenance.lower() if provenance else "manual",
+        dataset_in_training=case.dataset in trained_on,
+        subject_in_training=case.person in people,
+        runtime_s=record.runtime_s,
+        peak_memory_mb=record.peak_memory_mb,
+        failure=record.failure,
+        **{name: round(float(value), 6) for name, value in metrics.items()},
+    )
+
+
+def environment() -> dict[str, str]:
+    info = {"python": platform.python_version(), "platform": platform.platform(), "cordbench": __version__,
+            "numpy": np.__version__, "nibabel": nib.__version__}
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    except ImportError:
+        pass
+    try:
+        from importlib.metadata import version
+
+        info["nnunetv2"] = version("nnunetv2")
+    except Exception:
+        pass
+    revision = git_revision()
+    if revision:
+        info["git_revision"] = revision
+    return info
+
+
+def git_revision() -> str | None:
+    try:
+        completed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                                   text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return completed.stdout.strip() or None if completed.returncode == 0 else None
+
+
+def score_submission(
+    name: str | Path,
+    suite_id: str,
+    *,
+    data_root: Path | None,
+    overrides: dict[str, Path] | None = None,
+    device: str | None = None,
+    trust_checkpoint: bool = False,
+    submissions_root: Path | None = None,
+    progress: bool = True,
+) -> tuple[ResultsFile, Path]:
+    """Predict and score every test case of the suite; write and return the results file."""
+    from rich.progress import Progress
+
+    submission = load_submission(name, submissions_root)
+    split = load_split(suite_id)
+    cases = test_cases(suite_id, split, data_root, overrides)
+    trained_on = training_datasets(submission, submissions_root)
+    trained_people = declared_training_people(submission)
+    predictor = Predictor(submission, submission.folder / "predictions", device=device,
+                          trust_checkpoint=trust_checkpoint)
+    rows: list[CaseResult] = []
+    index: dict[str, dict[str, str | None]] = {}
+    with Progress(disable=not progress) as bar:
+        task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
+        for test_case in cases:
+            record = predictor.predict(test_case.image_path, test_case.image_sha256)
+            metrics = case_metrics(test_case, record)
+            rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
+            index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
+                                             "prediction": record.prediction}
+            bar.advance(task)
+    results = ResultsFile(
+        submission=submission.name,
+        suite=suite_id,
+        benchmark_version=split.version,
+        cordbench_version=__version__,
+        model_sha256=model_sha256(submission),
+        model_type=submission.model.type,
+        licence=submission.licence,
+        parameters=submission.parameters,
+        declared_training_datasets=sorted(trained_on),
+        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        environment=environment(),
+        cases=rows,
+    )
+    path = results_path(submission.folder, suite_id, split.version)
+    write_results(path, results)
+    atomic_write_json(submission.folder / "cases_index.json", index)
+    return results, path
+
+
+def summary_rows(results: ResultsFile, metric: str = "dice", seed: int = 0) -> list[dict]:
+    """Per dataset: role, seen in training, n, failures, mean with bootstrap 95 % CI."""
+    from benchmark.stats import bootstrap_mean_ci
+
+    rows = []
+    datasets = sorted({case.dataset for case in results.cases},
+                      key=lambda dataset_id: (results_role(results, dataset_id), dataset_id))
+    for dataset_id in datasets:
+        cases = [case for case in results.cases if case.dataset == dataset_id]
+        values = [getattr(case, metric) for case in cases]
+        ci = bootstrap_mean_ci(values, seed=seed)
+        rows.append({"dataset": dataset_id, "role": cases[0].suite_role,
+                     "zero_shot": not cases[0].dataset_in_training, "n": len(cases),
+                     "failures": sum(case.failure is not None for case in cases),
+                     "mean": ci.mean, "low": ci.low, "high": ci.high})
+    return rows
+
+
+def results_role(results: ResultsFile, dataset_id: str) -> int:
+    for case in results.cases:
+        if case.dataset == dataset_id:
+            return 0 if case.suite_role == "in-domain" else 1
+    return 2

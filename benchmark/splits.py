@@ -1,0 +1,337 @@
+"""Fixed, versioned, subject-level splits.
+
+One JSON file per suite under ``benchmark/splits/`` (committed). For each dataset of the suite it holds
+the rule (test fraction, stratification, grouping, published list), the train and test subject lists,
+and the sha256 of every image and mask of those subjects. The file's content hash is the **benchmark
+version** reported with every score: change one subject or one checksum and the version changes.
+
+Assignment is deterministic and platform independent: people (not participant ids: see the registry's
+``subject_grouping``) are ordered by ``sha256("<seed>:<dataset>:<person>")`` inside each stratum, and
+each stratum gives its share of test people by largest remainder. No random generator is involved, so
+the same seed and input give the same file bit for bit on any machine and numpy version.
+
+Datasets whose subject list is not public keep only their rule until someone with the data runs
+``cordbench splits make``; the split is then frozen and later runs refuse to change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from benchmark import __version__
+from benchmark.bids_index import Case, DatasetIndex, index_dataset, participant_field
+from benchmark.io import atomic_write_text, sha256_file
+from benchmark.registry import Suite, SuiteDataset, load_dataset, load_suite
+
+SPLITS_DIR = Path(__file__).parent / "splits"
+SPLIT_FORMAT = 1
+
+
+class SplitError(ValueError):
+    """A split cannot be made, loaded or changed; the message says which file and why."""
+
+
+class DatasetSplit(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["in-domain", "ood"]
+    status: Literal["fixed", "rule-only"]
+    rule: dict = Field(description="How the split was made: fraction, strata, grouping, published list")
+    train: list[str] = Field(default_factory=list)
+    test: list[str] = Field(default_factory=list)
+    files: dict[str, str | None] = Field(
+        default_factory=dict, description="relative path -> sha256 of the content (None when unknown)"
+    )
+    excluded: dict[str, str] = Field(default_factory=dict, description="subject -> why it is in no split")
+
+
+class SplitFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: int = SPLIT_FORMAT
+    suite: str
+    seed: int
+    made_with: str
+    version: str = ""
+    datasets: dict[str, DatasetSplit]
+
+    def content_hash(self) -> str:
+        payload = self.model_dump(mode="json", exclude={"version", "made_with"})
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
+
+    def subjects(self, dataset_id: str, part: Literal["train", "test"]) -> list[str]:
+        return list(getattr(self.datasets[dataset_id], part))
+
+
+def split_path(suite_id: str) -> Path:
+    return SPLITS_DIR / f"{suite_id}.json"
+
+
+def load_split(suite_id: str, path: Path | None = None) -> SplitFile:
+    path = path or split_path(suite_id)
+    if not path.exists():
+        raise SplitError(f"{path}: no split file for suite {suite_id!r}; run `cordbench splits make --suite {suite_id}`")
+    try:
+        split = SplitFile.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise SplitError(f"{path}: invalid split file ({error})") from error
+    if split.version != split.content_hash():
+        raise SplitError(
+            f"{path}: stored version {split.version} does not match its content ({split.content_hash()}); "
+            "the file was edited by hand - re-make it with `cordbench splits make`"
+        )
+    return split
+
+
+def write_split(split: SplitFile, path: Path) -> Path:
+    split.version = split.content_hash()
+    atomic_write_text(path, json.dumps(split.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def _order_key(seed: int, dataset_id: str, person: str) -> str:
+    return hashlib.sha256(f"{seed}:{dataset_id}:{person}".encode("utf-8")).hexdigest()
+
+
+def _allocate(stratum_sizes: dict[tuple, int], total_test: int) -> dict[tuple, int]:
+    """Largest-remainder allocation of ``total_test`` over strata in proportion to their sizes."""
+    population = sum(stratum_sizes.values())
+    exact = {stratum: total_test * size / population for stratum, size in stratum_sizes.items()}
+    quota = {stratum: math.floor(value) for stratum, value in exact.items()}
+    leftover = total_test - sum(quota.values())
+    by_remainder = sorted(exact, key=lambda stratum: (-(exact[stratum] - quota[stratum]), stratum))
+    for stratum in by_remainder[:leftover]:
+        quota[stratum] += 1
+    return quota
+
+
+def n_test_people(n_people: int, test_fraction: float) -> int:
+    """round(fraction x people), at least one and leaving at least one for training; 0 if one person."""
+    if n_people < 2:
+        return 0
+    return min(max(1, round(test_fraction * n_people)), n_people - 1)
+
+
+def assign_people(
+    people: dict[str, tuple], *, seed: int, dataset_id: str, test_fraction: float
+) -> tuple[set[str], set[str]]:
+    """Split people (person -> stratum) into (train, test), stratified, deterministic for a seed."""
+    strata: dict[tuple, list[str]] = defaultdict(list)
+    for person, stratum in people.items():
+        strata[stratum].append(person)
+    quota = _allocate({stratum: len(members) for stratum, members in strata.items()},
+                      n_test_people(len(people), test_fraction))
+    test: set[str] = set()
+    for stratum, members in strata.items():
+        ordered = sorted(members, key=lambda person: _order_key(seed, dataset_id, person))
+        test.update(ordered[: quota[stratum]])
+    return set(people) - test, test
+
+
+def _labelled_subjects(index: DatasetIndex) -> dict[str, list[Case]]:
+    by_subject: dict[str, list[Case]] = defaultdict(list)
+    for case in index.pairs:
+        by_subject[case.subject].append(case)
+    return by_subject
+
+
+def _stratum(cases: list[Case], dataset_id: str, stratify_by: list[str]) -> tuple:
+    dataset = load_dataset(dataset_id)
+    return tuple(participant_field(cases[0], dataset, name) or "unknown" for name in stratify_by)
+
+
+def file_checksum(root: Path, case_file) -> str | None:
+    """sha256 of a file's content: computed when present, read from the annex key when not downloaded."""
+    if case_file.state == "present":
+        return sha256_file(root / case_file.path)
+    return case_file.annex_sha256
+
+
+def _files_of(index: DatasetIndex, subjects: set[str]) -> dict[str, str | None]:
+    files: dict[str, str | None] = {}
+    for case in index.pairs:
+        if case.subject in subjects:
+            files[case.image.path] = file_checksum(index.root, case.image)
+            files[case.label.path] = file_checksum(index.root, case.label)
+    return files
+
+
+def _published_test_subjects(published_root: Path, relative: str) -> list[str]:
+    path = published_root / relative
+    if not path.exists():
+        raise SplitError(f"{path}: published split list not found (pass --published-root)")
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not isinstance(data.get("test"), list):
+        raise SplitError(f"{path}: expected a 'test' list of subject ids")
+    return sorted(str(subject) for subject in data["test"])
+
+
+def _rule_of(entry: SuiteDataset, seed: int) -> dict:
+    dataset = load_dataset(entry.id)
+    rule: dict = {"seed": seed}
+    if entry.published_split:
+        rule["published_split"] = entry.published_split
+    if entry.role == "in-domain":
+        rule.update(test_fraction=entry.test_fraction, stratify_by=list(entry.stratify_by))
+    else:
+        rule["test"] = "published list" if entry.published_split else "every labelled subject"
+    if dataset.subject_grouping:
+        rule["grouping"] = dataset.subject_grouping.pattern
+    return rule
+
+
+def split_dataset(entry: SuiteDataset, index: DatasetIndex | None, *, seed: int, published_root: Path) -> DatasetSplit:
+    """One dataset's split from its index (None: data not at hand) and the suite's rule."""
+    rule = _rule_of(entry, seed)
+    if entry.published_split:
+        test = _published_test_subjects(published_root, entry.published_split)
+        files = _files_of(index, set(test)) if index else {}
+        return DatasetSplit(role=entry.role, status="fixed", rule=rule, test=test, files=files)
+    if index is None:
+        return DatasetSplit(role=entry.role, status="rule-only", rule=rule)
+    by_subject = _labelled_subjects(index)
+    excluded = {subject: "no image with a cord mask" for subject in index.subjects() if subject not in by_subject}
+    if entry.role == "ood":
+        test = sorted(by_subject)
+        return DatasetSplit(role="ood", status="fixed", rule=rule, test=test,
+                        files=_files_of(index, set(test)), excluded=excluded)
+    dataset = load_dataset(entry.id)
+    people: dict[str, tuple] = {}
+    for subject, cases in by_subject.items():
+        people.setdefault(dataset.person_of(subject), _stratum(cases, entry.id, list(entry.stratify_by)))
+    _train_people, test_people = assign_people(people, seed=seed, dataset_id=entry.id,
+                                               test_fraction=entry.test_fraction or 0.2)
+    test = sorted(subject for subject in by_subject if dataset.person_of(subject) in test_people)
+    train = sorted(subject for subject in by_subject if dataset.person_of(subject) not in test_people)
+    return DatasetSplit(role="in-domain", status="fixed", rule=rule, train=train, test=test,
+                        files=_files_of(index, set(train) | set(test)), excluded=excluded)
+
+
+def dataset_folder(dataset_id: str, data_root: Path | None, overrides: dict[str, Path] | None = None) -> Path | None:
+    """Where a dataset lives: an explicit override, else ``<data_root>/<folder name>``, else None."""
+    if overrides and dataset_id in overrides:
+        return Path(overrides[dataset_id])
+    if data_root is None:
+        return None
+    candidate = Path(data_root) / load_dataset(dataset_id).folder_name
+    return candidate if candidate.is_dir() else None
+
+
+def make_split(
+    suite: Suite,
+    *,
+    data_root: Path | None,
+    overrides: dict[str, Path] | None = None,
+    published_root: Path,
+    existing: SplitFile | None = None,
+) -> SplitFile:
+    """Make (or complete) a suite's split. Fixed entries of ``existing`` are never changed."""
+    datasets: dict[str, DatasetSplit] = {}
+    for entry in suite.datasets:
+        folder = dataset_folder(entry.id, data_root, overrides)
+        index = index_dataset(folder, load_dataset(entry.id)) if folder else None
+        fresh = split_dataset(entry, index, seed=suite.seed, published_root=published_root)
+        previous = existing.datasets.get(entry.id) if existing else None
+        if previous is not None and previous.status == "fixed":
+            if fresh.status == "fixed" and _assignment(fresh) != _assignment(previous):
+                raise SplitError(_frozen_message(suite.id, entry.id, previous, fresh))
+            datasets[entry.id] = previous
+        else:
+            datasets[entry.id] = fresh
+    split = SplitFile(suite=suite.id, seed=suite.seed, made_with=f"cordbench {__version__}", datasets=datasets)
+    split.version = split.content_hash()
+    return split
+
+
+def _assignment(split: DatasetSplit) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return tuple(split.train), tuple(split.test)
+
+
+def _frozen_message(suite_id: str, dataset_id: str, previous: DatasetSplit, fresh: DatasetSplit) -> str:
+    old = set(previous.train) | set(previous.test)
+    new = set(fresh.train) | set(fresh.test)
+    return (
+        f"{split_path(suite_id)}: the split of {dataset_id!r} is frozen and the data now give a different one "
+        f"({len(new - old)} new subjects, {len(old - new)} gone, e.g. {sorted(new ^ old)[:5]}). "
+        "Frozen splits are never changed: make a new suite version instead."
+    )
+
+
+@dataclass
+class VerifyReport:
+    suite: str
+    version: str
+    checked: list[str] = field(default_factory=list)
+    not_checked: dict[str, str] = field(default_factory=dict)
+    missing_subjects: dict[str, list[str]] = field(default_factory=dict)
+    extra_subjects: dict[str, list[str]] = field(default_factory=dict)
+    missing_files: dict[str, list[str]] = field(default_factory=dict)
+    changed_files: dict[str, list[str]] = field(default_factory=dict)
+    not_downloaded: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        problems = (self.missing_subjects, self.extra_subjects, self.missing_files, self.changed_files)
+        return not any(any(values) for values in (problem.values() for problem in problems))
+
+
+def verify_split(
+    split: SplitFile,
+    *,
+    data_root: Path | None,
+    overrides: dict[str, Path] | None = None,
+    only: list[str] | None = None,
+) -> VerifyReport:
+    """Compare local copies with the split: subjects missing or extra, files missing or changed."""
+    report = VerifyReport(suite=split.suite, version=split.version)
+    for dataset_id, entry in split.datasets.items():
+        if only and dataset_id not in only:
+            continue
+        folder = dataset_folder(dataset_id, data_root, overrides)
+        if folder is None:
+            report.not_checked[dataset_id] = "no local copy under the data root"
+            continue
+        if entry.status == "rule-only":
+            report.not_checked[dataset_id] = "split not frozen yet (run `cordbench splits make`)"
+            continue
+        index = index_dataset(folder, load_dataset(dataset_id))
+        _verify_dataset(report, dataset_id, entry, index)
+    return report
+
+
+def _verify_dataset(report: VerifyReport, dataset_id: str, entry: DatasetSplit, index: DatasetIndex) -> None:
+    report.checked.append(dataset_id)
+    expected = set(entry.train) | set(entry.test)
+    local = set(_labelled_subjects(index))
+    report.missing_subjects[dataset_id] = sorted(expected - local)
+    report.extra_subjects[dataset_id] = sorted(local - expected - set(entry.excluded)) if entry.files else []
+    local_files = {case.image.path: case.image for case in index.pairs}
+    local_files.update({case.label.path: case.label for case in index.pairs})
+    missing, changed, absent = [], [], []
+    for relative, digest in sorted(entry.files.items()):
+        info = local_files.get(relative)
+        if info is None:
+            missing.append(relative)
+            continue
+        if info.state != "present":
+            absent.append(relative)
+        actual = file_checksum(index.root, info)
+        if digest is not None and actual is not None and actual != digest:
+            changed.append(relative)
+    report.missing_files[dataset_id] = missing
+    report.changed_files[dataset_id] = changed
+    report.not_downloaded[dataset_id] = absent
+
+
+def load_suite_and_split(suite_id: str) -> tuple[Suite, SplitFile]:
+    return load_suite(suite_id), load_split(suite_id)

@@ -1,0 +1,245 @@
+"""Submission manifests: ``submissions/<name>/submission.yaml``.
+
+A submission says what the model is (an nnU-Net folder or exported archive, a command, or a Python
+function), what it was trained on (the DECLARED training data, from which out-of-domain and leakage are
+derived) and how to run it. Manifests are validated with pydantic; unknown fields are rejected and every
+error names the file and the field path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchmark.io import sha256_file
+
+SUBMISSIONS_DIR = Path(__file__).resolve().parents[1] / "submissions"
+MANIFEST_NAME = "submission.yaml"
+
+
+class SubmissionError(ValueError):
+    """A manifest is missing or invalid, or its files do not match it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NnunetModelSpec(_Strict):
+    """A trained nnU-Net model: its results folder (or an exported zip) and the checkpoint's sha256."""
+
+    type: Literal["nnunet"]
+    folder: str | None = Field(default=None, description="Trained model folder (relative to the submission or absolute)")
+    archive: str | None = Field(default=None, description="A zip made by `cordbench export`")
+    checkpoint: str = "checkpoint_final.pth"
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the checkpoint file")
+    configuration: str
+    folds: list[Union[int, Literal["all"]]] = Field(default_factory=lambda: ["all"])
+    trainer: str | None = None
+    plans: str | None = None
+
+
+class CommandModelSpec(_Strict):
+    """Any program: ``command`` is run with ``{input}`` and ``{output}`` replaced by NIfTI paths.
+
+    ``{python}`` is replaced by the interpreter running cordbench. The program runs in the submission's
+    folder, in a subprocess with a time limit, on a read-only copy of the input, writing to a fresh folder.
+    """
+
+    type: Literal["command"]
+    command: str
+    timeout_s: float = Field(default=600, gt=0)
+    orientation: Literal["native", "RAS"] = Field(
+        default="native", description="Orientation the program expects its input in")
+
+    @field_validator("command")
+    @classmethod
+    def _has_placeholders(cls, command: str) -> str:
+        for placeholder in ("{input}", "{output}"):
+            if placeholder not in command:
+                raise ValueError(f"command must contain {placeholder}")
+        return command
+
+
+class PythonModelSpec(_Strict):
+    """A Python function ``module:function(image_ras, spacing_ras) -> probabilities`` (same grid)."""
+
+    type: Literal["python"]
+    entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+ModelSpec = Annotated[Union[NnunetModelSpec, CommandModelSpec, PythonModelSpec], Field(discriminator="type")]
+
+
+class TrainingData(_Strict):
+    """What the model was trained on: datasets (required), subjects or a split version (optional)."""
+
+    datasets: list[str] = Field(default_factory=list)
+    subjects: dict[str, list[str]] | None = Field(
+        default=None, description="dataset id -> exact subject list used for training")
+    split: str | None = Field(default=None, description="'<suite>@<benchmark version>': trained on that split's train subjects")
+    adapted_from: list[str] = Field(default_factory=list, description="Submissions this one was fine-tuned from")
+    training_time_s: float | None = None
+    packages: dict[str, str] = Field(default_factory=dict)
+    git_revision: str | None = None
+    reproduce: str | None = Field(default=None, description="The command that retrains this model")
+
+
+class InferenceSpec(_Strict):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    test_time_augmentation: bool = False
+
+
+class Submission(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    description: str
+    authors: list[str] = Field(min_length=1)
+    licence: str
+    model: ModelSpec
+    training: TrainingData = TrainingData()
+    inference: InferenceSpec = InferenceSpec()
+    parameters: int | None = Field(default=None, ge=0)
+    folder: Path | None = Field(default=None, exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative).expanduser()
+        return path if path.is_absolute() else (self.folder or Path.cwd()) / path
+
+
+def _describe(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid submission manifest"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def parse_manifest(path: Path) -> Submission:
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise SubmissionError(f"{path}: cannot read manifest ({error})") from error
+    if not isinstance(raw, dict):
+        raise SubmissionError(f"{path}: expected a mapping at the top level")
+    try:
+        submission = Submission.model_validate(raw)
+    except ValidationError as error:
+        raise SubmissionError(_describe(path, error)) from error
+    if submission.name != Path(path).parent.name:
+        raise SubmissionError(f"{path}: name: {submission.name!r} must equal its folder name {Path(path).parent.name!r}")
+    submission.folder = Path(path).parent.resolve()
+    return submission
+
+
+def load_submission(name_or_path: str | Path, root: Path | None = None) -> Submission:
+    """A submission by name (``submissions/<name>``), by folder, or by manifest path."""
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return parse_manifest(candidate)
+    if (candidate / MANIFEST_NAME).is_file():
+        return parse_manifest(candidate / MANIFEST_NAME)
+    path = (root or SUBMISSIONS_DIR) / str(name_or_path) / MANIFEST_NAME
+    if not path.exists():
+        raise SubmissionError(f"{path}: no such submission (see `cordbench submissions list`)")
+    return parse_manifest(path)
+
+
+def list_submissions(root: Path | None = None) -> tuple[list[Submission], dict[Path, str]]:
+    """Every valid submission under root, plus the invalid ones with their error."""
+    valid, invalid = [], {}
+    for manifest in sorted((root or SUBMISSIONS_DIR).glob(f"*/{MANIFEST_NAME}")):
+        try:
+            valid.append(parse_manifest(manifest))
+        except SubmissionError as error:
+            invalid[manifest] = str(error)
+    return valid, invalid
+
+
+def training_datasets(submission: Submission, root: Path | None = None, _seen: frozenset[str] = frozenset()) -> set[str]:
+    """Declared training datasets, including those of every submission it was adapted from."""
+    if submission.name in _seen:
+        raise SubmissionError(f"adapted_from forms a cycle through {submission.name!r}")
+    datasets = set(submission.training.datasets)
+    for parent in submission.training.adapted_from:
+        datasets |= training_datasets(load_submission(parent, root), root, _seen | {submission.name})
+    return datasets
+
+
+def checkpoint_path(submission: Submission) -> Path | None:
+    model = submission.model
+    if not isinstance(model, NnunetModelSpec) or model.folder is None:
+        return None
+    fold = model.folds[0]
+    fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"
+    return submission.resolve(model.folder) / fold_dir / model.checkpoint
+
+
+def check_submission(submission: Submission) -> list[str]:
+    """Problems with the files a manifest points to (empty list: all good)."""
+    problems: list[str] = []
+    model = submission.model
+    if isinstance(model, NnunetModelSpec):
+        if model.archive:
+            archive = submission.resolve(model.archive)
+            if not archive.exists():
+                problems.append(f"model.archive: {archive} does not exist")
+        elif model.folder:
+            checkpoint = checkpoint_path(submission)
+            if not checkpoint.exists():
+                problems.append(f"model.folder: checkpoint {checkpoint} does not exist "
+                                f"(weights are not in git; reproduce with: {submission.training.reproduce or 'n/a'})")
+            elif sha256_file(checkpoint) != model.sha256:
+                problems.append(f"model.sha256: {checkpoint} does not match the manifest's sha256")
+        else:
+            problems.append("model: an nnunet model needs folder or archive")
+    if isinstance(model, PythonModelSpec):
+        import importlib
+
+        module_name, _, function = model.entrypoint.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as error:
+            problems.append(f"model.entrypoint: cannot import {module_name!r} ({error})")
+        else:
+            if not callable(getattr(module, function, None)):
+                problems.append(f"model.entrypoint: {module_name!r} has no function {function!r}")
+    for parent in submission.training.adapted_from:
+        try:
+            load_submission(parent, submission.folder.parent if submission.folder else None)
+        except SubmissionError as error:
+            problems.append(f"training.adapted_from: {error}")
+    return problems
+
+
+def submission_hash(submission: Submission) -> str:
+    """Identifies the model's behaviour: manifest model/inference sections, weights, and the folder's scripts."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(submission.model.model_dump(mode="json"), sort_keys=True).encode())
+    digest.update(json.dumps(submission.inference.model_dump(mode="json"), sort_keys=True).encode())
+    if submission.folder is not None and not isinstance(submission.model, NnunetModelSpec):
+        for path in sorted(submission.folder.rglob("*")):
+            relative = path.relative_to(submission.folder).as_posix()
+            if path.is_file() and not relative.startswith(("results/", "predictions/", "model/")):
+                digest.update(relative.encode())
+                digest.update(sha256_file(path).encode())
+    return digest.hexdigest()
+
+
+def model_sha256(submission: Submission) -> str:
+    """The weights' sha256 for nnU-Net models; the submission hash for other kinds."""
+    model = submission.model
+    return model.sha256 if isinstance(model, NnunetModelSpec) else submission_hash(submission)
+
+
+def write_manifest(submission: Submission, folder: Path) -> Path:
+    from benchmark.io import atomic_write_text
+
+    data = submission.model_dump(mode="json", exclude_none=True)
+    path = Path(folder) / MANIFEST_NAME
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path
