@@ -1,0 +1,38 @@
+"""Shared test fixtures: where ../shared is, and small NIfTI builders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+BIDS = SHARED_DATA / "bids"
+
+
+@pytest.fixture
+def shared_bids() -> Path:
+    """../shared/data/bids, or skip with a message saying where it was looked for."""
+    if not (BIDS / "gmchallenge" / "dataset_description.json").is_file():
+        pytest.skip(f"real data not available: expected ../shared/data/bids at {BIDS}")
+    return BIDS
+
+
+def orientation_affine(codes: str, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """An affine whose voxel axes point along ``codes`` (e.g. 'LPS') with the given spacing."""
+    ras = nib.orientations.axcodes2ornt(tuple(codes))
+    affine = np.eye(4)
+    affine[:3, :3] = 0
+    for voxel_axis, (world_axis, flip) in enumerate(ras):
+        affine[int(world_axis), voxel_axis] = flip * spacing[voxel_axis]
+    affine[:3, 3] = origin
+    return affine
+
+
+def save_nifti(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(data, affine), str(path))
+    return path
