@@ -391,6 +391,81 @@ def metrics_command(
     typer.echo(json.dumps(values, indent=2, sort_keys=True))
 
 
+# ---------------------------------------------------------------- training
+@app.command("train")
+def train_command(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite whose converted training sets to train on."),
+    raw: Optional[Path] = typer.Option(None, "--raw", envvar="nnUNet_raw", help="nnU-Net raw folder written by `convert` (default: $nnUNet_raw)."),
+    work_dir: Path = typer.Option(Path("work/nnunet"), help="Where nnU-Net's preprocessed data and results go."),
+    profile: str = typer.Option("quick", help="quick: reduced 2D plan for a CPU; full: nnU-Net defaults (GPU)."),
+    only: Optional[str] = typer.Option(None, help="aggregated | specific (default: both)."),
+    dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Train only the specific model(s) of these datasets."),
+    seed: int = typer.Option(0, help="Random seed of the training runs."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present, else CPU)."),
+    epochs: Optional[int] = typer.Option(None, help="Override the profile's number of epochs."),
+    iterations: Optional[int] = typer.Option(None, help="Override the profile's iterations per epoch."),
+    configuration: Optional[str] = typer.Option(None, help="Override the nnU-Net configuration (e.g. 2d, 3d_fullres)."),
+    fold: str = typer.Option("all", help="nnU-Net fold (0-4 or all)."),
+    base_id: Optional[int] = typer.Option(None, help="First nnU-Net dataset number used by `convert`."),
+) -> None:
+    """Train the specific models and the aggregated model with nnU-Net, and register each as a submission.
+
+    Interrupt and re-run to continue from the last checkpoint. Weights go to submissions/<name>/model/
+    (not in git); the manifest records their sha256, the exact training subjects and how to reproduce them.
+    """
+    from benchmark.baselines import BaselineError, train_baselines
+
+    if raw is None:
+        fail("say where the converted datasets are: --raw DIR or set nnUNet_raw")
+    if profile not in ("quick", "full"):
+        fail("--profile must be quick or full")
+    if only not in (None, "aggregated", "specific"):
+        fail("--only must be 'aggregated' or 'specific'")
+    try:
+        registered = train_baselines(
+            suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
+            device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
+            fold=fold if fold == "all" else int(fold), base_id=base_id,
+            on_start=lambda plan: console.print(f"[bold]training[/] {plan.submission_name} on {plan.raw_folder.name}"))
+    except BaselineError as error:
+        fail(str(error))
+    for submission in registered:
+        console.print(f"registered {submission.name} (sha256 {submission.model.sha256[:12]}, "
+                      f"{submission.training.training_time_s:.0f} s)")
+
+
+@app.command("export")
+def export_command(
+    name: str = typer.Argument(..., help="Submission to pack."),
+    out: Path = typer.Argument(..., help="Zip file to write."),
+) -> None:
+    """Pack a trained nnU-Net submission (weights, plans, dataset.json, manifest, sha256 of every member)."""
+    from benchmark.packaging import export_submission
+    from benchmark.submissions import SubmissionError
+
+    try:
+        path = export_submission(name, out)
+    except SubmissionError as error:
+        fail(str(error))
+    console.print(f"wrote {path}")
+
+
+@app.command("import")
+def import_command(
+    archive: Path = typer.Argument(..., help="A zip made by `cordbench export`."),
+    overwrite: bool = typer.Option(False, help="Replace a submission of the same name."),
+) -> None:
+    """Verify every checksum of an exported model, then register it under submissions/. Refuses tampered archives."""
+    from benchmark.packaging import ArchiveError, import_archive
+    from benchmark.submissions import SubmissionError
+
+    try:
+        submission = import_archive(archive, overwrite=overwrite)
+    except (ArchiveError, SubmissionError) as error:
+        fail(str(error), code=1)
+    console.print(f"imported {submission.name} into {submission.folder}")
+
+
 def main() -> None:
     app()
 

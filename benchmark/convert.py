@@ -31,12 +31,11 @@ import numpy as np
 
 from benchmark import __version__
 from benchmark.bids_index import Case, index_dataset
-from benchmark.io import atomic_write_bytes, atomic_write_json, sha256_file
+from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.registry import Suite, load_dataset, load_suite
 from benchmark.splits import SplitFile, dataset_folder, load_split
 
 CONVERTER_VERSION = "1"
-AFFINE_TOLERANCE_MM = 1e-3
 LABEL_THRESHOLD = 0.5
 DEFAULT_BASE_IDS = {"synthetic": 500, "real-mini": 520, "spinalcord-v1": 540}
 Part = Literal["train", "test"]

@@ -28,12 +28,11 @@ from typing import Callable, Protocol
 import nibabel as nib
 import numpy as np
 
-from benchmark.io import atomic_write_bytes, atomic_write_json
+from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json
 from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
                                    SubmissionError, checkpoint_path, submission_hash)
 
 BINARY_THRESHOLD = 0.5
-AFFINE_TOLERANCE_MM = 1e-3
 
 
 class ArrayModel(Protocol):

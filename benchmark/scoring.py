@@ -8,8 +8,6 @@ subjects is flagged ``subject_in_training``.
 
 from __future__ import annotations
 
-import platform
-import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +19,7 @@ from benchmark import __version__
 from benchmark.bids_index import Case, index_dataset, participant_field
 from benchmark.convert import LABEL_THRESHOLD
 from benchmark.inference import Predictor, PredictionRecord
+from benchmark.environment import environment
 from benchmark.io import atomic_write_json
 from benchmark.metrics import compute_metrics, worst_metrics
 from benchmark.registry import load_dataset, load_suite
@@ -146,37 +145,6 @@ def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, f
         failure=record.failure,
         **{name: round(float(value), 6) for name, value in metrics.items()},
     )
-
-
-def environment() -> dict[str, str]:
-    info = {"python": platform.python_version(), "platform": platform.platform(), "cordbench": __version__,
-            "numpy": np.__version__, "nibabel": nib.__version__}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        pass
-    try:
-        from importlib.metadata import version
-
-        info["nnunetv2"] = version("nnunetv2")
-    except Exception:
-        pass
-    revision = git_revision()
-    if revision:
-        info["git_revision"] = revision
-    return info
-
-
-def git_revision() -> str | None:
-    try:
-        completed = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
-                                   text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return completed.stdout.strip() or None if completed.returncode == 0 else None
 
 
 def score_submission(

@@ -1,0 +1,172 @@
+"""Train the suite's baselines (one aggregated + one specific nnU-Net per in-domain dataset) and register
+each trained model as a submission with its DECLARED training data.
+
+The raw datasets come from ``benchmark.convert``; training goes through ``benchmark.nnunet.train_model``.
+Weights stay out of git: the model folder is copied to ``submissions/<name>/model/`` (ignored by git) and
+the manifest records the checkpoint's sha256 and the command that reproduces it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from benchmark.convert import dataset_names
+from benchmark.environment import git_revision, package_versions
+from benchmark.registry import load_suite
+from benchmark.splits import load_split
+from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
+                                   write_manifest)
+
+Profile = Literal["quick", "full"]
+
+
+class BaselineError(ValueError):
+    """Training cannot start: the converted dataset is missing or stale."""
+
+
+@dataclass(frozen=True)
+class BaselinePlan:
+    """One model to train: its submission name, its nnU-Net raw dataset and what it is trained on."""
+
+    submission_name: str
+    raw_folder: Path
+    kind: Literal["aggregated", "specific"]
+    datasets: tuple[str, ...]
+
+
+def submission_name(suite_id: str, key: str, profile: Profile) -> str:
+    """``nnunet-synthetic-aggregated-quick``, ``nnunet-synthetic-synth-ms-quick``."""
+    return f"nnunet-{suite_id}-{key}-{profile}"
+
+
+def plan_baselines(suite_id: str, raw_root: Path, profile: Profile, *,
+                   only: Literal["aggregated", "specific"] | None = None, base_id: int | None = None,
+                   datasets: list[str] | None = None) -> list[BaselinePlan]:
+    suite = load_suite(suite_id)
+    in_domain = suite.ids("in-domain")
+    names = dataset_names(suite_id, in_domain, base_id)
+    plans: list[BaselinePlan] = []
+    for dataset_id in in_domain:
+        if only in (None, "specific") and (not datasets or dataset_id in datasets):
+            plans.append(BaselinePlan(submission_name(suite_id, dataset_id, profile), Path(raw_root) / names[dataset_id],
+                                      "specific", (dataset_id,)))
+    if only in (None, "aggregated"):
+        plans.append(BaselinePlan(submission_name(suite_id, "aggregated", profile),
+                                  Path(raw_root) / names["aggregated"], "aggregated", tuple(in_domain)))
+    for plan in plans:
+        if not (plan.raw_folder / "dataset.json").exists():
+            raise BaselineError(f"{plan.raw_folder}: converted dataset not found; run "
+                                f"`cordbench convert --suite {suite_id} --out {raw_root}` first")
+    return plans
+
+
+def training_subjects(raw_folder: Path) -> dict[str, list[str]]:
+    """dataset id -> subjects in imagesTr, read from the converter's provenance file."""
+    provenance = json.loads((raw_folder / "provenance.json").read_text(encoding="utf-8"))
+    subjects: dict[str, set[str]] = {}
+    for case in provenance["cases"].values():
+        if case.get("split") == "train":
+            subjects.setdefault(case["dataset"], set()).add(case["subject"])
+    return {dataset_id: sorted(listed) for dataset_id, listed in sorted(subjects.items())}
+
+
+def copy_model(model_folder: Path, checkpoint: Path, target: Path) -> Path:
+    """Copy what inference needs (plans, dataset.json, fingerprint, the checkpoint) into ``target``."""
+    staging = target.with_name(target.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)
+    (staging / checkpoint.parent.name).mkdir(parents=True)
+    for name in ("plans.json", "dataset.json", "dataset_fingerprint.json"):
+        if (model_folder / name).exists():
+            shutil.copyfile(model_folder / name, staging / name)
+    shutil.copyfile(checkpoint, staging / checkpoint.parent.name / checkpoint.name)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
+
+
+def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profile, *, seed: int,
+                     submissions_root: Path | None = None, reproduce: str) -> Submission:
+    folder = Path(submissions_root or SUBMISSIONS_DIR) / plan.submission_name
+    copy_model(trained.model_folder, trained.checkpoint, folder / "model")
+    split = load_split(suite_id)
+    description = (f"nnU-Net ({trained.configuration}, {profile} profile) trained on "
+                   + ("ALL in-domain datasets of " if plan.kind == "aggregated" else f"{plan.datasets[0]} of ")
+                   + f"the {suite_id} suite (train split {split.version}); seed {seed}.")
+    submission = Submission(
+        name=plan.submission_name,
+        description=description,
+        authors=["cordbench baselines"],
+        licence="MIT",
+        model=NnunetModelSpec(type="nnunet", folder="model", checkpoint=trained.checkpoint.name,
+                              sha256=trained.checkpoint_sha256, configuration=trained.configuration,
+                              folds=list(trained.folds), trainer=trained.trainer_name, plans="nnUNetPlans"),
+        training=TrainingData(
+            datasets=list(plan.datasets),
+            subjects=training_subjects(plan.raw_folder),
+            split=f"{suite_id}@{split.version}",
+            training_time_s=round(trained.training_seconds, 1),
+            packages=package_versions(),
+            git_revision=git_revision(),
+            reproduce=reproduce,
+        ),
+        inference=InferenceSpec(device="auto", test_time_augmentation=False),
+        parameters=count_parameters(folder / "model" / trained.checkpoint.parent.name / trained.checkpoint.name),
+    )
+    write_manifest(submission, folder)
+    submission.folder = folder.resolve()
+    return submission
+
+
+def count_parameters(checkpoint: Path) -> int | None:
+    import torch
+
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    weights = state.get("network_weights", {})
+    return int(sum(tensor.numel() for name, tensor in weights.items() if not name.endswith("num_batches_tracked")))
+
+
+def train_baselines(
+    suite_id: str,
+    *,
+    raw_root: Path,
+    work_dir: Path,
+    profile: Profile = "quick",
+    only: Literal["aggregated", "specific"] | None = None,
+    datasets: list[str] | None = None,
+    seed: int = 0,
+    device: str | None = None,
+    num_epochs: int | None = None,
+    iterations_per_epoch: int | None = None,
+    configuration: str | None = None,
+    fold: int | str = "all",
+    base_id: int | None = None,
+    submissions_root: Path | None = None,
+    on_start=None,
+) -> list[Submission]:
+    """Train every planned baseline in turn (resuming any that was interrupted) and register it."""
+    from benchmark.nnunet.train import train_model
+
+    registered: list[Submission] = []
+    for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets):
+        if on_start:
+            on_start(plan)
+        trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration, fold=fold,
+                              num_epochs=num_epochs, iterations_per_epoch=iterations_per_epoch, device=device,
+                              seed=seed, resume=True)
+        options = f" --epochs {num_epochs}" if num_epochs else ""
+        options += f" --iterations {iterations_per_epoch}" if iterations_per_epoch else ""
+        reproduce = (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
+                     f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
+                     + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
+        registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
+                                           submissions_root=submissions_root, reproduce=reproduce))
+    return registered
