@@ -1,0 +1,573 @@
+"""Regression and reproducibility gates over two results files.
+
+Regression gate (:func:`compare_results`): does a candidate submission score worse than a baseline
+on the same cases? Per dataset, with cases paired by ``case_id`` and ``d_i = candidate_i - baseline_i``
+for the chosen metric, the dataset **fails** when both
+
+1. the candidate's mean is worse by more than the margin (in the metric's units):
+   ``drop = s * (mean(baseline) - mean(candidate)) > margin``, ``s = +1`` if higher is better
+   (dice, nsd) else ``-1`` (hd95, rve, csa_error); and
+2. the one-sided paired Wilcoxon signed-rank test of "candidate worse" (``alternative="less"`` on
+   ``d`` if higher is better, ``"greater"`` otherwise) is significant: its p-value, Holm-adjusted over
+   all datasets of the comparison, is ``<= alpha``.
+
+The whole gate also fails, with its own message, when the two files are not comparable: different
+suite, different ``benchmark_version`` (split hash), cases missing on one side, duplicated case ids,
+or a case id whose image hash or dataset differs. Verdicts are still computed on the shared cases
+(for information) but ``passed`` is false. Rows of failed predictions are never dropped: they are
+scored worst in the results file and count like any other case.
+
+Reproducibility gate (:func:`reproduce_check`): a re-scored run of a registered model must reproduce
+every per-dataset mean of the stored results within ``tolerance`` (``|mean_rescored - mean_stored| <=
+tolerance`` for each metric asked for), on the same cases, suite, benchmark version and model.
+
+Exit codes (:func:`exit_code`, :func:`run_gate`): 0 pass, 1 fail, 2 unusable input
+(:class:`GateInputError`: unreadable/invalid results file, unknown metric, bad margin/alpha).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence, TextIO
+
+import numpy as np
+
+from benchmark.io import atomic_write_json, atomic_write_text
+from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from benchmark.results import CaseResult, ResultsError, ResultsFile, load_results
+from benchmark.stats import MeanCI, holm_adjust, paired_difference_ci, paired_wilcoxon
+
+Verdict = Literal["pass", "fail"]
+GateKind = Literal["regression", "reproduce"]
+
+#: Case ids listed in a coverage message (the rest are counted).
+MAX_LISTED_CASES = 10
+#: Slack for comparing a drop with the margin: a drop equal to the margin up to rounding passes.
+_FLOAT_SLACK = 1e-12
+_CONFIDENCE = 0.95
+
+
+class GateInputError(ValueError):
+    """The gate cannot run on this input (unreadable file, unknown metric, bad option): exit 2."""
+
+
+@dataclass
+class DatasetVerdict:
+    """The gate's verdict on one dataset (and one metric).
+
+    ``difference`` is the paired bootstrap CI of ``mean(candidate - baseline)``; ``p_value`` is the
+    one-sided (candidate worse) paired Wilcoxon p-value, Holm-adjusted across the datasets of the
+    report (NaN in a reproducibility report, which uses a tolerance instead of a test).
+    """
+
+    dataset: str
+    n: int
+    baseline_mean: float
+    candidate_mean: float
+    difference: MeanCI
+    p_value: float
+    verdict: Verdict
+    reason: str
+    metric: str = "dice"
+
+
+@dataclass
+class GateReport:
+    """All verdicts of one gate run; ``passed`` is false on any failed verdict or any problem."""
+
+    verdicts: list[DatasetVerdict]
+    passed: bool
+    problems: list[str]
+    metric: str
+    margin: float
+    alpha: float
+    kind: GateKind = "regression"
+    candidate: str = ""
+    baseline: str = ""
+    suite: str = ""
+    benchmark_version: str = ""
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _check_metric(metric: str) -> None:
+    if metric not in METRIC_NAMES:
+        raise GateInputError(f"unknown metric {metric!r}; choose one of {', '.join(METRIC_NAMES)}")
+
+
+def _list_ids(ids: Sequence[str]) -> str:
+    shown = ", ".join(ids[:MAX_LISTED_CASES])
+    more = len(ids) - MAX_LISTED_CASES
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _index_cases(results: ResultsFile, role: str, problems: list[str]) -> dict[str, CaseResult]:
+    """Cases by ``case_id``; a duplicated id is a problem (pairing would be ambiguous)."""
+    by_id: dict[str, CaseResult] = {}
+    duplicates: list[str] = []
+    for case in results.cases:
+        if case.case_id in by_id:
+            duplicates.append(case.case_id)
+        by_id[case.case_id] = case
+    if duplicates:
+        problems.append(f"{role} lists {len(duplicates)} case id(s) twice: {_list_ids(sorted(set(duplicates)))}")
+    return by_id
+
+
+def _header_problems(first: ResultsFile, second: ResultsFile, names: tuple[str, str], suite: str | None) -> list[str]:
+    problems: list[str] = []
+    first_name, second_name = names
+    if first.suite != second.suite:
+        problems.append(f"different suites: {first_name} {first.suite!r}, {second_name} {second.suite!r}")
+    if suite is not None:
+        for name, results in ((first_name, first), (second_name, second)):
+            if results.suite != suite:
+                problems.append(f"{name} was scored on suite {results.suite!r}, the gate asks for {suite!r}")
+    if first.benchmark_version != second.benchmark_version:
+        problems.append(
+            "different benchmark versions (split hashes): "
+            f"{first_name} {first.benchmark_version!r}, {second_name} {second.benchmark_version!r}; "
+            "re-score both on the same version"
+        )
+    return problems
+
+
+def _pair_cases(
+    candidate: ResultsFile, baseline: ResultsFile, names: tuple[str, str], problems: list[str]
+) -> dict[str, list[tuple[CaseResult, CaseResult]]]:
+    """Shared cases grouped by dataset, as ``(candidate, baseline)`` pairs sorted by case id."""
+    candidate_name, baseline_name = names
+    by_candidate = _index_cases(candidate, candidate_name, problems)
+    by_baseline = _index_cases(baseline, baseline_name, problems)
+    missing = sorted(set(by_baseline) - set(by_candidate))
+    extra = sorted(set(by_candidate) - set(by_baseline))
+    if missing:
+        problems.append(
+            f"{candidate_name} is missing {len(missing)} case(s) that {baseline_name} has: {_list_ids(missing)}"
+        )
+    if extra:
+        problems.append(f"{candidate_name} has {len(extra)} case(s) that {baseline_name} lacks: {_list_ids(extra)}")
+    shared = sorted(set(by_candidate) & set(by_baseline))
+    if not shared and not (missing or extra):
+        problems.append("no cases to compare: both results files are empty")
+    changed_images = [cid for cid in shared if by_candidate[cid].image_sha256 != by_baseline[cid].image_sha256]
+    if changed_images:
+        problems.append(
+            f"{len(changed_images)} case(s) were scored on different images (image_sha256 differs): "
+            f"{_list_ids(changed_images)}"
+        )
+    moved = [cid for cid in shared if by_candidate[cid].dataset != by_baseline[cid].dataset]
+    if moved:
+        problems.append(f"{len(moved)} case(s) belong to different datasets in the two files: {_list_ids(moved)}")
+    grouped: dict[str, list[tuple[CaseResult, CaseResult]]] = defaultdict(list)
+    for cid in shared:
+        grouped[by_baseline[cid].dataset].append((by_candidate[cid], by_baseline[cid]))
+    return {dataset: grouped[dataset] for dataset in sorted(grouped)}
+
+
+def _metric_values(pairs: list[tuple[CaseResult, CaseResult]], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    candidate = np.array([float(getattr(pair[0], metric)) for pair in pairs])
+    baseline = np.array([float(getattr(pair[1], metric)) for pair in pairs])
+    return candidate, baseline
+
+
+def _failure_note(pairs: list[tuple[CaseResult, CaseResult]]) -> str:
+    candidate_failed = sum(pair[0].failure is not None for pair in pairs)
+    baseline_failed = sum(pair[1].failure is not None for pair in pairs)
+    if candidate_failed == baseline_failed == 0:
+        return ""
+    return f"; failed predictions (scored worst): candidate {candidate_failed}, baseline {baseline_failed}"
+
+
+def _regression_reason(drop: float, p_value: float, margin: float, alpha: float, fails: bool) -> str:
+    p_text = f"p (Holm) = {_format_p(p_value)}"
+    if fails:
+        return f"worse by {drop:.4f} > margin {margin:.4g} and significant ({p_text} <= {alpha:g})"
+    if drop <= 0:
+        return f"not worse (better by {-drop:.4f})"
+    if drop <= margin + _FLOAT_SLACK:
+        return f"worse by {drop:.4f}, within margin {margin:.4g}"
+    return f"worse by {drop:.4f} > margin {margin:.4g} but not significant ({p_text} > {alpha:g})"
+
+
+# --------------------------------------------------------------------------- regression gate
+
+
+def compare_results(
+    candidate: ResultsFile,
+    baseline: ResultsFile,
+    *,
+    metric: str = "dice",
+    margin: float = 0.01,
+    alpha: float = 0.05,
+    seed: int = 0,
+    suite: str | None = None,
+) -> GateReport:
+    """Regression gate of ``candidate`` against ``baseline`` (see the module docstring).
+
+    ``suite``, when given, must be the suite of both files (a mismatch is a problem). ``seed`` feeds
+    the bootstrap of the difference CI; the verdict itself does not depend on it.
+    """
+    _check_metric(metric)
+    if not (margin >= 0 and math.isfinite(margin)):
+        raise GateInputError(f"margin must be a finite number >= 0, got {margin}")
+    if not 0 < alpha < 1:
+        raise GateInputError(f"alpha must be in (0, 1), got {alpha}")
+    names = (f"candidate {candidate.submission!r}", f"baseline {baseline.submission!r}")
+    problems = _header_problems(candidate, baseline, names, suite)
+    grouped = _pair_cases(candidate, baseline, names, problems)
+    higher = HIGHER_IS_BETTER[metric]
+    worse_alternative = "less" if higher else "greater"
+    sign = 1.0 if higher else -1.0
+
+    summaries = []
+    for dataset, pairs in grouped.items():
+        candidate_values, baseline_values = _metric_values(pairs, metric)
+        summaries.append(
+            (
+                dataset,
+                pairs,
+                float(np.mean(baseline_values)),
+                float(np.mean(candidate_values)),
+                paired_difference_ci(candidate_values, baseline_values, confidence=_CONFIDENCE, seed=seed),
+                paired_wilcoxon(candidate_values, baseline_values, alternative=worse_alternative),
+            )
+        )
+    adjusted = holm_adjust([summary[5] for summary in summaries])
+
+    verdicts = []
+    for (dataset, pairs, baseline_mean, candidate_mean, difference, _), p_value in zip(summaries, adjusted):
+        drop = sign * (baseline_mean - candidate_mean)
+        fails = drop > margin + _FLOAT_SLACK and p_value <= alpha
+        reason = _regression_reason(drop, p_value, margin, alpha, fails) + _failure_note(pairs)
+        verdicts.append(
+            DatasetVerdict(
+                dataset=dataset,
+                n=len(pairs),
+                baseline_mean=baseline_mean,
+                candidate_mean=candidate_mean,
+                difference=difference,
+                p_value=p_value,
+                verdict="fail" if fails else "pass",
+                reason=reason,
+                metric=metric,
+            )
+        )
+    return GateReport(
+        verdicts=verdicts,
+        passed=not problems and all(v.verdict == "pass" for v in verdicts),
+        problems=problems,
+        metric=metric,
+        margin=float(margin),
+        alpha=float(alpha),
+        kind="regression",
+        candidate=candidate.submission,
+        baseline=baseline.submission,
+        suite=baseline.suite,
+        benchmark_version=baseline.benchmark_version,
+    )
+
+
+# --------------------------------------------------------------------------- reproducibility gate
+
+
+def reproduce_check(
+    stored: ResultsFile,
+    rescored: ResultsFile,
+    *,
+    tolerance: float = 0.005,
+    metrics: Sequence[str] = ("dice",),
+) -> GateReport:
+    """Does ``rescored`` reproduce every per-dataset mean of ``stored`` within ``tolerance``?
+
+    A (dataset, metric) fails when ``|mean(rescored) - mean(stored)| > tolerance``. Problems
+    (coverage, suite, benchmark version, image hashes, and a different submission name or
+    ``model_sha256``) fail the check too. The report's ``candidate`` is the rescored run, ``baseline``
+    the stored one; ``margin`` holds the tolerance and ``alpha`` is NaN (no test).
+    """
+    metrics = tuple(metrics)
+    if not metrics:
+        raise GateInputError("reproduce_check needs at least one metric")
+    for metric in metrics:
+        _check_metric(metric)
+    if not (tolerance >= 0 and math.isfinite(tolerance)):
+        raise GateInputError(f"tolerance must be a finite number >= 0, got {tolerance}")
+    names = (f"rescored {rescored.submission!r}", f"stored {stored.submission!r}")
+    problems = _header_problems(rescored, stored, names, None)
+    if rescored.submission != stored.submission:
+        problems.append(f"different submissions: stored {stored.submission!r}, rescored {rescored.submission!r}")
+    if rescored.model_sha256 != stored.model_sha256:
+        problems.append(
+            f"different model weights: stored model_sha256 {stored.model_sha256[:12]}, "
+            f"rescored {rescored.model_sha256[:12]}"
+        )
+    grouped = _pair_cases(rescored, stored, names, problems)
+
+    verdicts = []
+    for dataset, pairs in grouped.items():
+        for metric in metrics:
+            rescored_values, stored_values = _metric_values(pairs, metric)
+            stored_mean = float(np.mean(stored_values))
+            rescored_mean = float(np.mean(rescored_values))
+            shift = rescored_mean - stored_mean
+            largest_case = float(np.max(np.abs(rescored_values - stored_values)))
+            fails = abs(shift) > tolerance + _FLOAT_SLACK
+            relation = ">" if fails else "<="
+            verdicts.append(
+                DatasetVerdict(
+                    dataset=dataset,
+                    n=len(pairs),
+                    baseline_mean=stored_mean,
+                    candidate_mean=rescored_mean,
+                    difference=paired_difference_ci(rescored_values, stored_values, confidence=_CONFIDENCE),
+                    p_value=math.nan,
+                    verdict="fail" if fails else "pass",
+                    reason=(
+                        f"mean moved by {shift:+.4f}, |shift| {relation} tolerance {tolerance:g}; "
+                        f"largest per-case change {largest_case:.4f}"
+                    ),
+                    metric=metric,
+                )
+            )
+    return GateReport(
+        verdicts=verdicts,
+        passed=not problems and all(v.verdict == "pass" for v in verdicts),
+        problems=problems,
+        metric=",".join(metrics),
+        margin=float(tolerance),
+        alpha=math.nan,
+        kind="reproduce",
+        candidate=rescored.submission,
+        baseline=stored.submission,
+        suite=stored.suite,
+        benchmark_version=stored.benchmark_version,
+    )
+
+
+# --------------------------------------------------------------------------- output
+
+
+def exit_code(report: GateReport) -> int:
+    """0 when the gate passed, 1 when it failed (2, unusable input, is :class:`GateInputError`)."""
+    return 0 if report.passed else 1
+
+
+def _format_p(p_value: float) -> str:
+    if math.isnan(p_value):
+        return "n/a"
+    if p_value < 1e-4:
+        return f"{p_value:.1e}"
+    return f"{p_value:.4f}"
+
+
+def _format_difference(ci: MeanCI) -> str:
+    return f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+
+
+def _direction_text(metric: str) -> str:
+    return "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
+
+
+def gate_markdown(report: GateReport) -> str:
+    """The report as Markdown for a pull-request comment or a job summary: headline, table, notes.
+
+    Regression columns: dataset | n | baseline mean | candidate mean | difference [95% CI] |
+    p (Holm) | verdict. Numbers have 4 decimals; the difference is candidate - baseline.
+    """
+    status = "PASS" if report.passed else "FAIL"
+    failed = [v for v in report.verdicts if v.verdict == "fail"]
+    lines: list[str] = []
+    if report.kind == "regression":
+        lines.append(
+            f"## cordbench gate: **{status}** - candidate `{report.candidate}` vs baseline `{report.baseline}`"
+        )
+        lines.append("")
+        lines.append(
+            f"Suite `{report.suite}` (benchmark version `{report.benchmark_version}`); metric `{report.metric}` "
+            f"({_direction_text(report.metric)}); a dataset fails when the candidate is worse by more than "
+            f"{report.margin:g} and the one-sided paired Wilcoxon test, Holm-corrected over "
+            f"{len(report.verdicts)} dataset(s), gives p <= {report.alpha:g}. "
+            f"{len(failed)} of {len(report.verdicts)} dataset(s) fail; {len(report.problems)} problem(s)."
+        )
+        lines.append("")
+        lines.append("| dataset | n | baseline mean | candidate mean | difference [95% CI] | p (Holm) | verdict |")
+        lines.append("|---|---:|---:|---:|---|---:|---|")
+        for v in report.verdicts:
+            lines.append(
+                f"| {v.dataset} | {v.n} | {v.baseline_mean:.4f} | {v.candidate_mean:.4f} | "
+                f"{_format_difference(v.difference)} | {_format_p(v.p_value)} | {v.verdict.upper()} |"
+            )
+    else:
+        lines.append(
+            f"## cordbench reproduce: **{status}** - rescored `{report.candidate}` vs stored results"
+        )
+        lines.append("")
+        lines.append(
+            f"Suite `{report.suite}` (benchmark version `{report.benchmark_version}`); metrics "
+            f"`{report.metric}`; every per-dataset mean must be reproduced within {report.margin:g}. "
+            f"{len(failed)} of {len(report.verdicts)} check(s) fail; {len(report.problems)} problem(s)."
+        )
+        lines.append("")
+        lines.append("| dataset | metric | n | stored mean | rescored mean | difference [95% CI] | verdict |")
+        lines.append("|---|---|---:|---:|---:|---|---|")
+        for v in report.verdicts:
+            lines.append(
+                f"| {v.dataset} | {v.metric} | {v.n} | {v.baseline_mean:.4f} | {v.candidate_mean:.4f} | "
+                f"{_format_difference(v.difference)} | {v.verdict.upper()} |"
+            )
+    if not report.verdicts:
+        lines.append("| (no shared cases) | | | | | | |")
+    lines.append("")
+    if report.problems:
+        lines.append("**Problems (the gate fails on each):**")
+        lines.extend(f"- {problem}" for problem in report.problems)
+        lines.append("")
+    if report.verdicts:
+        lines.append("<details><summary>Reasons</summary>")
+        lines.append("")
+        lines.extend(f"- {v.dataset} ({v.metric}): {v.verdict}: {v.reason}" for v in report.verdicts)
+        lines.append("")
+        lines.append("</details>")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _json_number(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def gate_json(report: GateReport) -> dict[str, Any]:
+    """The report as a JSON-ready dict (NaN becomes ``null``); keys follow the dataclass fields."""
+    verdicts = []
+    for verdict in report.verdicts:
+        row = asdict(verdict)
+        difference = row["difference"]
+        row["difference"] = {
+            "mean": _json_number(difference["mean"]),
+            "low": _json_number(difference["low"]),
+            "high": _json_number(difference["high"]),
+            "n": difference["n"],
+        }
+        for key in ("baseline_mean", "candidate_mean", "p_value"):
+            row[key] = _json_number(row[key])
+        verdicts.append(row)
+    return {
+        "kind": report.kind,
+        "passed": report.passed,
+        "exit_code": exit_code(report),
+        "candidate": report.candidate,
+        "baseline": report.baseline,
+        "suite": report.suite,
+        "benchmark_version": report.benchmark_version,
+        "metric": report.metric,
+        "margin": report.margin,
+        "alpha": _json_number(report.alpha),
+        "problems": list(report.problems),
+        "verdicts": verdicts,
+    }
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def load_gate_input(path: Path) -> ResultsFile:
+    """Load a results file for the gate; anything unreadable is a :class:`GateInputError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise GateInputError(f"{path}: results file not found")
+    try:
+        return load_results(path)
+    except ResultsError as error:
+        raise GateInputError(str(error)) from error
+
+
+def _emit(report: GateReport, markdown_path: Path | None, json_path: Path | None, out: TextIO) -> int:
+    markdown = gate_markdown(report)
+    out.write(markdown + ("" if markdown.endswith("\n") else "\n"))
+    if markdown_path is not None:
+        atomic_write_text(Path(markdown_path), markdown)
+    if json_path is not None:
+        atomic_write_json(Path(json_path), gate_json(report))
+    return exit_code(report)
+
+
+def run_gate(
+    candidate: Path,
+    baseline: Path,
+    *,
+    suite: str | None = None,
+    metric: str = "dice",
+    margin: float = 0.01,
+    alpha: float = 0.05,
+    seed: int = 0,
+    markdown_path: Path | None = None,
+    json_path: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """``cordbench gate`` without the CLI: load both files, compare, print Markdown, return the exit code.
+
+    Markdown goes to ``out`` (stdout) and, if asked, to ``markdown_path``; the JSON report to
+    ``json_path`` (both written atomically). Returns 0 pass, 1 fail, 2 unusable input (message on
+    ``err``, stderr).
+    """
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        report = compare_results(
+            load_gate_input(candidate),
+            load_gate_input(baseline),
+            metric=metric,
+            margin=margin,
+            alpha=alpha,
+            seed=seed,
+            suite=suite,
+        )
+    except GateInputError as error:
+        err.write(f"cordbench gate: error: {error}\n")
+        return 2
+    return _emit(report, markdown_path, json_path, out)
+
+
+def run_reproduce(
+    stored: Path,
+    rescored: Path,
+    *,
+    tolerance: float = 0.005,
+    metrics: Sequence[str] = ("dice",),
+    markdown_path: Path | None = None,
+    json_path: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Reproducibility check of two results files; same outputs and exit codes as :func:`run_gate`."""
+    out = sys.stdout if out is None else out
+    err = sys.stderr if err is None else err
+    try:
+        report = reproduce_check(
+            load_gate_input(stored), load_gate_input(rescored), tolerance=tolerance, metrics=metrics
+        )
+    except GateInputError as error:
+        err.write(f"cordbench gate: error: {error}\n")
+        return 2
+    return _emit(report, markdown_path, json_path, out)
+
+
+__all__ = [
+    "DatasetVerdict",
+    "GateReport",
+    "GateInputError",
+    "compare_results",
+    "reproduce_check",
+    "gate_markdown",
+    "gate_json",
+    "exit_code",
+    "load_gate_input",
+    "run_gate",
+    "run_reproduce",
+]
