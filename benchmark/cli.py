@@ -466,6 +466,80 @@ def import_command(
     console.print(f"imported {submission.name} into {submission.folder}")
 
 
+# ---------------------------------------------------------------- gate
+def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
+    """A results file path, or a submission name -> its results file for the suite's current split version
+    (or, when it has none for that version, its newest one, so that the gate reports the version change)."""
+    from benchmark.splits import SplitError, load_split
+    from benchmark.submissions import SUBMISSIONS_DIR
+
+    candidate = Path(name_or_path)
+    if candidate.suffix == ".json":
+        return candidate
+    if suite is None:
+        fail(f"--suite is needed to find the results of submission {name_or_path!r}")
+    folder = SUBMISSIONS_DIR / name_or_path / "results"
+    try:
+        current = folder / f"{suite}_{load_split(suite).version}.json"
+    except SplitError as error:
+        fail(str(error))
+    if current.exists():
+        return current
+    older = sorted(folder.glob(f"{suite}_*.json"), key=lambda path: path.stat().st_mtime)
+    if not older:
+        fail(f"{folder}: no results of {name_or_path!r} on suite {suite!r}; run `cordbench score {name_or_path} --suite {suite}`")
+    return older[-1]
+
+
+@app.command("gate")
+def gate_command(
+    candidate: Optional[str] = typer.Option(None, help="Candidate: submission name or results file."),
+    baseline: Optional[str] = typer.Option(None, help="Baseline: submission name or results file."),
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite (needed when giving names)."),
+    metric: str = typer.Option("dice", help="dice | nsd | hd95 | rve | csa_error."),
+    margin: float = typer.Option(0.01, help="Largest tolerated drop of the per-dataset mean, in the metric's units."),
+    alpha: float = typer.Option(0.05, help="Significance level of the one-sided paired test (Holm across datasets)."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap confidence intervals."),
+    markdown: Optional[Path] = typer.Option(None, help="Also write the Markdown table here (for a PR comment)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON here."),
+    reproduce: Optional[str] = typer.Option(None, help="Reproducibility gate: re-score this submission from scratch "
+                                                       "and compare with its stored results."),
+    data_root: Optional[Path] = typer.Option(None, help="With --reproduce: the data root to score on."),
+    tolerance: float = typer.Option(0.005, help="With --reproduce: largest tolerated change of a per-dataset mean."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="With --reproduce: see `score`."),
+) -> None:
+    """Fail (exit 1) when the candidate drops the metric by more than the margin AND significantly, on any dataset.
+
+    Also fails when the two results do not cover the same cases or come from different benchmark versions.
+    Exit 0 pass, 1 fail, 2 unusable input. `--reproduce NAME` re-scores a registered submission and fails when
+    a per-dataset mean moved by more than --tolerance.
+    """
+    from benchmark.gate import run_gate, run_reproduce
+
+    if reproduce:
+        import tempfile
+
+        from benchmark.scoring import ScoringError, score_submission
+
+        if suite is None:
+            fail("--reproduce needs --suite")
+        stored = resolve_results(reproduce, suite)
+        with tempfile.TemporaryDirectory(prefix="cordbench-reproduce-") as scratch:
+            try:
+                _results, rescored = score_submission(
+                    reproduce, suite, data_root=data_root, trust_checkpoint=trust_checkpoint,
+                    out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions")
+            except (ScoringError, ValueError) as error:
+                fail(str(error))
+            raise typer.Exit(run_reproduce(stored, rescored, tolerance=tolerance, markdown_path=markdown,
+                                           json_path=json_out))
+    if not candidate or not baseline:
+        fail("give --candidate and --baseline (or --reproduce NAME)")
+    raise typer.Exit(run_gate(resolve_results(candidate, suite), resolve_results(baseline, suite), suite=suite,
+                              metric=metric, margin=margin, alpha=alpha, seed=seed, markdown_path=markdown,
+                              json_path=json_out))
+
+
 def main() -> None:
     app()
 

@@ -157,8 +157,14 @@ def score_submission(
     trust_checkpoint: bool = False,
     submissions_root: Path | None = None,
     progress: bool = True,
+    out_path: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[ResultsFile, Path]:
-    """Predict and score every test case of the suite; write and return the results file."""
+    """Predict and score every test case of the suite; write and return the results file.
+
+    ``out_path`` and ``cache_dir`` redirect the results file and the prediction cache (the reproducibility
+    gate re-scores from scratch into a scratch folder, never over the stored results).
+    """
     from rich.progress import Progress
 
     submission = load_submission(name, submissions_root)
@@ -166,7 +172,7 @@ def score_submission(
     cases = test_cases(suite_id, split, data_root, overrides)
     trained_on = training_datasets(submission, submissions_root)
     trained_people = declared_training_people(submission)
-    predictor = Predictor(submission, submission.folder / "predictions", device=device,
+    predictor = Predictor(submission, cache_dir or submission.folder / "predictions", device=device,
                           trust_checkpoint=trust_checkpoint)
     rows: list[CaseResult] = []
     index: dict[str, dict[str, str | None]] = {}
@@ -193,9 +199,10 @@ def score_submission(
         environment=environment(),
         cases=rows,
     )
-    path = results_path(submission.folder, suite_id, split.version)
+    path = out_path or results_path(submission.folder, suite_id, split.version)
     write_results(path, results)
-    atomic_write_json(submission.folder / "cases_index.json", index)
+    if out_path is None:
+        atomic_write_json(submission.folder / "cases_index.json", index)
     return results, path
 
 
