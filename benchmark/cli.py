@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -538,6 +539,109 @@ def gate_command(
     raise typer.Exit(run_gate(resolve_results(candidate, suite), resolve_results(baseline, suite), suite=suite,
                               metric=metric, margin=margin, alpha=alpha, seed=seed, markdown_path=markdown,
                               json_path=json_out))
+
+
+# ---------------------------------------------------------------- synthetic data, demo, report, leaderboard
+@app.command("synth")
+def synth_command(
+    out: Path = typer.Argument(Path("work/data/synthetic"), help="Folder to write the six synthetic BIDS datasets into."),
+    seed: int = typer.Option(0, help="Random seed (the committed synthetic split is for seed 0)."),
+    figure: Optional[Path] = typer.Option(None, help="Also write a PNG with one slice per contrast and its mask."),
+) -> None:
+    """Generate the synthetic suite: phantom cervical cord MRI in BIDS with exact masks (no download)."""
+    from benchmark.bids_index import index_dataset
+    from benchmark.registry import load_dataset
+    from benchmark.synth import generate_suite, render_contrast_figure
+
+    folders = generate_suite(out, seed=seed)
+    table = Table(title=f"synthetic suite (seed {seed}) in {out}")
+    table.add_column("dataset")
+    table.add_column("subjects", justify="right")
+    table.add_column("image/mask pairs", justify="right")
+    for dataset_id, folder in folders.items():
+        index = index_dataset(folder, load_dataset(dataset_id))
+        table.add_row(dataset_id, str(len(index.subjects())), str(len(index.pairs)))
+    console.print(table)
+    if figure:
+        console.print(f"wrote {render_contrast_figure(figure, seed=seed)}")
+    if seed != 0:
+        console.print("[yellow]note:[/] the committed split of the synthetic suite is for seed 0; "
+                      "`splits verify --suite synthetic` will report other seeds' data as different")
+
+
+@app.command("demo")
+def demo_command(
+    suite: str = typer.Option("synthetic", "--suite", "-s", help="synthetic (embedded, generated here) or a real suite."),
+    data_root: Optional[Path] = typer.Option(None, help="Where the suite's datasets are (not needed for synthetic)."),
+    work_dir: Path = typer.Option(Path("work"), help="Where data, nnU-Net files and the report are written."),
+    profile: str = typer.Option("quick", help="quick (2-core CPU, minutes) or full (nnU-Net defaults, GPU)."),
+    seed: int = typer.Option(0, help="Training seed."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present)."),
+    epochs: Optional[int] = typer.Option(None, help="Override the profile's epochs."),
+    iterations: Optional[int] = typer.Option(None, help="Override the profile's iterations per epoch."),
+) -> None:
+    """Run the seed experiment end to end: data, splits, training sets, 1 aggregated + N specific models,
+    scores on every in-domain and OOD test split, comparison table, HTML report.
+
+    Re-running reuses everything already done; after Ctrl-C, re-run to continue.
+    """
+    from benchmark.demo import run_demo
+
+    started = time.perf_counter()
+    try:
+        _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
+                                             seed=seed, device=device, epochs=epochs, iterations=iterations,
+                                             console=console)
+    except (ValueError, RuntimeError) as error:
+        fail(str(error))
+    console.print(f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: "
+                  + ", ".join(f"{name.split('. ', 1)[0]}) {seconds:.0f} s" for name, seconds in timings.steps.items()))
+
+
+@app.command("report")
+def report_command(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite whose results to report."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: work/report/<suite>.html)."),
+    results_dir: Optional[list[Path]] = typer.Option(None, "--results-dir", help="Extra folders with results files."),
+    metric: str = typer.Option("dice", help="dice | nsd | hd95 | rve | csa_error."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap intervals."),
+) -> None:
+    """Write the self-contained HTML report (plotly figures, statistics, overlays) from the results files."""
+    from benchmark.report import ReportError, case_images_from_cases_index, write_report
+    from benchmark.results import find_results_files, load_many
+    from benchmark.submissions import SUBMISSIONS_DIR
+
+    results, skipped = load_many(find_results_files(SUBMISSIONS_DIR, *(results_dir or [])))
+    for path, why in skipped.items():
+        err_console.print(f"[yellow]skipped[/] {why}")
+    indexes = {result.submission: SUBMISSIONS_DIR / result.submission / "cases_index.json" for result in results}
+    try:
+        path = write_report(results, out or Path("work/report") / f"{suite}.html", suite=suite, metric=metric,
+                            case_images=case_images_from_cases_index(indexes), seed=seed)
+    except ReportError as error:
+        fail(str(error))
+    console.print(f"wrote {path}")
+
+
+@app.command("leaderboard")
+def leaderboard_command(
+    results_dir: Optional[list[Path]] = typer.Option(None, "--results-dir", help="Extra folders with results files."),
+    data_root: Optional[Path] = typer.Option(None, help="Data root, for the case view's image overlays."),
+    port: int = typer.Option(8501, help="Port to serve on."),
+    address: str = typer.Option("127.0.0.1", help="Address to listen on."),
+) -> None:
+    """Start the Streamlit leaderboard (reads the results files under submissions/; never writes)."""
+    import subprocess
+
+    app_path = REPO_ROOT / "leaderboard" / "app.py"
+    command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
+               "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false", "--"]
+    for folder in results_dir or []:
+        command += ["--results-dir", str(folder)]
+    if data_root:
+        command += ["--data-root", str(data_root)]
+    console.print(f"leaderboard on http://{address}:{port}  (Ctrl-C to stop)")
+    raise typer.Exit(subprocess.call(command))
 
 
 def main() -> None:

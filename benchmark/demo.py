@@ -1,0 +1,140 @@
+"""The seed experiment end to end: data -> splits -> training sets -> baselines -> scores -> table -> report.
+
+Every step reuses what is already done (synthetic data stamped by seed, conversion by checksum, training by
+checkpoint, inference by prediction cache), so a second run only re-reads and re-scores, and an interrupted
+run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmark.registry import load_suite
+from benchmark.results import ResultsFile
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_WORK = REPO_ROOT / "work"
+
+
+@dataclass
+class DemoTimings:
+    steps: dict[str, float] = field(default_factory=dict)
+
+    def run(self, name: str, console: Console, action: Callable):
+        console.rule(f"[bold]{name}")
+        started = time.perf_counter()
+        value = action()
+        self.steps[name] = time.perf_counter() - started
+        console.print(f"[dim]{name}: {self.steps[name]:.1f} s[/]")
+        return value
+
+
+def run_demo(
+    *,
+    suite_id: str = "synthetic",
+    data_root: Path | None = None,
+    work_dir: Path = DEFAULT_WORK,
+    profile: str = "quick",
+    seed: int = 0,
+    device: str | None = None,
+    epochs: int | None = None,
+    iterations: int | None = None,
+    console: Console | None = None,
+    submissions_root: Path | None = None,
+) -> tuple[list[ResultsFile], Path, DemoTimings]:
+    """Run the whole experiment on one suite; return the results, the report path and step timings."""
+    from benchmark.baselines import train_baselines
+    from benchmark.convert import convert_suite
+    from benchmark.report import write_report
+    from benchmark.scoring import score_submission
+    from benchmark.splits import load_split, verify_split
+
+    console = console or Console()
+    timings = DemoTimings()
+    suite = load_suite(suite_id)
+    work_dir = Path(work_dir).resolve()
+    if suite_id == "synthetic" and data_root is None:
+        data_root = work_dir / "data" / "synthetic"
+    if data_root is None:
+        raise ValueError(f"suite {suite_id!r} needs --data-root (where its datasets are)")
+
+    if suite_id == "synthetic":
+        from benchmark.synth import generate_suite
+
+        timings.run("1. generate the synthetic suite", console, lambda: generate_suite(data_root, seed=0))
+    split = load_split(suite_id)
+
+    def verify():
+        report = verify_split(split, data_root=data_root)
+        if not report.ok:
+            problems = {name: values for name, values in {**report.missing_subjects, **report.changed_files}.items()
+                        if values}
+            raise RuntimeError(f"the data under {data_root} differ from the split {split.version}: {problems}")
+        console.print(f"data match split {split.version} ({', '.join(report.checked)})")
+
+    timings.run("2. verify the data against the fixed split", console, verify)
+    raw_root = work_dir / "nnUNet_raw" / suite_id
+    timings.run("3. convert the train splits to nnU-Net datasets", console,
+                lambda: convert_suite(suite_id, data_root=data_root, out=raw_root, progress=True))
+    submissions = timings.run(
+        f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile})", console,
+        lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
+                                seed=seed, device=device, num_epochs=epochs, iterations_per_epoch=iterations,
+                                submissions_root=submissions_root,
+                                on_start=lambda plan: console.print(f"training {plan.submission_name}")))
+
+    def score_all() -> list[tuple[ResultsFile, Path]]:
+        return [score_submission(submission.name, suite_id, data_root=data_root, device=device,
+                                 submissions_root=submissions_root) for submission in submissions]
+
+    scored = timings.run("5. score every model on every test split", console, score_all)
+    results = [result for result, _ in scored]
+    print_comparison(results, suite_id, console, seed=seed)
+
+    def report() -> Path:
+        from benchmark.report import case_images_from_cases_index
+
+        indexes = {submission.name: submission.folder / "cases_index.json" for submission in submissions}
+        return write_report(results, work_dir / "report" / f"{suite_id}.html", suite=suite_id,
+                            case_images=case_images_from_cases_index(indexes), seed=seed)
+
+    report_path = timings.run("6. write the report", console, report)
+    console.print(f"report: {report_path}")
+    console.print("leaderboard: cordbench leaderboard   (then open http://localhost:8501)")
+    return results, report_path, timings
+
+
+def print_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
+    """Dice per dataset and model (mean [95% CI]), then aggregated vs best specific with paired p-values."""
+    from benchmark.report import comparison_table, model_means, report_cases
+
+    in_domain = load_suite(suite_id).ids("in-domain")
+    cases = report_cases(results, in_domain)
+    means = model_means(cases, metric="dice", seed=seed)
+    models = list(dict.fromkeys(means["submission"]))
+    table = Table(title=f"Dice per dataset on {suite_id} (mean [95% bootstrap CI])")
+    table.add_column("dataset")
+    table.add_column("role")
+    for model in models:
+        table.add_column(model.removeprefix(f"nnunet-{suite_id}-"), justify="right")
+    for (dataset, role), rows in means.groupby(["dataset", "suite_role"], sort=False):
+        cells = {row.submission: f"{row.mean:.3f} [{row.low:.3f}, {row.high:.3f}]" for row in rows.itertuples()}
+        table.add_row(dataset, role, *(cells.get(model, "-") for model in models))
+    console.print(table)
+    comparison = comparison_table(cases, metric="dice", seed=seed)
+    versus = Table(title="Aggregated minus reference specific model (paired per case)")
+    for column in ("dataset", "role", "reference", "n", "aggregated", "reference mean", "difference [95% CI]",
+                   "p (Holm)", "verdict"):
+        versus.add_column(column)
+    for row in comparison.itertuples():
+        versus.add_row(row.dataset, row.suite_role, row.reference.removeprefix(f"nnunet-{suite_id}-"), str(row.n),
+                       f"{row.aggregated_mean:.3f}", f"{row.reference_mean:.3f}",
+                       f"{row.difference:+.3f} [{row.difference_low:+.3f}, {row.difference_high:+.3f}]",
+                       f"{row.p_holm:.3g}", row.verdict)
+    console.print(versus)

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Set up everything cordbench needs (idempotent), then run one job:
+#   ./run.sh demo   the seed experiment on the embedded synthetic suite (cordbench demo)
+#   ./run.sh test   the test suite
+#   ./run.sh setup  only the set-up
+# Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch pinned in
+# pyproject.toml), Chromium for the browser test and git-annex for `cordbench fetch` (Debian packages,
+# installed when missing and when this runs as root), and the Jupyter kernel the notebook test uses.
+set -euo pipefail
+cd "$(dirname "$0")"
+job="${1:-demo}"
+shift || true
+
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+
+system_packages() {
+    local missing=()
+    command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+    command -v git-annex >/dev/null 2>&1 || missing+=(git-annex)
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing Debian packages: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "note: ${missing[*]} not installed (needs root + apt); the tests that need them will be skipped"
+    fi
+}
+
+python_env() {
+    local stamp=.venv/.cordbench-installed
+    local wanted
+    wanted="$(sha256sum pyproject.toml | cut -c1-16)"
+    if [ ! -x .venv/bin/python ]; then
+        "$python" -m venv .venv
+    fi
+    if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e ".[test]"
+        .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
+        echo "$wanted" > "$stamp"
+    fi
+}
+
+case "$job" in
+    setup) system_packages; python_env ;;
+    demo) python_env; exec .venv/bin/cordbench demo "$@" ;;
+    test)
+        system_packages
+        python_env
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;
+esac
