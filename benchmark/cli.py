@@ -614,7 +614,9 @@ def report_command(
     results, skipped = load_many(find_results_files(SUBMISSIONS_DIR, *(results_dir or [])))
     for path, why in skipped.items():
         err_console.print(f"[yellow]skipped[/] {why}")
-    indexes = {result.submission: SUBMISSIONS_DIR / result.submission / "cases_index.json" for result in results}
+    from benchmark.scoring import cases_index_path
+
+    indexes = {result.submission: cases_index_path(SUBMISSIONS_DIR / result.submission, suite) for result in results}
     try:
         path = write_report(results, out or Path("work/report") / f"{suite}.html", suite=suite, metric=metric,
                             case_images=case_images_from_cases_index(indexes), seed=seed)
@@ -642,6 +644,36 @@ def leaderboard_command(
         command += ["--data-root", str(data_root)]
     console.print(f"leaderboard on http://{address}:{port}  (Ctrl-C to stop)")
     raise typer.Exit(subprocess.call(command))
+
+
+@app.command("fetch")
+def fetch_command(
+    dataset_id: str = typer.Argument(..., help="A public dataset id (see `cordbench datasets list`)."),
+    to: Path = typer.Option(..., "--to", help="Data root: the dataset goes to <to>/<dataset folder>."),
+    suite: Optional[str] = typer.Option(None, help="After fetching, verify the data against this suite's split."),
+    url: Optional[str] = typer.Option(None, help="Clone from here instead of the registry's URL (a mirror)."),
+    revision: Optional[str] = typer.Option(None, help="Check out this instead of the pinned revision."),
+    no_content: bool = typer.Option(False, help="Clone only; leave annexed images as pointers."),
+    update: bool = typer.Option(False, help="Move an existing clone to the pinned revision."),
+    jobs: int = typer.Option(1, help="Parallel downloads for git-annex."),
+) -> None:
+    """Obtain a public dataset at its pinned revision (git clone + git-annex get), then verify it.
+
+    Restricted datasets print how to request access instead. Exit 1 when content is missing or differs.
+    """
+    from benchmark.fetch import FetchError, fetch_dataset
+    from benchmark.registry import RegistryError
+    from benchmark.splits import SplitError
+
+    try:
+        result = fetch_dataset(dataset_id, to, url=url, revision=revision, get_content=not no_content, suite=suite,
+                               update=update, jobs=jobs, progress=True)
+    except (FetchError, RegistryError, SplitError) as error:
+        fail(str(error))
+    for line in result.lines():
+        console.print(line, markup=False)
+    if result.status != "complete" or (result.verify is not None and not result.verify.ok):
+        raise typer.Exit(1)
 
 
 def main() -> None:

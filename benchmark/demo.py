@@ -100,7 +100,9 @@ def run_demo(
     def report() -> Path:
         from benchmark.report import case_images_from_cases_index
 
-        indexes = {submission.name: submission.folder / "cases_index.json" for submission in submissions}
+        from benchmark.scoring import cases_index_path
+
+        indexes = {submission.name: cases_index_path(submission.folder, suite_id) for submission in submissions}
         return write_report(results, work_dir / "report" / f"{suite_id}.html", suite=suite_id,
                             case_images=case_images_from_cases_index(indexes), seed=seed)
 

@@ -584,11 +584,27 @@ def _summary_items(comparison: pd.DataFrame, metric: str) -> list[str]:
     return items
 
 
+def overlay_for_case(cases: pd.DataFrame, case_id: str, case_images: Mapping | None, *,
+                     metric: str = "dice") -> tuple[bytes | None, list[str]]:
+    """The overlay PNG of one case (None when the image or the mask is missing) and what is missing.
+
+    One panel per model that scored the case and whose prediction file exists (aggregated first).
+    """
+    here = cases[cases["case_id"] == case_id]
+    present = [m for m in model_order(cases) if m in set(here["submission"])]
+    values = dict(zip(here["submission"], here[metric].astype(float)))
+    entry = None if case_images is None else case_images.get(case_id)
+    files, missing = _overlay_inputs(case_id, entry, present)
+    if "image" not in files or "label" not in files:
+        return None, missing
+    predictions = {m: files[f"prediction:{m}"] for m in present if f"prediction:{m}" in files}
+    return render_overlay(files["image"], files["label"], predictions, values, metric=metric), missing
+
+
 def _overlay_section(cases: pd.DataFrame, case_images: Mapping | None, metric: str) -> str:
     chosen = overlay_cases(cases, metric=metric)
     if chosen.empty:
         return '<p class="note">No overlays: no aggregated model with OOD cases among the results.</p>'
-    models = model_order(cases)
     parts: list[str] = []
     if case_images is None:
         parts.append('<p class="missing">No case images were given (<code>case_images</code>), so no overlay '
@@ -597,19 +613,15 @@ def _overlay_section(cases: pd.DataFrame, case_images: Mapping | None, metric: s
                   for row in chosen.itertuples(index=False)]
         return "\n".join(parts + ["</ul>"])
     for row in chosen.itertuples(index=False):
-        here = cases[cases["case_id"] == row.case_id]
-        present = [m for m in models if m in set(here["submission"])]
-        values = dict(zip(here["submission"], here[metric].astype(float)))
-        files, missing = _overlay_inputs(row.case_id, case_images.get(row.case_id), present)
+        png, missing = overlay_for_case(cases, row.case_id, case_images, metric=metric)
         caption = (f"{html.escape(row.dataset)} — {row.which} case by the aggregated model "
                    f"({METRIC_LABELS.get(metric, metric)} {row.value:.3f}): <code>{html.escape(row.case_id)}</code>")
-        if "image" not in files or "label" not in files:
+        notes = "".join(f"<li>{html.escape(item)}</li>" for item in missing)
+        if png is None:
             parts.append(f'<figure><figcaption>{caption}</figcaption><p class="missing">Not drawn; missing files:</p>'
-                         "<ul>" + "".join(f"<li>{html.escape(m)}</li>" for m in missing) + "</ul></figure>")
+                         f"<ul>{notes}</ul></figure>")
             continue
-        predictions = {m: files[f"prediction:{m}"] for m in present if f"prediction:{m}" in files}
-        png = render_overlay(files["image"], files["label"], predictions, values, metric=metric)
-        note = ("" if not missing else '<p class="missing">Missing: ' + "; ".join(html.escape(m) for m in missing) + "</p>")
+        note = f'<p class="missing">Missing:</p><ul>{notes}</ul>' if missing else ""
         parts.append(f'<figure><img alt="{html.escape(row.case_id)}" src="data:image/png;base64,'
                      f'{base64.b64encode(png).decode("ascii")}"/><figcaption>{caption}</figcaption>{note}</figure>')
     return "\n".join(parts)
@@ -633,7 +645,7 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         + "<p>Metric definitions (formulas, empty-mask policy): <code>benchmark/metrics.py</code> "
           "(and <code>docs/metrics.md</code>). A missing or failed prediction is scored as an empty mask and kept "
           "in every mean. Rows whose subject the model declared as training data are excluded.</p>"
-        + f"<p>Statistics (<code>benchmark/stats.py</code>): means with percentile-bootstrap 95% CIs "
+        + f"<p>Metric shown: {html.escape(metric_label(metric))}. Statistics (<code>benchmark/stats.py</code>): means with percentile-bootstrap 95% CIs "
           f"({N_RESAMPLES} resamples of cases, seed {seed}); aggregated vs specific on the cases both have, paired: "
           "bootstrap CI of the mean difference, two-sided Wilcoxon signed-rank p-value, Holm adjustment over every "
           f"comparison of the table, verdict at alpha = {ALPHA} on the adjusted p-value. Reference model: the "
@@ -727,6 +739,7 @@ __all__ = [
     "figure_contrast",
     "case_images_from_cases_index",
     "render_overlay",
+    "overlay_for_case",
     "render_report",
     "write_report",
 ]

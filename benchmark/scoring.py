@@ -202,8 +202,13 @@ def score_submission(
     path = out_path or results_path(submission.folder, suite_id, split.version)
     write_results(path, results)
     if out_path is None:
-        atomic_write_json(submission.folder / "cases_index.json", index)
+        atomic_write_json(cases_index_path(submission.folder, suite_id), index)
     return results, path
+
+
+def cases_index_path(submission_folder: Path, suite_id: str) -> Path:
+    """Where scoring records, per case id, the image, mask and cached prediction paths on this machine."""
+    return Path(submission_folder) / f"cases_index_{suite_id}.json"
 
 
 def summary_rows(results: ResultsFile, metric: str = "dice", seed: int = 0) -> list[dict]:

@@ -122,11 +122,11 @@ def test_interrupted_run_resumes_with_identical_results(tmp_path, shared_bids, m
 @pytest.mark.real_data
 def test_threshold_baseline_command_submission_through_the_same_path(tmp_path, shared_bids):
     shutil.copytree(REPO / "submissions/threshold-baseline", tmp_path / "threshold-baseline",
-                    ignore=shutil.ignore_patterns("results", "predictions", "cases_index.json"))
+                    ignore=shutil.ignore_patterns("results", "predictions", "cases_index*.json"))
     results, _ = score(tmp_path, "threshold-baseline", shared_bids)
     assert results.model_type == "command"
     dice = {case.case_id.rsplit("/", 1)[1]: round(case.dice, 3) for case in results.cases}
     assert dice["sub-errsm30_T2starw.nii.gz"] == pytest.approx(0.765, abs=0.002)
     assert dice["sub-errsm30_T1w.nii.gz"] == pytest.approx(0.763, abs=0.002)
-    index = json.loads((tmp_path / "threshold-baseline/cases_index.json").read_text())
+    index = json.loads((tmp_path / "threshold-baseline/cases_index_real-mini.json").read_text())
     assert len(index) == 7 and all(Path(entry["prediction"]).exists() for entry in index.values())
