@@ -41,7 +41,7 @@ from scipy import ndimage
 
 from benchmark.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 STAMP_NAME = ".cordbench-synth.json"
 SYNTHETIC_DATASET_IDS: tuple[str, ...] = (
     "synth-multicontrast",
@@ -232,7 +232,7 @@ _SPECS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "synth-multicontrast", "Synthetic healthy cord, multi-contrast",
             "Healthy phantoms, four contrasts each (T1w, T2w sagittal; T2*w, DWI mean axial), three vendors.",
-            "HC", "in-domain", 6,
+            "HC", "in-domain", 10,
             (Site("siteA", "Siemens", 3.0, "LAS", "PSR", 0), Site("siteB", "GE", 3.0, "RPI", "RPI", 1),
              Site("siteC", "Philips", 3.0, "LPS", "PSR", 2)),
             (_acq("T1w", "T1w", "anat", _SAG, "sagittal", (1.0, 1.0, 0.9), (1.5, 1.8, 1.5), (96, 128), 24),
@@ -245,7 +245,7 @@ _SPECS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "synth-compression", "Synthetic degenerative cervical myelopathy",
             "T2w axial; cord flattened antero-posteriorly and CSF effaced at one or two disc levels.",
-            "DCM", "in-domain", 11,
+            "DCM", "in-domain", 18,
             (Site("siteD", "Siemens", 3.0, "LAS", "PSR", 0), Site("siteE", "GE", 1.5, "RPI", "RPI", 1),
              Site("siteF", "Philips", 3.0, "LPS", "PSR", 2)),
             (_acq("T2w", "T2w", "anat", _AX, "axial", (0.7, 0.8, 0.6), (3.0, 4.0, 3.5), (96, 96), 24),),
@@ -253,7 +253,7 @@ _SPECS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "synth-injury", "Synthetic spinal cord injury",
             "T2w sagittal; a swollen cord segment with hyperintense oedema, sometimes a haemorrhagic core.",
-            "SCI", "in-domain", 11,
+            "SCI", "in-domain", 18,
             (Site("siteG", "Siemens", 1.5, "PSR", "PSR", 0), Site("siteH", "Philips", 3.0, "RPI", "RPI", 1),
              Site("siteI", "GE", 3.0, "LPS", "PSR", 2)),
             (_acq("T2w", "T2w", "anat", _SAG, "sagittal", (0.9, 0.8, 1.0), (3.0, 2.5, 3.0), (112, 128), 14),),
@@ -261,7 +261,7 @@ _SPECS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "synth-ms", "Synthetic multiple sclerosis",
             "T2w with hyperintense intramedullary lesions; even subjects axial, odd subjects sagittal.",
-            "MS", "in-domain", 12,
+            "MS", "in-domain", 20,
             (Site("siteJ", "Siemens", 3.0, "LAS", "PSR", 0), Site("siteK", "Philips", 1.5, "LPS", "RPI", 1),
              Site("siteL", "GE", 3.0, "RPI", "PSR", 2)),
             (_acq("T2w", "T2w", "anat", _AX, "axial", (0.7, 0.8, 0.6), (3.0, 3.5, 3.0), (96, 96), 24),
@@ -272,7 +272,7 @@ _SPECS: dict[str, DatasetSpec] = {
             "synth-mp2rage", "Synthetic MP2RAGE UNI (out-of-domain)",
             "MP2RAGE UNI-like sagittal images: CSF dark, cord grey, fat bright, noise amplified to "
             "salt-and-pepper in air. Healthy and MS subjects. Test only.",
-            "HC/MS", "ood", 7,
+            "HC/MS", "ood", 12,
             (Site("siteM", "Siemens", 3.0, "RPI", "PSR", 0), Site("siteN", "Siemens", 3.0, "LAS", "RPI", 1)),
             (_acq("MP2RAGE", "UNIT1", "anat", _SAG, "sagittal", (1.0, 0.9), (1.0, 1.2), (128, 128), 36),),
         ),
@@ -280,7 +280,7 @@ _SPECS: dict[str, DatasetSpec] = {
             "synth-epi", "Synthetic gradient-echo EPI mean (out-of-domain)",
             "Axial 1 x 1 x 5 mm GRE-EPI means: distortion along the phase-encoding (AP) axis, signal "
             "drop-out slabs, Nyquist ghost at half the FOV. Test only.",
-            "HC", "ood", 7,
+            "HC", "ood", 12,
             (Site("siteO", "Siemens", 3.0, "LAS", "PSR", 0), Site("siteP", "GE", 3.0, "RPI", "PSR", 0)),
             (_acq("EPI", "bold", "func", (("task", "rest"),), "axial", (1.0,), (5.0,), (72, 72), 14),),
         ),

@@ -41,3 +41,21 @@ def centre_blob(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
     y = (np.arange(ny) - ny / 2) * spacing_ras[1]
     disc = (x[:, None] ** 2 + y[None, :] ** 2) <= 3.0 ** 2
     return np.repeat(disc[:, :, None], image_ras.shape[2], axis=2).astype(np.float32)
+
+
+_LOADED: dict[str, object] = {}
+
+
+def eroded_nnunet(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
+    """A deliberately degraded candidate: an nnU-Net model (folder in CORDBENCH_TEST_NNUNET_MODEL) whose
+    masks are eroded by one voxel in-plane on every axial slice."""
+    from scipy import ndimage
+
+    from benchmark.nnunet.predict import load_model
+
+    folder = os.environ["CORDBENCH_TEST_NNUNET_MODEL"]
+    if folder not in _LOADED:
+        _LOADED[folder] = load_model(Path(folder))
+    mask = _LOADED[folder].predict_probabilities(image_ras, spacing_ras) >= 0.5
+    cross = ndimage.generate_binary_structure(2, 1)[:, :, None]
+    return ndimage.binary_erosion(mask, structure=cross).astype(np.float32)

@@ -57,12 +57,12 @@ def test_unknown_dataset_id_is_rejected(tmp_path: Path) -> None:
 
 def test_subject_and_volume_counts() -> None:
     subjects = {d: synth.dataset_spec(d).n_subjects for d in synth.SYNTHETIC_DATASET_IDS}
-    assert subjects == {"synth-multicontrast": 6, "synth-compression": 11, "synth-injury": 11, "synth-ms": 12,
-                        "synth-mp2rage": 7, "synth-epi": 7}
+    assert subjects == {"synth-multicontrast": 10, "synth-compression": 18, "synth-injury": 18, "synth-ms": 20,
+                        "synth-mp2rage": 12, "synth-epi": 12}
     volumes = {d: synth.count_volumes(d) for d in synth.SYNTHETIC_DATASET_IDS}
-    # multicontrast: 6 subjects x 4 contrasts + a second session of sub-03 (4 more)
-    assert volumes == {"synth-multicontrast": 28, "synth-compression": 11, "synth-injury": 11, "synth-ms": 12,
-                       "synth-mp2rage": 7, "synth-epi": 7}
+    # multicontrast: 10 subjects x 4 contrasts + a second session of sub-03 (4 more)
+    assert volumes == {"synth-multicontrast": 44, "synth-compression": 18, "synth-injury": 18, "synth-ms": 20,
+                       "synth-mp2rage": 12, "synth-epi": 12}
 
 
 def test_bids_layout_and_names(suite: Path) -> None:
@@ -109,14 +109,14 @@ def test_dataset_description_and_participants(suite: Path) -> None:
     with open(suite / "synth-compression" / "participants.tsv", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert list(rows[0]) == ["participant_id", "sex", "age", "site", "manufacturer", "field_strength", "pathology"]
-    assert [r["participant_id"] for r in rows] == [f"sub-{i:02d}" for i in range(1, 12)]
+    assert [r["participant_id"] for r in rows] == [f"sub-{i:02d}" for i in range(1, 19)]
     assert {r["pathology"] for r in rows} == {"DCM"}
     assert {r["manufacturer"] for r in rows} == {"Siemens", "GE", "Philips"}
     assert {r["field_strength"] for r in rows} == {"3", "1.5"}
     assert all(r["sex"] in ("F", "M") and 18 <= int(r["age"]) <= 80 for r in rows)
     with open(suite / "synth-mp2rage" / "participants.tsv", newline="") as handle:
         mp2rage = [r["pathology"] for r in csv.DictReader(handle, delimiter="\t")]
-    assert mp2rage == ["HC", "MS", "HC", "MS", "HC", "MS", "HC"]
+    assert mp2rage == ["HC", "MS"] * 6
 
 
 # ---------------------------------------------------------------------------------------------- determinism
@@ -127,11 +127,11 @@ def test_same_seed_gives_byte_identical_files_and_other_seed_differs(tmp_path: P
     second = synth.generate_dataset("synth-epi", tmp_path / "b", seed=0)
     other = synth.generate_dataset("synth-epi", tmp_path / "c", seed=1)
     hashes = _tree_hashes(first)
-    assert len(hashes) == 5 + 7 * 3 + 1  # 5 dataset-level files, (image, mask, sidecar) per volume, stamp
+    assert len(hashes) == 5 + 12 * 3 + 1  # 5 dataset-level files, (image, mask, sidecar) per volume, stamp
     assert hashes == _tree_hashes(second)
     other_hashes = _tree_hashes(other)
     niftis = [name for name in hashes if name.endswith(".nii.gz")]
-    assert len(niftis) == 14
+    assert len(niftis) == 24
     assert all(hashes[name] != other_hashes[name] for name in niftis)
 
 
