@@ -1,0 +1,192 @@
+"""leaderboard/app.py through streamlit.testing (AppTest) on the hand-computed fixture.
+
+AppTest cannot pass command-line arguments, so the results folder goes through the app's
+environment variable CORDBENCH_RESULTS_DIRS.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import streamlit.testing.v1.app_test as app_test_module
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from benchmark import stats
+from leaderboard import tables
+from leaderboard_fixtures import HAND_VERSION, write_hand_results
+
+APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
+
+
+class RecordingStorage(MemoryMediaFileStorage):
+    """AppTest's in-memory media storage, kept reachable so a download button's bytes can be read."""
+
+    instances: list["RecordingStorage"] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        RecordingStorage.instances.append(self)
+
+
+def ci_text(values, dataset, trained=False):
+    ci = stats.bootstrap_mean_ci(values, seed=tables.block_seed(0, dataset))
+    return f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if trained else "")
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch) -> AppTest:
+    write_hand_results(tmp_path / "submissions", corrupt=True)
+    monkeypatch.setenv("CORDBENCH_RESULTS_DIRS", str(tmp_path / "submissions"))
+    monkeypatch.delenv("CORDBENCH_DATA_ROOT", raising=False)
+    monkeypatch.delenv("CORDBENCH_CASES_INDEX", raising=False)
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def main_frame(at: AppTest):
+    assert len(at.dataframe) == 1
+    return at.dataframe[0].value.set_index("submission")
+
+
+def test_main_table_values(app):
+    frame = main_frame(app)
+    assert list(frame.index) == ["agg", "spec-alpha", "spec-beta"]
+    assert frame.at["agg", "in-domain/alpha"] == "0.800 [0.800, 0.800] †"
+    assert frame.at["agg", "OOD/gamma"] == ci_text([0.0, 0.6, 0.8], "gamma")
+    assert frame.at["spec-alpha", "in-domain/beta"] == ci_text([0.6, 0.6, 0.8, 0.8], "beta")
+    assert frame.at["spec-beta", "OOD/gamma"] == "incomplete"
+    assert frame.at["spec-beta", "mean OOD (zero-shot)"] == "incomplete"
+    assert frame.at["spec-beta", "mean rank"] == "incomplete"
+    assert frame.at["agg", "mean in-domain"].startswith("0.825 [")
+    assert app.header[0].value.startswith("Leaderboard · Dice")
+
+
+def test_skipped_file_warning_names_the_file_and_reason(app, tmp_path):
+    warnings = [w.value for w in app.warning]
+    skipped = [w for w in warnings if w.startswith("Skipped")]
+    assert len(skipped) == 1
+    corrupt = tmp_path / "submissions" / "corrupt" / "results" / f"hand_{HAND_VERSION}.json"
+    assert "Skipped 1 results file(s)" in skipped[0]
+    assert str(corrupt) in skipped[0] and "cannot read results file" in skipped[0]
+    leak = [w for w in warnings if w.startswith("Leakage")]
+    assert leak and "**agg**: 1 case(s) with subject in training excluded (gamma)" in leak[0]
+
+
+def test_zero_shot_toggle(app):
+    app.sidebar.toggle(key="zero_shot").set_value(True).run()
+    frame = main_frame(app)
+    assert "mean in-domain" not in frame.columns
+    assert frame.at["agg", "in-domain/alpha"] == ""
+    assert frame.at["agg", "in-domain/beta"] == ""
+    assert frame.at["spec-beta", "in-domain/alpha"] == ci_text([0.5, 0.6, 0.7, 0.8], "alpha")
+    app.sidebar.toggle(key="zero_shot").set_value(False).run()
+    assert main_frame(app).at["agg", "in-domain/alpha"] == "0.800 [0.800, 0.800] †"
+
+
+def test_metric_and_filter_widgets_change_the_table(app):
+    app.sidebar.selectbox(key="metric").set_value("hd95").run()
+    frame = main_frame(app)
+    assert frame.at["agg", "in-domain/alpha"] == "2.00 [2.00, 2.00] †"  # hd95 = 10 * (1 - 0.8)
+    app.sidebar.checkbox(key="exclude_automated").check().run()
+    app.sidebar.selectbox(key="metric").set_value("dice").run()
+    frame = main_frame(app)
+    assert frame.at["spec-beta", "OOD/gamma"] == ci_text([0.3, 0.4], "gamma")  # g3, g4 automated: gone
+    assert frame.at["agg", "OOD/gamma"] == "0.000 [0.000, 0.000]"
+
+
+def test_csv_download_is_the_shown_table(app):
+    app.multiselect(key=f"columns:{HAND_VERSION}:False").set_value(["mean rank", "OOD/gamma"]).run()
+    frame = main_frame(app)
+    assert list(frame.columns) == ["mean rank", "OOD/gamma"]
+    button = app.download_button(key="download_main_csv")
+    file_id = button.proto.url.rsplit("/", 1)[-1].split(".")[0]
+    storage = RecordingStorage.instances[-1]
+    content = storage.get_file(file_id).content.decode("utf-8")
+    assert content == (
+        "submission,mean rank,OOD/gamma\n"
+        f'agg,1.00,"{ci_text([0.0, 0.6, 0.8], "gamma")}"\n'
+        f'spec-alpha,1.00,"{ci_text([0.4, 0.5, 0.6, 0.7], "gamma")}"\n'
+        "spec-beta,incomplete,incomplete\n"
+    )
+
+
+def test_other_views_render(app):
+    app.sidebar.radio(key="view").set_value("Dataset view").run()
+    assert not app.exception
+    assert app.header[0].value.startswith("Dataset view")
+    summary = app.dataframe[0].value.set_index("submission")
+    assert summary.at["agg", "mean"] == pytest.approx(0.8)  # the first dataset: alpha
+    app.selectbox(key="dataset_view_dataset").set_value("gamma").run()
+    summary = app.dataframe[0].value.set_index("submission")
+    assert summary.at["spec-beta", "status"] == "incomplete" and summary.at["spec-beta", "cases"] == "3/4"
+    assert summary.at["agg", "mean"] == pytest.approx(round(1.4 / 3, 3))
+
+    app.sidebar.radio(key="view").set_value("Compare view").run()
+    assert not app.exception
+    compare = app.dataframe[0].value.set_index("dataset")
+    # A = agg, B = spec-alpha (the two first rows of the main table); gamma: g2..g4 (g1 is agg's leak)
+    assert compare.at["gamma", "n"] == 3
+    ci = stats.paired_difference_ci([0.5, 0.6, 0.7], [0.0, 0.6, 0.8], seed=tables.block_seed(0, "gamma"))
+    assert compare.at["gamma", "B − A [95 % CI]"] == f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+    b_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=tables.block_seed(0, "gamma"))
+    assert compare.at["gamma", "B [95 % CI]"] == f"0.6000 [{b_ci.low:.4f}, {b_ci.high:.4f}]"
+    assert compare.at["gamma", "zero-shot A/B"] == "yes/yes"
+    assert compare.at["alpha", "zero-shot A/B"] == "no/no" and compare.at["beta", "zero-shot A/B"] == "no/yes"
+
+    app.sidebar.radio(key="view").set_value("Case view").run()
+    assert not app.exception
+    assert any("no --data-root given" in info.value for info in app.info)
+    assert app.dataframe[0].value["submission"].tolist() == ["agg", "spec-alpha", "spec-beta"]
+
+    app.sidebar.radio(key="view").set_value("Methodology").run()
+    assert not app.exception
+    assert any("Ranks with ties" in md.value for md in app.markdown)
+
+
+def test_no_results_says_where_it_looked(tmp_path, monkeypatch):
+    monkeypatch.setenv("CORDBENCH_RESULTS_DIRS", str(tmp_path / "empty"))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception
+    assert any(str(tmp_path / "empty") in w.value for w in at.warning)
+    assert any("No valid results files found" in i.value for i in at.info)
+
+
+def test_case_view_draws_slices_from_the_cases_index(app, tmp_path):
+    import json
+
+    import nibabel as nib
+    import numpy as np
+
+    from leaderboard_fixtures import hand_case_id
+
+    case_id = hand_case_id("gamma", "g2")
+    image = np.random.default_rng(0).random((24, 20, 12)).astype(np.float32)
+    label = np.zeros((24, 20, 12), dtype=np.uint8)
+    label[10:14, 8:12, 2:10] = 1
+    prediction = np.zeros_like(label)
+    prediction[10:15, 8:12, 3:10] = 1
+    paths = {}
+    for name, array in (("image", image), ("label", label), ("prediction", prediction)):
+        paths[name] = tmp_path / "data" / f"{name}.nii.gz"
+        paths[name].parent.mkdir(parents=True, exist_ok=True)
+        nib.save(nib.Nifti1Image(array, np.diag([0.8, 0.8, 2.0, 1.0])), paths[name])
+    index = {case_id: {key: str(value) for key, value in paths.items()}}
+    (tmp_path / "submissions" / "agg" / "cases_index_hand.json").write_text(json.dumps(index))
+
+    app.sidebar.radio(key="view").set_value("Case view").run()
+    app.selectbox(key="case_dataset").set_value("gamma").run()
+    app.selectbox(key="case_id:gamma").set_value(case_id).run()
+    assert not app.exception, [e.value for e in app.exception]
+    metrics = app.dataframe[0].value
+    assert metrics["dice"].tolist() == [0.0, 0.5, 0.4]
+    assert app.selectbox(key="case_prediction").options == ["agg"]
+    notes = [info.value for info in app.info]
+    assert len(notes) == 1
+    assert "prediction of spec-alpha: not on disk at" in notes[0] and "image:" not in notes[0]
+    assert len(app.get("image")) == 1  # the axial + sagittal figure
