@@ -184,6 +184,11 @@ def _failure_note(pairs: list[tuple[CaseResult, CaseResult]]) -> str:
     return f"; failed predictions (scored worst): candidate {candidate_failed}, baseline {baseline_failed}"
 
 
+def _new_failures(pairs: list[tuple[CaseResult, CaseResult]]) -> int:
+    """Cases where the candidate produced no valid prediction and the baseline did."""
+    return sum(pair[0].failure is not None and pair[1].failure is None for pair in pairs)
+
+
 def _regression_reason(drop: float, p_value: float, margin: float, alpha: float, fails: bool) -> str:
     p_text = f"p (Holm) = {_format_p(p_value)}"
     if fails:
@@ -243,8 +248,12 @@ def compare_results(
     verdicts = []
     for (dataset, pairs, baseline_mean, candidate_mean, difference, _), p_value in zip(summaries, adjusted):
         drop = sign * (baseline_mean - candidate_mean)
-        fails = drop > margin + _FLOAT_SLACK and p_value <= alpha
-        reason = _regression_reason(drop, p_value, margin, alpha, fails) + _failure_note(pairs)
+        regressed = drop > margin + _FLOAT_SLACK and p_value <= alpha
+        new_failures = _new_failures(pairs)
+        fails = regressed or new_failures > 0
+        reason = _regression_reason(drop, p_value, margin, alpha, regressed) + _failure_note(pairs)
+        if new_failures:
+            reason = f"fail: {new_failures} case(s) with no valid prediction where the baseline had one; " + reason
         verdicts.append(
             DatasetVerdict(
                 dataset=dataset,

@@ -213,9 +213,10 @@ def test_failed_predictions_count_in_the_mean() -> None:
     assert "candidate 3, baseline 0" in verdict.reason
 
 
-def test_few_new_failures_among_identical_cases_are_not_significant() -> None:
-    # Documented limitation: zero differences are dropped, so 2 failures among 40 otherwise identical
-    # cases are tested on 2 ranks (normal approximation, N = 40 > 13 with zeros): z = -1.5 / sqrt(1.25).
+def test_new_failures_fail_the_gate_even_when_the_test_is_not_significant() -> None:
+    # Zero differences are dropped, so 2 failures among 40 otherwise identical cases are tested on 2 ranks
+    # (normal approximation, N = 40 > 13 with zeros): z = -1.5 / sqrt(1.25), not significant. A case the
+    # candidate cannot predict while the baseline could is a regression by itself.
     base = _baseline_dice(40, seed=22)
     cases = [_case("synth-a", i, v) for i, v in enumerate(base)]
     for i in (5, 30):
@@ -226,7 +227,8 @@ def test_few_new_failures_among_identical_cases_are_not_significant() -> None:
     assert verdict.p_value == pytest.approx(0.5 * math.erfc(1.5 / math.sqrt(1.25) / math.sqrt(2)), rel=1e-12)
     assert verdict.p_value == pytest.approx(0.0899, abs=1e-4)
     assert verdict.baseline_mean - verdict.candidate_mean == pytest.approx((base[5] + base[30]) / 40, abs=1e-12)
-    assert verdict.verdict == "pass" and "candidate 2, baseline 0" in verdict.reason
+    assert verdict.verdict == "fail" and "candidate 2, baseline 0" in verdict.reason
+    assert verdict.reason.startswith("fail: 2 case(s) with no valid prediction where the baseline had one")
 
 
 def test_hd95_direction() -> None:
