@@ -400,7 +400,8 @@ def gate_markdown(report: GateReport) -> str:
             f"Suite `{report.suite}` (benchmark version `{report.benchmark_version}`); metric `{report.metric}` "
             f"({_direction_text(report.metric)}); a dataset fails when the candidate is worse by more than "
             f"{report.margin:g} and the one-sided paired Wilcoxon test, Holm-corrected over "
-            f"{len(report.verdicts)} dataset(s), gives p <= {report.alpha:g}. "
+            f"{len(report.verdicts)} dataset(s), gives p <= {report.alpha:g}, or when the candidate has no valid "
+            f"prediction for a case the baseline predicted. "
             f"{len(failed)} of {len(report.verdicts)} dataset(s) fail; {len(report.problems)} problem(s)."
         )
         lines.append("")
