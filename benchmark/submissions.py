@@ -224,7 +224,7 @@ def submission_hash(submission: Submission) -> str:
     if submission.folder is not None and not isinstance(submission.model, NnunetModelSpec):
         for path in sorted(submission.folder.rglob("*")):
             relative = path.relative_to(submission.folder).as_posix()
-            generated = relative.startswith(("results/", "predictions/", "model/")) or relative == "cases_index.json"
+            generated = relative.startswith(("results/", "predictions/", "model/", "cases_index"))
             if path.is_file() and not generated and "__pycache__" not in path.parts:
                 digest.update(relative.encode())
                 digest.update(sha256_file(path).encode())
