@@ -127,7 +127,7 @@ def index_command(
     contrasts: dict[str, int] = {}
     for case in index.pairs:
         contrasts[case.contrast] = contrasts.get(case.contrast, 0) + 1
-    table = Table(title=f"{dataset} at {path}")
+    table = Table(title=f"{dataset}", caption=str(path))
     table.add_column("what")
     table.add_column("count", justify="right")
     table.add_row("subjects", str(len(index.subjects())))
