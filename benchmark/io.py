@@ -55,3 +55,25 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def describe_validation_error(path: Path, error, what: str) -> str:
+    """A pydantic ValidationError as 'FILE: invalid WHAT' plus one 'field.path: message' line per problem."""
+    lines = [f"{path}: invalid {what}"]
+    for item in error.errors():
+        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  {location}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def read_yaml_mapping(path: Path, error_type: type[Exception]) -> dict:
+    """The YAML mapping in ``path``; ``error_type`` naming the file when it cannot be read or is no mapping."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise error_type(f"{path}: cannot read YAML ({error})") from error
+    if not isinstance(data, dict):
+        raise error_type(f"{path}: expected a mapping at the top level")
+    return data

@@ -12,8 +12,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from benchmark.io import describe_validation_error, read_yaml_mapping
 
 REGISTRY_DIR = Path(__file__).parent / "registry"
 DATASETS_DIR = REGISTRY_DIR / "datasets"
@@ -172,29 +173,11 @@ class Suite(_Strict):
         return [entry.id for entry in self.datasets if role is None or entry.role == role]
 
 
-def _describe(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid registry file"]
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {location}: {item['msg']}")
-    return "\n".join(lines)
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise RegistryError(f"{path}: cannot read YAML ({error})") from error
-    if not isinstance(data, dict):
-        raise RegistryError(f"{path}: expected a mapping at the top level")
-    return data
-
-
 def parse_dataset_file(path: Path) -> Dataset:
     try:
-        dataset = Dataset.model_validate(_read_yaml(path))
+        dataset = Dataset.model_validate(read_yaml_mapping(path, RegistryError))
     except ValidationError as error:
-        raise RegistryError(_describe(path, error)) from error
+        raise RegistryError(describe_validation_error(path, error, "registry file")) from error
     if dataset.id != path.stem:
         raise RegistryError(f"{path}: id: {dataset.id!r} must equal the file name {path.stem!r}")
     return dataset
@@ -202,9 +185,9 @@ def parse_dataset_file(path: Path) -> Dataset:
 
 def parse_suite_file(path: Path) -> Suite:
     try:
-        suite = Suite.model_validate(_read_yaml(path))
+        suite = Suite.model_validate(read_yaml_mapping(path, RegistryError))
     except ValidationError as error:
-        raise RegistryError(_describe(path, error)) from error
+        raise RegistryError(describe_validation_error(path, error, "registry file")) from error
     if suite.id != path.stem:
         raise RegistryError(f"{path}: id: {suite.id!r} must equal the file name {path.stem!r}")
     known = set(dataset_ids())

@@ -15,7 +15,7 @@ from typing import Any, Callable, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.io import atomic_write_json
+from benchmark.io import atomic_write_json, describe_validation_error
 from benchmark.metrics import METRIC_NAMES
 
 SCHEMA_VERSION = 2
@@ -111,14 +111,6 @@ def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
 _UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}
 
 
-def _format_validation_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid results file"]
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"])
-        lines.append(f"  {location}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def load_results(path: Path) -> ResultsFile:
     """Read, upgrade and validate one results file; errors name the file and the field path."""
     path = Path(path)
@@ -137,7 +129,7 @@ def load_results(path: Path) -> ResultsFile:
     try:
         return ResultsFile.model_validate(raw)
     except ValidationError as error:
-        raise ResultsError(_format_validation_error(path, error)) from error
+        raise ResultsError(describe_validation_error(path, error, "results file")) from error
 
 
 def find_results_files(*roots: Path) -> list[Path]:

@@ -16,7 +16,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.io import sha256_file
+from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
 
 SUBMISSIONS_DIR = Path(__file__).resolve().parents[1] / "submissions"
 MANIFEST_NAME = "submission.yaml"
@@ -111,25 +111,12 @@ class Submission(_Strict):
         return path if path.is_absolute() else (self.folder or Path.cwd()) / path
 
 
-def _describe(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid submission manifest"]
-    for item in error.errors():
-        location = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  {location}: {item['msg']}")
-    return "\n".join(lines)
-
-
 def parse_manifest(path: Path) -> Submission:
-    try:
-        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise SubmissionError(f"{path}: cannot read manifest ({error})") from error
-    if not isinstance(raw, dict):
-        raise SubmissionError(f"{path}: expected a mapping at the top level")
+    raw = read_yaml_mapping(path, SubmissionError)
     try:
         submission = Submission.model_validate(raw)
     except ValidationError as error:
-        raise SubmissionError(_describe(path, error)) from error
+        raise SubmissionError(describe_validation_error(path, error, "submission manifest")) from error
     if submission.name != Path(path).parent.name:
         raise SubmissionError(f"{path}: name: {submission.name!r} must equal its folder name {Path(path).parent.name!r}")
     submission.folder = Path(path).parent.resolve()
