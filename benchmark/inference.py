@@ -35,6 +35,10 @@ from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonMode
 BINARY_THRESHOLD = 0.5
 
 
+class ModelLoadError(RuntimeError):
+    """A submission's model cannot be loaded (bad checkpoint, unsafe pickle, missing module)."""
+
+
 class ArrayModel(Protocol):
     """A model that segments a 3D array given in canonical RAS+ with its voxel spacing (mm)."""
 
@@ -170,8 +174,12 @@ class Predictor:
     # -- model loading (once per submission) ------------------------------------------------------
     def array_model(self) -> ArrayModel:
         if self._array_model is None:
-            self._array_model = load_array_model(self.submission, device=self.device,
-                                                 trust_checkpoint=self.trust_checkpoint)
+            try:
+                self._array_model = load_array_model(self.submission, device=self.device,
+                                                     trust_checkpoint=self.trust_checkpoint)
+            except Exception as error:
+                raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: "
+                                     f"{type(error).__name__}: {error}") from error
         return self._array_model
 
     # -- cache ------------------------------------------------------------------------------------
@@ -180,6 +188,8 @@ class Predictor:
         if not record_path.exists():
             return None
         record = PredictionRecord(**json.loads(record_path.read_text(encoding="utf-8")))
+        if record.failure is not None:  # failures are retried: a timeout or a crash may not recur
+            return None
         if record.prediction is not None and not Path(record.prediction).exists():
             return None
         return record
@@ -189,6 +199,8 @@ class Predictor:
         if cached is not None:
             return cached
         out_path = self.cache_dir / f"{image_sha256}.nii.gz"
+        if not isinstance(self.submission.model, CommandModelSpec):
+            self.array_model()  # a model that cannot be loaded stops the run (ModelLoadError), it fails no case
         started = time.perf_counter()
         with PeakMemory() as memory:
             try:

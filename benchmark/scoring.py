@@ -18,7 +18,7 @@ import numpy as np
 from benchmark import __version__
 from benchmark.bids_index import Case, index_dataset, participant_field
 from benchmark.convert import LABEL_THRESHOLD
-from benchmark.inference import Predictor, PredictionRecord
+from benchmark.inference import ModelLoadError, Predictor, PredictionRecord
 from benchmark.environment import environment
 from benchmark.io import atomic_write_json
 from benchmark.metrics import compute_metrics, worst_metrics
@@ -179,7 +179,10 @@ def score_submission(
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
         for test_case in cases:
-            record = predictor.predict(test_case.image_path, test_case.image_sha256)
+            try:
+                record = predictor.predict(test_case.image_path, test_case.image_sha256)
+            except ModelLoadError as error:
+                raise ScoringError(str(error)) from error
             metrics = case_metrics(test_case, record)
             rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
             index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),

@@ -136,3 +136,22 @@ def test_predictions_are_cached_by_submission_and_image_checksum(tmp_path, monke
     assert len(log.read_text().splitlines()) == 2
     cached = json.loads((Path(first.prediction).with_suffix("").with_suffix(".json")).read_text())
     assert cached["failure"] is None and cached["peak_memory_mb"] > 0
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_run_instead_of_failing_cases(tmp_path):
+    from benchmark.inference import ModelLoadError
+
+    image_path = save_nifti(tmp_path / "img.nii.gz", asymmetric_mask().astype(np.float32), orientation_affine("RAS"))
+    with pytest.raises(ModelLoadError, match="the model could not be loaded: AttributeError"):
+        Predictor(python_submission(tmp_path, "no_such_function"), tmp_path / "cache").predict(image_path, "sha")
+    assert not list((tmp_path / "cache").rglob("*.json"))
+
+
+def test_failed_cases_are_retried_on_the_next_run(tmp_path, monkeypatch):
+    image_path = save_nifti(tmp_path / "img.nii.gz", asymmetric_mask().astype(np.float32), orientation_affine("RAS"))
+    submission = python_submission(tmp_path, "crashes")
+    assert Predictor(submission, tmp_path / "cache").predict(image_path, "sha").failure.startswith("crash")
+    import model_fixtures
+
+    monkeypatch.setattr(model_fixtures, "crashes", model_fixtures.identity)
+    assert Predictor(submission, tmp_path / "cache").predict(image_path, "sha").failure is None
