@@ -1,0 +1,521 @@
+"""benchmark.nnunet: planning (quick profile), CordbenchTrainer (safe checkpoints, resume), batched predictor.
+
+Fast tests run on a tiny synthetic dataset written here (one end-to-end run: plan, train a few iterations,
+predict, compare with nnU-Net's own predictor). ``slow`` tests train on the real gmchallenge T2*w scans.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from benchmark.nnunet.plans import (
+    QUICK_CONFIGURATION,
+    PlanningError,
+    derive_quick_configuration,
+    nnunet_environment,
+    parse_dataset_folder,
+    plan_and_preprocess,
+)
+from benchmark.nnunet.predict import (
+    ModelFolderError,
+    NnunetModel,
+    UnsafeCheckpointError,
+    load_model,
+    nnunet_reference_predictor,
+)
+from benchmark.nnunet.train import TrainedModel, resolve_device, train_model
+from benchmark.nnunet.trainer import (
+    load_checkpoint_dict,
+    rng_state,
+    set_rng_state,
+    to_weights_only_safe,
+    weights_sha256,
+)
+from nnunet_testdata import build_raw_dataset, dice, write_synthetic_raw_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_RUN = {"num_epochs": 5, "iterations_per_epoch": 4, "val_iterations_per_epoch": 1, "num_processes": 1}
+
+
+# ---------------------------------------------------------------------------------------------- unit tests
+
+
+def _plans_with_2d(median: list[float]) -> dict:
+    return {
+        "dataset_name": "Dataset999_X",
+        "configurations": {
+            "2d": {
+                "data_identifier": "nnUNetPlans_2d",
+                "batch_size": 5,
+                "patch_size": [384, 320],
+                "median_image_size_in_voxels": median,
+                "spacing": [0.5, 0.5],
+                "batch_dice": True,
+                "architecture": {
+                    "network_class_name": "dynamic_network_architectures.architectures.unet.PlainConvUNet",
+                    "arch_kwargs": {
+                        "n_stages": 7,
+                        "features_per_stage": [32, 64, 128, 256, 512, 512, 512],
+                        "kernel_sizes": [[3, 3]] * 7,
+                        "strides": [[1, 1]] + [[2, 2]] * 6,
+                        "n_conv_per_stage": [2] * 7,
+                        "n_conv_per_stage_decoder": [2] * 6,
+                        "conv_op": "torch.nn.modules.conv.Conv2d",
+                    },
+                    "_kw_requires_import": ["conv_op"],
+                },
+            }
+        },
+    }
+
+
+def test_quick_configuration_reduces_nnunets_2d_plan():
+    plans = _plans_with_2d([325.5, 308.0])
+    quick = derive_quick_configuration(plans)
+    assert quick["patch_size"] == [128, 128]
+    assert quick["batch_size"] == 8
+    arch = quick["architecture"]["arch_kwargs"]
+    assert arch["n_stages"] == 5
+    assert arch["features_per_stage"] == [16, 32, 64, 128, 128]
+    assert arch["strides"] == [[1, 1], [2, 2], [2, 2], [2, 2], [2, 2]]
+    assert arch["n_conv_per_stage_decoder"] == [2, 2, 2, 2]
+    # inherited unchanged: preprocessed data are shared with '2d'
+    assert quick["data_identifier"] == "nnUNetPlans_2d"
+    assert quick["spacing"] == [0.5, 0.5]
+    assert arch["conv_op"] == "torch.nn.modules.conv.Conv2d"
+    # the source configuration is not modified
+    assert plans["configurations"]["2d"]["patch_size"] == [384, 320]
+
+
+def test_quick_patch_follows_small_images():
+    quick = derive_quick_configuration(_plans_with_2d([50.0, 81.0]))
+    assert quick["patch_size"] == [64, 96]
+
+
+def test_parse_dataset_folder_errors_name_the_folder(tmp_path):
+    bad = tmp_path / "Task01_Cord"
+    bad.mkdir()
+    with pytest.raises(PlanningError, match="Task01_Cord.*DatasetXXX_Name"):
+        parse_dataset_folder(bad)
+    no_json = tmp_path / "Dataset012_Cord"
+    (no_json / "imagesTr").mkdir(parents=True)
+    with pytest.raises(PlanningError, match="Dataset012_Cord/dataset.json"):
+        parse_dataset_folder(no_json)
+    (no_json / "dataset.json").write_text("{}")
+    (no_json / "labelsTr").mkdir()
+    assert parse_dataset_folder(no_json) == (12, "Dataset012_Cord")
+
+
+def test_weights_only_conversion_turns_numpy_into_python_numbers():
+    converted = to_weights_only_safe(
+        {"loss": [np.float32(0.5), np.float64(0.25)], "dice": np.array([0.75]), "t": torch.ones(2), "n": None}
+    )
+    assert converted["loss"] == [0.5, 0.25] and all(type(v) is float for v in converted["loss"])
+    assert converted["dice"] == [0.75]
+    assert torch.equal(converted["t"], torch.ones(2))
+
+    class Opaque:
+        pass
+
+    with pytest.raises(TypeError, match=r"checkpoint\['logging'\]\[0\]: Opaque"):
+        to_weights_only_safe({"logging": [Opaque()]})
+
+
+def test_rng_state_roundtrip_restores_all_generators():
+    import random
+
+    state = rng_state()
+    first = (random.random(), float(np.random.rand()), float(torch.rand(1)))
+    set_rng_state(state)
+    assert (random.random(), float(np.random.rand()), float(torch.rand(1))) == first
+
+
+def test_weights_hash_depends_on_values_names_and_dtypes():
+    state = {"b": torch.arange(4, dtype=torch.float32), "a": torch.ones(2, 2)}
+    reference = weights_sha256(state)
+    assert weights_sha256(dict(reversed(list(state.items())))) == reference  # order-independent
+    changed = dict(state, b=state["b"].clone())
+    changed["b"][3] = 3.5
+    assert weights_sha256(changed) != reference
+    assert weights_sha256({"c": state["b"], "a": state["a"]}) != reference
+    assert weights_sha256(dict(state, b=state["b"].double())) != reference
+
+
+def test_package_exports_are_lazy():
+    import benchmark.nnunet as engine
+
+    assert engine.train_model is train_model and engine.load_model is load_model
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        engine.nope  # noqa: B018
+
+
+def test_nnunet_environment_sets_and_restores(tmp_path, monkeypatch):
+    monkeypatch.setenv("nnUNet_raw", "/previous/raw")
+    monkeypatch.delenv("nnUNet_results", raising=False)
+    import nnunetv2.paths
+
+    with nnunet_environment(raw=tmp_path / "raw", results=tmp_path / "res"):
+        assert os.fspath(nnunetv2.paths.nnUNet_raw) == str((tmp_path / "raw").resolve())
+        assert os.environ["nnUNet_results"] == str((tmp_path / "res").resolve())
+    assert os.environ["nnUNet_raw"] == "/previous/raw"
+    assert "nnUNet_results" not in os.environ
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_resolve_device_without_cuda():
+    assert resolve_device(None) == torch.device("cpu")
+    with pytest.raises(RuntimeError, match="'cuda' requested"):
+        resolve_device("cuda")
+
+
+# ---------------------------------------------------------------- tiny synthetic dataset: plan, train, predict
+
+
+@pytest.fixture(scope="module")
+def tiny_raw(tmp_path_factory) -> Path:
+    return write_synthetic_raw_dataset(tmp_path_factory.mktemp("nnunet_raw"))
+
+
+@pytest.fixture(scope="module")
+def tiny_work(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("nnunet_work")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tiny_raw, tiny_work) -> TrainedModel:
+    return train_model(tiny_raw, tiny_work, seed=3, **TINY_RUN)
+
+
+def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tmp_path):
+    # verify_dataset_integrity runs inside and raises on any problem
+    first = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
+    assert not first.skipped
+    assert first.configuration == QUICK_CONFIGURATION
+    import json
+
+    plans = json.loads(first.plans_path.read_text())
+    quick = plans["configurations"][QUICK_CONFIGURATION]
+    assert quick["patch_size"] == [64, 64]  # median slice 64x56, rounded up to a multiple of 16
+    assert "2d" in plans["configurations"]
+    cases = sorted(p.name for p in first.preprocessed_folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
+    assert cases == [f"case{i:03d}.b2nd" for i in range(4)]
+
+    started = time.perf_counter()
+    second = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
+    assert second.skipped and second.inputs_sha256 == first.inputs_sha256
+    assert time.perf_counter() - started < 5
+
+    changed = tmp_path / "raw" / tiny_raw.name
+    shutil.copytree(tiny_raw, changed)
+    image = nib.load(changed / "imagesTr" / "case000_0000.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj) + 1.0, image.affine), changed / "imagesTr" / "case000_0000.nii.gz")
+    third = plan_and_preprocess(changed, tmp_path / "pre", num_processes=1)
+    assert not third.skipped and third.inputs_sha256 != first.inputs_sha256
+
+
+def test_full_profile_trains_and_predicts_3d_fullres(tiny_raw, tmp_path):
+    """nnU-Net's defaults (3d_fullres here), one short epoch: exercises 3D tiles in the batched predictor."""
+    trained = train_model(tiny_raw, tmp_path, profile="full", num_epochs=1, iterations_per_epoch=2,
+                          val_iterations_per_epoch=1, num_processes=1)
+    assert trained.configuration == "3d_fullres"
+    assert (tmp_path / "nnUNet_preprocessed" / tiny_raw.name / "nnUNetPlans_3d_fullres" / "case000.b2nd").is_file()
+    model = load_model(trained.model_folder)
+    image_path = tiny_raw / "imagesTs" / "case004_0000.nii.gz"
+    image = nib.load(image_path)
+    ours = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+    assert ours.shape == image.shape
+    reference = nnunet_reference_predictor(model, use_mirroring=False)
+    (tmp_path / "ref").mkdir()
+    reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path / "ref"), save_probabilities=True)
+    nnunet_prob = np.load(tmp_path / "ref" / "case004.npz")["probabilities"][1].transpose(2, 1, 0)
+    assert np.abs(nnunet_prob - ours).max() < 5e-3
+
+
+def test_verify_dataset_integrity_rejects_unexpected_label(tiny_raw, tmp_path):
+    broken = tmp_path / "raw" / tiny_raw.name
+    shutil.copytree(tiny_raw, broken)
+    label_path = broken / "labelsTr" / "case001.nii.gz"
+    label = nib.load(label_path)
+    data = np.asarray(label.dataobj).copy()
+    data[0, 0, 0] = 2
+    nib.save(nib.Nifti1Image(data, label.affine), label_path)
+    with pytest.raises(RuntimeError, match="unexpected labels"):
+        plan_and_preprocess(broken, tmp_path / "pre", num_processes=1)
+
+
+def test_short_training_writes_weights_only_checkpoint(tiny_model):
+    checkpoint = torch.load(tiny_model.checkpoint, map_location="cpu", weights_only=True)
+    assert checkpoint["current_epoch"] == TINY_RUN["num_epochs"] == tiny_model.epochs
+    assert checkpoint["trainer_name"] == "CordbenchTrainer" == tiny_model.trainer_name
+    assert checkpoint["init_args"]["configuration"] == QUICK_CONFIGURATION
+    assert len(checkpoint["logging"]["train_losses"]) == TINY_RUN["num_epochs"]
+    assert all(type(v) is float for v in checkpoint["logging"]["mean_fg_dice"])
+    from benchmark.io import sha256_file
+
+    assert tiny_model.checkpoint_sha256 == sha256_file(tiny_model.checkpoint)
+    assert tiny_model.plans_path.is_file() and tiny_model.dataset_json_path.is_file()
+    assert tiny_model.device == "cpu" or tiny_model.device.startswith("cuda")
+    assert tiny_model.final_pseudo_dice == pytest.approx(checkpoint["logging"]["mean_fg_dice"][-1])
+    assert tiny_model.training_seconds > 0
+    assert not (tiny_model.checkpoint.parent / "checkpoint_latest.pth").exists()  # nnU-Net removes it at the end
+
+
+def test_finished_run_is_returned_without_retraining(tiny_raw, tiny_work, tiny_model):
+    again = train_model(tiny_raw, tiny_work, seed=3, **TINY_RUN)
+    assert again.checkpoint_sha256 == tiny_model.checkpoint_sha256
+
+
+def test_predict_probabilities_keeps_the_input_grid_and_matches_nnunet(tiny_raw, tiny_model, tmp_path):
+    model = load_model(tiny_model.model_folder)
+    assert isinstance(model, NnunetModel)
+    image_path = tiny_raw / "imagesTs" / "case004_0000.nii.gz"
+    image = nib.load(image_path)
+    array = image.get_fdata(dtype=np.float32)
+    spacing = tuple(float(z) for z in image.header.get_zooms()[:3])
+    ours = model.predict_probabilities(array, spacing)
+    assert ours.shape == array.shape == (64, 56, 8)
+    assert ours.dtype == np.float32
+    assert 0.0 <= ours.min() and ours.max() <= 1.0
+
+    # nnU-Net's own predictor, same network and settings, reading the file through NibabelIO.
+    reference = nnunet_reference_predictor(model, use_mirroring=False)
+    (tmp_path / "ref").mkdir()
+    reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path / "ref"), save_probabilities=True)
+    nnunet_mask = nib.load(tmp_path / "ref" / "case004.nii.gz").get_fdata() > 0.5
+    nnunet_prob = np.load(tmp_path / "ref" / "case004.npz")["probabilities"][1].transpose(2, 1, 0)
+    assert np.abs(nnunet_prob - ours).max() < 5e-3
+    assert nnunet_mask.sum() > 0
+    assert dice(ours > 0.5, nnunet_mask) >= 0.995
+
+    many = list(model.predict_many([(array, spacing), (array[::-1].copy(), spacing)]))
+    np.testing.assert_array_equal(many[0], ours)
+    assert many[1].shape == array.shape
+
+
+def test_bfloat16_precision_is_opt_in(tiny_raw, tiny_model):
+    image = nib.load(tiny_raw / "imagesTs" / "case004_0000.nii.gz")
+    array, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
+    full = load_model(tiny_model.model_folder)
+    assert full.predictor.precision == "float32"
+    half = load_model(tiny_model.model_folder, precision="bfloat16")
+    p32, p16 = full.predict_probabilities(array, spacing), half.predict_probabilities(array, spacing)
+    assert p16.dtype == np.float32 and p16.shape == p32.shape
+    assert 0 < np.abs(p16 - p32).max() < 0.2  # bfloat16 really ran, and stayed close
+    assert dice(p16 > 0.5, p32 > 0.5) >= 0.98
+    with pytest.raises(ValueError, match="precision"):
+        load_model(tiny_model.model_folder, precision="float16")
+
+
+def test_predict_rejects_bad_inputs(tiny_model):
+    model = load_model(tiny_model.model_folder)
+    with pytest.raises(ValueError, match="must be 3D"):
+        model.predict_probabilities(np.zeros((4, 4)), (1.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="spacing_ras"):
+        model.predict_probabilities(np.zeros((8, 8, 2)), (1.0, 0.0, 1.0))
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict_probabilities(np.full((8, 8, 2), np.nan), (1.0, 1.0, 1.0))
+
+
+class Payload:
+    """An arbitrary class: unpickling an instance needs a global lookup that weights_only refuses."""
+
+    def __init__(self) -> None:
+        self.note = "not a tensor"
+
+
+def _copy_model(tiny_model: TrainedModel, target: Path) -> Path:
+    shutil.copytree(tiny_model.model_folder, target)
+    return target
+
+
+def test_unsafe_checkpoint_is_refused_unless_trusted(tiny_model, tmp_path):
+    folder = _copy_model(tiny_model, tmp_path / "model")
+    path = folder / "fold_all" / "checkpoint_final.pth"
+    checkpoint = torch.load(path, weights_only=True)
+    checkpoint["extra"] = Payload()
+    torch.save(checkpoint, path)
+
+    with pytest.raises(UnsafeCheckpointError, match=str(path)):
+        load_model(folder)
+    with pytest.raises(UnsafeCheckpointError):
+        load_checkpoint_dict(path)
+    trusted = load_model(folder, trust_checkpoint=True)
+    array = np.zeros((32, 32, 2), dtype=np.float32)
+    assert trusted.predict_probabilities(array, (0.8, 0.8, 3.0)).shape == (32, 32, 2)
+
+
+def test_plans_naming_foreign_modules_are_refused(tiny_model, tmp_path):
+    import json
+
+    folder = _copy_model(tiny_model, tmp_path / "model")
+    plans = json.loads((folder / "plans.json").read_text())
+    plans["configurations"][QUICK_CONFIGURATION]["architecture"]["network_class_name"] = "os.system"
+    (folder / "plans.json").write_text(json.dumps(plans))
+    with pytest.raises(UnsafeCheckpointError, match="os.system"):
+        load_model(folder)
+
+
+def test_missing_model_files_are_named(tiny_model, tmp_path):
+    folder = _copy_model(tiny_model, tmp_path / "model")
+    (folder / "dataset.json").unlink()
+    with pytest.raises(ModelFolderError, match="dataset.json: missing"):
+        load_model(folder)
+    with pytest.raises(FileNotFoundError, match="fold_3"):
+        load_model(tiny_model.model_folder, folds=3)
+
+
+def test_pickle_error_class_is_what_torch_raises(tmp_path):
+    # load_checkpoint_dict relies on torch raising pickle.UnpicklingError for disallowed globals
+    path = tmp_path / "x.pth"
+    torch.save({"network_weights": {}, "x": Payload()}, path)
+    with pytest.raises(pickle.UnpicklingError):
+        torch.load(path, weights_only=True)
+
+
+# ------------------------------------------------------------------------------------------- resume (slow)
+
+_CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, {repo!r})
+    from benchmark.nnunet.train import train_model
+    if __name__ == "__main__":
+        train_model(Path({raw!r}), Path({work!r}), seed=5, **{run!r})
+    """
+)
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_from_its_checkpoint(tiny_raw, tmp_path):
+    run = dict(TINY_RUN, num_epochs=4, iterations_per_epoch=3)
+    work = tmp_path / "interrupted"
+    plan_and_preprocess(tiny_raw, work / "nnUNet_preprocessed", num_processes=1)
+    fold = work / "nnUNet_results" / tiny_raw.name / "CordbenchTrainer__nnUNetPlans__2d_quick" / "fold_all"
+    code = _CHILD.format(repo=str(REPO), raw=str(tiny_raw), work=str(work), run=run)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while not (fold / "checkpoint_latest.pth").exists() and child.poll() is None:
+            time.sleep(0.01)
+    finally:
+        child.kill()  # by PID, like an interrupted job
+        child.wait()
+    killed_at = time.time()
+    assert not (fold / "checkpoint_final.pth").exists(), "the child finished before it could be interrupted"
+    interrupted = torch.load(fold / "checkpoint_latest.pth", weights_only=True)
+    resume_epoch = interrupted["current_epoch"]
+    assert 1 <= resume_epoch < run["num_epochs"]
+
+    resumed = train_model(tiny_raw, work, seed=5, **run)
+    final = torch.load(resumed.checkpoint, weights_only=True)
+    assert final["current_epoch"] == run["num_epochs"]
+    starts = final["logging"]["epoch_start_timestamps"]
+    # epochs before the checkpoint were carried over, not re-run; the rest ran after the interruption
+    assert starts[:resume_epoch] == interrupted["logging"]["epoch_start_timestamps"][:resume_epoch]
+    assert all(t < killed_at for t in starts[:resume_epoch])
+    assert all(t > killed_at for t in starts[resume_epoch:])
+
+    # with in-process augmentation the resumed run is bit-identical to an uninterrupted one
+    uninterrupted = train_model(tiny_raw, tmp_path / "uninterrupted", seed=5, **run)
+    assert uninterrupted.weights_sha256 == resumed.weights_sha256
+    assert uninterrupted.checkpoint_sha256 != resumed.checkpoint_sha256  # the files hold timestamps
+    reference = torch.load(uninterrupted.checkpoint, weights_only=True)
+    assert final["logging"]["train_losses"] == reference["logging"]["train_losses"]
+    for key, value in reference["network_weights"].items():
+        assert torch.equal(final["network_weights"][key], value), key
+
+
+@pytest.mark.slow
+def test_changed_run_settings_start_afresh(tiny_raw, tmp_path):
+    first = train_model(tiny_raw, tmp_path, seed=1, **dict(TINY_RUN, num_epochs=2))
+    second = train_model(tiny_raw, tmp_path, seed=2, **dict(TINY_RUN, num_epochs=2))
+    first_weights = torch.load(first.checkpoint, weights_only=True)  # same path, overwritten by the new seed
+    assert second.seed == 2 and second.weights_sha256 != first.weights_sha256
+    assert first_weights["cordbench"]["run_settings"]["seed"] == 2
+
+
+# ----------------------------------------------------------------------------- real gmchallenge T2*w (slow)
+
+
+@pytest.fixture(scope="module")
+def gm_raw(tmp_path_factory) -> Path:
+    return build_raw_dataset(tmp_path_factory.mktemp("gm_raw"))
+
+
+@pytest.fixture(scope="module")
+def gm_model(gm_raw, tmp_path_factory) -> TrainedModel:
+    # quick profile defaults (40 epochs x 12 iterations)
+    return train_model(gm_raw, tmp_path_factory.mktemp("gm_work"), seed=0)
+
+
+def _held_out(gm_raw: Path) -> list[tuple[Path, Path]]:
+    images = sorted((gm_raw / "imagesTs").glob("*_0000.nii.gz"))
+    return [(i, gm_raw / "labelsTs" / i.name.replace("_0000", "")) for i in images]
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_quick_model_segments_held_out_gmchallenge(gm_raw, gm_model):
+    model = load_model(gm_model.model_folder)
+    scores = {}
+    for image_path, label_path in _held_out(gm_raw):
+        image = nib.load(image_path)
+        probabilities = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+        scores[image_path.name] = dice(probabilities > 0.5, nib.load(label_path).get_fdata() > 0.5)
+    print(f"held-out Dice: {scores}; training {gm_model.training_seconds:.0f} s, "
+          f"pseudo-Dice {gm_model.final_pseudo_dice:.3f}")
+    assert len(scores) == 2
+    assert min(scores.values()) >= 0.90, scores
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_batched_predictor_agrees_with_nnunet_on_real_volume(gm_raw, gm_model, tmp_path):
+    model = load_model(gm_model.model_folder)
+    image_path, _ = _held_out(gm_raw)[0]
+    image = nib.load(image_path)
+    ours = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+    reference = nnunet_reference_predictor(model, use_mirroring=False)
+    reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path), save_probabilities=False)
+    nnunet_mask = nib.load(tmp_path / image_path.name.replace("_0000", "")).get_fdata() > 0.5
+    assert nnunet_mask.sum() > 100
+    assert dice(ours > 0.5, nnunet_mask) >= 0.995
+
+
+@pytest.mark.slow
+@pytest.mark.real_data
+def test_non_canonical_input_is_segmented_after_the_caller_reorients(gm_raw, gm_model, tmp_path):
+    """A PSR-oriented copy of a held-out scan: the caller reorients to RAS, predicts, maps back."""
+    model = load_model(gm_model.model_folder)
+    image_path, label_path = _held_out(gm_raw)[1]
+    canonical = nib.load(image_path)
+    to_psr = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"),
+                                             nib.orientations.axcodes2ornt("PSR"))
+    native = nib.Nifti1Image(canonical.get_fdata(dtype=np.float32), canonical.affine).as_reoriented(to_psr)
+    native_label = np.asarray(nib.load(label_path).as_reoriented(to_psr).dataobj) > 0.5
+    assert nib.aff2axcodes(native.affine) == ("P", "S", "R")
+    assert native.shape == (canonical.shape[1], canonical.shape[2], canonical.shape[0])
+
+    reoriented = nib.as_closest_canonical(native)
+    assert reoriented.shape == canonical.shape
+    probabilities = model.predict_probabilities(reoriented.get_fdata(dtype=np.float32),
+                                                reoriented.header.get_zooms()[:3])
+    assert probabilities.shape == canonical.shape
+    to_native = nib.orientations.ornt_transform(nib.orientations.io_orientation(reoriented.affine),
+                                                nib.orientations.io_orientation(native.affine))
+    back = nib.Nifti1Image(probabilities, reoriented.affine).as_reoriented(to_native)
+    assert back.shape == native.shape
+    np.testing.assert_allclose(back.affine, native.affine, atol=1e-4)
+    assert dice(np.asarray(back.dataobj) > 0.5, native_label) >= 0.90
