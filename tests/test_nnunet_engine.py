@@ -226,17 +226,23 @@ def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_ra
 
 
 def test_full_profile_trains_and_predicts_3d_fullres(tiny_raw, tmp_path):
-    """nnU-Net's defaults (3d_fullres here), one short epoch: exercises 3D tiles in the batched predictor."""
+    """nnU-Net's defaults (3d_fullres here), one short epoch: exercises 3D tiles in the batched predictor.
+
+    Compared without Gaussian weighting: with it, nnU-Net's float16 buffers quantise the logits where the 3D
+    Gaussian underflows (tile corners, e^-24), so the two differ there by design (see docs/nnunet.md).
+    """
     trained = train_model(tiny_raw, tmp_path, profile="full", num_epochs=1, iterations_per_epoch=2,
                           val_iterations_per_epoch=1, num_processes=1)
     assert trained.configuration == "3d_fullres"
     assert (tmp_path / "nnUNet_preprocessed" / tiny_raw.name / "nnUNetPlans_3d_fullres" / "case000.b2nd").is_file()
     model = load_model(trained.model_folder)
+    model.predictor.use_gaussian = False
     image_path = tiny_raw / "imagesTs" / "case004_0000.nii.gz"
     image = nib.load(image_path)
     ours = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
     assert ours.shape == image.shape
     reference = nnunet_reference_predictor(model, use_mirroring=False)
+    reference.use_gaussian = False
     (tmp_path / "ref").mkdir()
     reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path / "ref"), save_probabilities=True)
     nnunet_prob = np.load(tmp_path / "ref" / "case004.npz")["probabilities"][1].transpose(2, 1, 0)
