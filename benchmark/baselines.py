@@ -8,8 +8,12 @@ the manifest records the checkpoint's sha256 and the command that reproduces it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import re
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -134,6 +138,36 @@ def count_parameters(checkpoint: Path) -> int | None:
     return int(sum(tensor.numel() for name, tensor in weights.items() if not name.endswith("num_batches_tracked")))
 
 
+class _EpochWatcher(io.TextIOBase):
+    """Stands in for stdout while nnU-Net trains: everything goes to a log file, "Epoch N" lines move a bar."""
+
+    _EPOCH = re.compile(r": Epoch (\d+)\s*$", re.MULTILINE)
+
+    def __init__(self, log, on_epoch):
+        self._log = log
+        self._on_epoch = on_epoch
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        self._log.flush()
+        for match in self._EPOCH.finditer(text):
+            self._on_epoch(int(match.group(1)))
+        return len(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+
+
+@contextlib.contextmanager
+def _quiet_training(log_path: Path, on_epoch):
+    """nnU-Net's console output (plans, per-epoch losses) goes to ``log_path``; epochs are reported."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log:
+        watcher = _EpochWatcher(log, on_epoch)
+        with contextlib.redirect_stdout(watcher), contextlib.redirect_stderr(watcher):
+            yield
+
+
 def train_baselines(
     suite_id: str,
     *,
@@ -151,22 +185,39 @@ def train_baselines(
     base_id: int | None = None,
     submissions_root: Path | None = None,
     on_start=None,
+    verbose_progress: bool = True,
 ) -> list[Submission]:
     """Train every planned baseline in turn (resuming any that was interrupted) and register it."""
-    from benchmark.nnunet.train import train_model
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from benchmark.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS, train_model
 
     registered: list[Submission] = []
-    for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets):
-        if on_start:
-            on_start(plan)
-        trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration, fold=fold,
-                              num_epochs=num_epochs, iterations_per_epoch=iterations_per_epoch, device=device,
-                              seed=seed, resume=True)
-        options = f" --epochs {num_epochs}" if num_epochs else ""
-        options += f" --iterations {iterations_per_epoch}" if iterations_per_epoch else ""
-        reproduce = (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
-                     f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
-                     + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
-        registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
-                                           submissions_root=submissions_root, reproduce=reproduce))
+    epochs = num_epochs or (QUICK_NUM_EPOCHS if profile == "quick" else FULL_NUM_EPOCHS)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
+               TimeElapsedColumn())
+    # bound to the real stdout now: inside the loop stdout is redirected to the training logs
+    screen = Console(file=sys.stdout)
+    with Progress(*columns, console=screen, disable=not verbose_progress, redirect_stdout=False,
+                  redirect_stderr=False) as bar:
+        for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets):
+            if on_start:
+                on_start(plan)
+            task = bar.add_task(f"training {plan.submission_name}", total=epochs)
+            log_path = Path(work_dir) / "logs" / f"{plan.submission_name}.log"
+            with _quiet_training(log_path, lambda epoch, task=task: bar.update(task, completed=epoch)):
+                trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration,
+                                      fold=fold, num_epochs=num_epochs, iterations_per_epoch=iterations_per_epoch,
+                                      device=device, seed=seed, resume=True)
+            bar.update(task, completed=trained.epochs, description=f"trained {plan.submission_name}")
+            screen.print(f"  {plan.submission_name}: pseudo-Dice {trained.final_pseudo_dice or 0:.3f} on "
+                         f"{trained.device}, {trained.training_seconds:.0f} s; nnU-Net log: {log_path}")
+            options = f" --epochs {num_epochs}" if num_epochs else ""
+            options += f" --iterations {iterations_per_epoch}" if iterations_per_epoch else ""
+            reproduce = (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
+                         f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
+                         + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
+            registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
+                                               submissions_root=submissions_root, reproduce=reproduce))
     return registered

@@ -426,8 +426,7 @@ def train_command(
         registered = train_baselines(
             suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
             device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
-            fold=fold if fold == "all" else int(fold), base_id=base_id,
-            on_start=lambda plan: console.print(f"[bold]training[/] {plan.submission_name} on {plan.raw_folder.name}"))
+            fold=fold if fold == "all" else int(fold), base_id=base_id)
     except BaselineError as error:
         fail(str(error))
     for submission in registered:

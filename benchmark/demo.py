@@ -86,8 +86,7 @@ def run_demo(
         f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile})", console,
         lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
                                 seed=seed, device=device, num_epochs=epochs, iterations_per_epoch=iterations,
-                                submissions_root=submissions_root,
-                                on_start=lambda plan: console.print(f"training {plan.submission_name}")))
+                                submissions_root=submissions_root))
 
     def score_all() -> list[tuple[ResultsFile, Path]]:
         return [score_submission(submission.name, suite_id, data_root=data_root, device=device,
