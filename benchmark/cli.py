@@ -29,8 +29,9 @@ splits_app = typer.Typer(help="Fixed, versioned train/test splits.", no_args_is_
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(splits_app, name="splits")
 
-console = Console()
-err_console = Console(stderr=True)
+# Piped or logged output gets wide tables instead of rich's 80-column default.
+console = Console() if sys.stdout.isatty() else Console(width=200)
+err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=True, width=200)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PUBLISHED_ROOT = REPO_ROOT.parent / "shared" / "data" / "splits"
