@@ -151,22 +151,28 @@ def _check_metric(metric: str) -> None:
 
 
 # ---------------------------------------------------------------------------------- tables
-def model_means(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0) -> pd.DataFrame:
-    """Per (dataset, model): n, mean and bootstrap 95 % CI of ``metric`` over the model's cases."""
-    _check_metric(metric)
-    rows = []
+def _model_ci_rows(cases: pd.DataFrame, groups, metric: str, seed: int, describe) -> list[dict[str, Any]]:
+    """For each (keys, rows) group and each model with rows there: keys, description, n, mean and 95 % CI."""
     order = model_order(cases) if not cases.empty else []
-    for dataset, suite_role in _dataset_order(cases):
-        here = cases[cases["dataset"] == dataset]
+    rows = []
+    for keys, here in groups:
         for submission in order:
             own = here[here["submission"] == submission]
             if own.empty:
                 continue
             ci = bootstrap_mean_ci(own[metric].to_numpy(float), n_resamples=N_RESAMPLES, seed=seed)
-            first = own.iloc[0]
-            rows.append({"dataset": dataset, "suite_role": suite_role, "submission": submission,
-                         "model_role": first["model_role"], "trained_on": first["trained_on"],
+            rows.append({**keys, "submission": submission, **describe(own),
                          "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
+    return rows
+
+
+def model_means(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0) -> pd.DataFrame:
+    """Per (dataset, model): n, mean and bootstrap 95 % CI of ``metric`` over the model's cases."""
+    _check_metric(metric)
+    groups = [({"dataset": dataset, "suite_role": suite_role}, cases[cases["dataset"] == dataset])
+              for dataset, suite_role in _dataset_order(cases)]
+    rows = _model_ci_rows(cases, groups, metric, seed,
+                          lambda own: {"model_role": own.iloc[0]["model_role"], "trained_on": own.iloc[0]["trained_on"]})
     columns = ["dataset", "suite_role", "submission", "model_role", "trained_on", "n", "mean", "low", "high"]
     return pd.DataFrame(rows, columns=columns)
 
@@ -255,18 +261,11 @@ def comparison_table(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0
 def contrast_table(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0) -> pd.DataFrame:
     """Per (contrast, model): n, mean and bootstrap 95 % CI over every test case of that contrast."""
     _check_metric(metric)
-    rows = []
-    order = model_order(cases) if not cases.empty else []
-    for contrast in sorted(set(cases["contrast"])) if not cases.empty else []:
-        here = cases[cases["contrast"] == contrast]
-        for submission in order:
-            own = here[here["submission"] == submission]
-            if own.empty:
-                continue
-            ci = bootstrap_mean_ci(own[metric].to_numpy(float), n_resamples=N_RESAMPLES, seed=seed)
-            rows.append({"contrast": contrast, "submission": submission, "model_role": own.iloc[0]["model_role"],
-                         "datasets": ", ".join(sorted(set(own["dataset"]))), "n": ci.n,
-                         "mean": ci.mean, "low": ci.low, "high": ci.high})
+    groups = [({"contrast": contrast}, cases[cases["contrast"] == contrast])
+              for contrast in (sorted(set(cases["contrast"])) if not cases.empty else [])]
+    rows = _model_ci_rows(cases, groups, metric, seed,
+                          lambda own: {"model_role": own.iloc[0]["model_role"],
+                                       "datasets": ", ".join(sorted(set(own["dataset"])))})
     return pd.DataFrame(rows, columns=["contrast", "submission", "model_role", "datasets", "n", "mean", "low", "high"])
 
 
