@@ -56,4 +56,4 @@ def test_bench_generate_epi_dataset(benchmark, tmp_path: Path) -> None:
         return ("synth-epi", tmp_path / f"run{next(counter)}"), {}
 
     folder = benchmark.pedantic(synth.generate_dataset, setup=fresh, rounds=3, iterations=1)
-    assert len(list(folder.rglob("*_bold.nii.gz"))) == 7
+    assert len(list(folder.rglob("*_bold.nii.gz"))) == 12
