@@ -198,7 +198,7 @@ def train_baselines(
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
                TimeElapsedColumn())
     # bound to the real stdout now: inside the loop stdout is redirected to the training logs
-    screen = Console(file=sys.stdout)
+    screen = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     with Progress(*columns, console=screen, disable=not verbose_progress, redirect_stdout=False,
                   redirect_stderr=False) as bar:
         for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets):
