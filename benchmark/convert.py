@@ -157,7 +157,7 @@ def _nifti_bytes(image: nib.Nifti1Image) -> bytes:
     raw = io.BytesIO()
     file_map = nib.Nifti1Image.make_file_map({"image": raw, "header": raw})
     image.to_file_map(file_map)
-    return gzip.compress(raw.getvalue(), compresslevel=6, mtime=0)
+    return gzip.compress(raw.getvalue(), compresslevel=1, mtime=0)
 
 
 def _check_pair(source: CaseSource) -> tuple[nib.Nifti1Image, nib.Nifti1Image] | str:

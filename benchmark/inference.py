@@ -156,7 +156,7 @@ def write_mask(mask: np.ndarray, image: nib.Nifti1Image, path: Path) -> None:
     out.header.set_slope_inter(1, 0)
     raw = io.BytesIO()
     out.to_file_map(nib.Nifti1Image.make_file_map({"image": raw, "header": raw}))
-    atomic_write_bytes(path, gzip.compress(raw.getvalue(), compresslevel=6, mtime=0))
+    atomic_write_bytes(path, gzip.compress(raw.getvalue(), compresslevel=1, mtime=0))
 
 
 class Predictor:
