@@ -264,9 +264,10 @@ def contrast_table(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0) 
     groups = [({"contrast": contrast}, cases[cases["contrast"] == contrast])
               for contrast in (sorted(set(cases["contrast"])) if not cases.empty else [])]
     rows = _model_ci_rows(cases, groups, metric, seed,
-                          lambda own: {"model_role": own.iloc[0]["model_role"],
+                          lambda own: {"model_role": own.iloc[0]["model_role"], "trained_on": own.iloc[0]["trained_on"],
                                        "datasets": ", ".join(sorted(set(own["dataset"])))})
-    return pd.DataFrame(rows, columns=["contrast", "submission", "model_role", "datasets", "n", "mean", "low", "high"])
+    return pd.DataFrame(rows, columns=["contrast", "submission", "model_role", "trained_on", "datasets", "n", "mean",
+                                       "low", "high"])
 
 
 def overlay_cases(cases: pd.DataFrame, *, metric: str = "dice") -> pd.DataFrame:
@@ -435,8 +436,7 @@ def figure_in_domain(comparison: pd.DataFrame, *, metric: str = "dice") -> go.Fi
 
 def figure_contrast(contrasts: pd.DataFrame, *, metric: str = "dice") -> go.Figure:
     """Grouped bars per contrast, one per model, mean with 95 % CI."""
-    table = contrasts.assign(trained_on=None) if "trained_on" not in contrasts else contrasts
-    return _grouped_bars(table, "contrast", figure_titles(metric)["contrast"], metric)
+    return _grouped_bars(contrasts, "contrast", figure_titles(metric)["contrast"], metric)
 
 
 # ---------------------------------------------------------------------------------- overlays
