@@ -4,13 +4,14 @@ and a cross-check against MONAI on real spinal cord masks."""
 from __future__ import annotations
 
 import math
-import warnings
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 from scipy import ndimage
+
+from monai_reference import as_monai_tensors, monai_dice_hd95_nsd
 
 from benchmark.metrics import (
     HIGHER_IS_BETTER,
@@ -64,20 +65,9 @@ def _monai_metrics(
     pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...], tau: float = 1.0
 ) -> dict[str, float]:
     """dice, hd95, nsd from MONAI (independent implementation), same definitions as ours."""
-    torch = pytest.importorskip("torch")
-    monai_metrics = pytest.importorskip("monai.metrics")
-    p = torch.as_tensor(pred[None, None].astype(np.float32))
-    g = torch.as_tensor(gt[None, None].astype(np.float32))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dice = monai_metrics.compute_dice(p, g, include_background=True)
-        hd95 = monai_metrics.compute_hausdorff_distance(
-            p, g, include_background=True, percentile=95, spacing=list(spacing)
-        )
-        nsd = monai_metrics.compute_surface_dice(
-            p, g, class_thresholds=[tau], include_background=True, spacing=list(spacing), use_subvoxels=False
-        )
-    return {"dice": float(dice.item()), "hd95": float(hd95.item()), "nsd": float(nsd.item())}
+    pytest.importorskip("torch")
+    pytest.importorskip("monai.metrics")
+    return monai_dice_hd95_nsd(*as_monai_tensors(pred, gt), spacing, tau)
 
 
 # ------------------------------------------------------------------------------------------

@@ -14,13 +14,14 @@ still runs once, as a correctness test).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from benchmark.metrics import compute_metrics
+
+import monai_reference
 
 torch = pytest.importorskip("torch")
 monai_metrics = pytest.importorskip("monai.metrics")
@@ -90,25 +91,12 @@ def single_torch_thread() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def case_tensors(case: tuple[np.ndarray, np.ndarray]) -> tuple[object, object]:
     """MONAI's input format, converted once outside the timed region: float [B=1, C=1, X, Y, Z]."""
-    pred, gt = case
-    return (
-        torch.as_tensor(pred[None, None].astype(np.float32)),
-        torch.as_tensor(gt[None, None].astype(np.float32)),
-    )
+    return monai_reference.as_monai_tensors(*case)
 
 
 def monai_dice_hd95_nsd(pred: object, gt: object, tau: float = 1.0) -> dict[str, float]:
-    """MONAI's dice, hd95 (percentile=95) and voxel-count NSD (use_subvoxels=False)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        dice = monai_metrics.compute_dice(pred, gt, include_background=True)
-        hd95 = monai_metrics.compute_hausdorff_distance(
-            pred, gt, include_background=True, percentile=95, spacing=list(SPACING)
-        )
-        nsd = monai_metrics.compute_surface_dice(
-            pred, gt, class_thresholds=[tau], include_background=True, spacing=list(SPACING), use_subvoxels=False
-        )
-    return {"dice": float(dice.item()), "hd95": float(hd95.item()), "nsd": float(nsd.item())}
+    """MONAI's dice, hd95 (percentile=95) and voxel-count NSD (use_subvoxels=False) at the case's spacing."""
+    return monai_reference.monai_dice_hd95_nsd(pred, gt, SPACING, tau)
 
 
 def _best_ms(fn: Callable[[], object], repeats: int) -> float:
