@@ -20,10 +20,10 @@ from typing import Literal
 
 from benchmark.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
-from benchmark.registry import load_suite
+from benchmark.registry import QuickRecipe, load_suite
 from benchmark.splits import load_split
-from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
-                                   write_manifest)
+from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Postprocessing, Submission,
+                                   TrainingData, write_manifest)
 
 Profile = Literal["quick", "full"]
 
@@ -95,7 +95,8 @@ def copy_model(model_folder: Path, checkpoint: Path, target: Path) -> Path:
 
 
 def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profile, *, seed: int,
-                     submissions_root: Path | None = None, reproduce: str) -> Submission:
+                     submissions_root: Path | None = None, reproduce: str,
+                     postprocessing: Postprocessing = "none") -> Submission:
     folder = Path(submissions_root or SUBMISSIONS_DIR) / plan.submission_name
     copy_model(trained.model_folder, trained.checkpoint, folder / "model")
     split = load_split(suite_id)
@@ -119,7 +120,7 @@ def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profil
             git_revision=git_revision(),
             reproduce=reproduce,
         ),
-        inference=InferenceSpec(device="auto", test_time_augmentation=False),
+        inference=InferenceSpec(device="auto", test_time_augmentation=False, postprocessing=postprocessing),
         parameters=count_parameters(folder / "model" / trained.checkpoint.parent.name / trained.checkpoint.name),
     )
     write_manifest(submission, folder)
@@ -168,6 +169,32 @@ def _quiet_training(log_path: Path, on_epoch):
             yield
 
 
+def training_recipe(suite_id: str, profile: Profile, *, epochs: int | None = None, iterations: int | None = None,
+                    augmentation: str | None = None, postprocessing: Postprocessing | None = None) -> QuickRecipe:
+    """The options a baseline is trained with: those given, else (quick profile) the suite's ``quick_recipe``,
+    else the profile's defaults (epochs/iterations None = the profile's own)."""
+    suite_recipe = load_suite(suite_id).quick_recipe if profile == "quick" else QuickRecipe()
+    return QuickRecipe(
+        epochs=epochs or suite_recipe.epochs,
+        iterations=iterations or suite_recipe.iterations,
+        augmentation=augmentation or suite_recipe.augmentation,
+        postprocessing=postprocessing or suite_recipe.postprocessing,
+        why=suite_recipe.why,
+    )
+
+
+def reproduce_command(suite_id: str, plan: BaselinePlan, profile: Profile, seed: int, recipe: QuickRecipe) -> str:
+    """The commands that retrain one baseline, with every option that differs from the profile's defaults spelled
+    out (so they do not depend on the suite's recipe staying the same)."""
+    options = f" --epochs {recipe.epochs}" if recipe.epochs else ""
+    options += f" --iterations {recipe.iterations}" if recipe.iterations else ""
+    options += f" --augmentation {recipe.augmentation}" if recipe.augmentation != "default" else ""
+    options += f" --postprocessing {recipe.postprocessing}" if recipe.postprocessing != "none" else ""
+    return (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
+            f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
+            + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
+
+
 def train_baselines(
     suite_id: str,
     *,
@@ -183,16 +210,25 @@ def train_baselines(
     configuration: str | None = None,
     fold: int | str = "all",
     base_id: int | None = None,
+    augmentation: str | None = None,
+    postprocessing: Postprocessing | None = None,
     submissions_root: Path | None = None,
     on_start=None,
     verbose_progress: bool = True,
 ) -> list[Submission]:
-    """Train every planned baseline in turn (resuming any that was interrupted) and register it."""
+    """Train every planned baseline in turn (resuming any that was interrupted) and register it.
+
+    With the quick profile, options left as None come from the suite's ``quick_recipe`` (registry), then from the
+    profile's defaults; the full profile is nnU-Net's defaults unless an option is given.
+    """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from benchmark.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS, train_model
 
+    recipe = training_recipe(suite_id, profile, epochs=num_epochs, iterations=iterations_per_epoch,
+                             augmentation=augmentation, postprocessing=postprocessing)
+    num_epochs, iterations_per_epoch = recipe.epochs, recipe.iterations
     registered: list[Submission] = []
     epochs = num_epochs or (QUICK_NUM_EPOCHS if profile == "quick" else FULL_NUM_EPOCHS)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("epoch {task.completed}/{task.total}"),
@@ -209,15 +245,12 @@ def train_baselines(
             with _quiet_training(log_path, lambda epoch, task=task: bar.update(task, completed=epoch)):
                 trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration,
                                       fold=fold, num_epochs=num_epochs, iterations_per_epoch=iterations_per_epoch,
-                                      device=device, seed=seed, resume=True)
+                                      device=device, seed=seed, resume=True, augmentation=recipe.augmentation)
             bar.update(task, completed=trained.epochs, description=f"trained {plan.submission_name}")
             screen.print(f"  {plan.submission_name}: pseudo-Dice {trained.final_pseudo_dice or 0:.3f} on "
                          f"{trained.device}, {trained.training_seconds:.0f} s; nnU-Net log: {log_path}")
-            options = f" --epochs {num_epochs}" if num_epochs else ""
-            options += f" --iterations {iterations_per_epoch}" if iterations_per_epoch else ""
-            reproduce = (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
-                         f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
-                         + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
             registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
-                                               submissions_root=submissions_root, reproduce=reproduce))
+                                               submissions_root=submissions_root,
+                                               reproduce=reproduce_command(suite_id, plan, profile, seed, recipe),
+                                               postprocessing=recipe.postprocessing))
     return registered

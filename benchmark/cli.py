@@ -194,11 +194,11 @@ def splits_make(
 
 def _print_split(split) -> None:
     table = Table(title=f"split {split.suite} (version {split.version})")
-    for column in ("dataset", "role", "status", "train", "test", "files"):
+    for column in ("dataset", "role", "status", "train", "test", "files", "scored region"):
         table.add_column(column)
     for dataset_id, entry in split.datasets.items():
         table.add_row(dataset_id, entry.role, entry.status, str(len(entry.train)), str(len(entry.test)),
-                      str(len(entry.files)))
+                      str(len(entry.files)), entry.scored_region)
     console.print(table)
 
 
@@ -382,18 +382,39 @@ def print_summary(results, metric: str = "dice") -> None:
 def metrics_command(
     prediction: Path = typer.Argument(..., help="Predicted binary mask (NIfTI)."),
     ground_truth: Path = typer.Argument(..., help="Reference binary mask (NIfTI) on the same grid."),
+    region: str = typer.Option(
+        "whole-image", "--region",
+        help="Scored region: whole-image, or label-extent (only the axial slices the reference mask spans, "
+             "as the suites do for datasets whose masks cover part of the cord; see docs/metrics.md).",
+    ),
 ) -> None:
     """Print every metric for one prediction/reference pair as JSON (spacing read from the files)."""
     from benchmark.metrics import metrics_for_files
 
     try:
-        values = metrics_for_files(prediction, ground_truth)
+        values = metrics_for_files(prediction, ground_truth, region)
     except (ValueError, FileNotFoundError) as error:
         fail(str(error))
     typer.echo(json.dumps(values, indent=2, sort_keys=True))
 
 
 # ---------------------------------------------------------------- training
+EPOCHS_HELP = "Override the number of epochs (quick: the suite's recipe, else 40)."
+ITERATIONS_HELP = "Override the iterations per epoch (quick: the suite's recipe, else 12)."
+AUGMENTATION_HELP = ("default: nnU-Net's data augmentation; da5: nnU-Net's stronger DA5 variant (about 15% slower per "
+                     "iteration; see docs/nnunet.md). Default: the suite's quick recipe, else default.")
+POSTPROCESSING_HELP = ("Declared in each registered submission and applied when it is scored: none, or "
+                       "largest-component (keep the largest 3D connected component). Default: the suite's quick "
+                       "recipe, else none.")
+
+
+def _check_recipe_options(augmentation: str | None, postprocessing: str | None) -> None:
+    if augmentation not in (None, "default", "da5"):
+        fail("--augmentation must be default or da5")
+    if postprocessing not in (None, "none", "largest-component"):
+        fail("--postprocessing must be none or largest-component")
+
+
 @app.command("train")
 def train_command(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite whose converted training sets to train on."),
@@ -404,11 +425,13 @@ def train_command(
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Train only the specific model(s) of these datasets."),
     seed: int = typer.Option(0, help="Random seed of the training runs."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present, else CPU)."),
-    epochs: Optional[int] = typer.Option(None, help="Override the profile's number of epochs."),
-    iterations: Optional[int] = typer.Option(None, help="Override the profile's iterations per epoch."),
+    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
+    iterations: Optional[int] = typer.Option(None, help=ITERATIONS_HELP),
     configuration: Optional[str] = typer.Option(None, help="Override the nnU-Net configuration (e.g. 2d, 3d_fullres)."),
     fold: str = typer.Option("all", help="nnU-Net fold (0-4 or all)."),
     base_id: Optional[int] = typer.Option(None, help="First nnU-Net dataset number used by `convert`."),
+    augmentation: Optional[str] = typer.Option(None, help=AUGMENTATION_HELP),
+    postprocessing: Optional[str] = typer.Option(None, help=POSTPROCESSING_HELP),
 ) -> None:
     """Train the specific models and the aggregated model with nnU-Net, and register each as a submission.
 
@@ -423,11 +446,13 @@ def train_command(
         fail("--profile must be quick or full")
     if only not in (None, "aggregated", "specific"):
         fail("--only must be 'aggregated' or 'specific'")
+    _check_recipe_options(augmentation, postprocessing)
     try:
         registered = train_baselines(
             suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
             device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
-            fold=fold if fold == "all" else int(fold), base_id=base_id)
+            fold=fold if fold == "all" else int(fold), base_id=base_id, augmentation=augmentation,
+            postprocessing=postprocessing)
     except BaselineError as error:
         fail(str(error))
     for submission in registered:
@@ -577,8 +602,10 @@ def demo_command(
     profile: str = typer.Option("quick", help="quick (2-core CPU, minutes) or full (nnU-Net defaults, GPU)."),
     seed: int = typer.Option(0, help="Training seed."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present)."),
-    epochs: Optional[int] = typer.Option(None, help="Override the profile's epochs."),
-    iterations: Optional[int] = typer.Option(None, help="Override the profile's iterations per epoch."),
+    epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
+    iterations: Optional[int] = typer.Option(None, help=ITERATIONS_HELP),
+    augmentation: Optional[str] = typer.Option(None, help=AUGMENTATION_HELP),
+    postprocessing: Optional[str] = typer.Option(None, help=POSTPROCESSING_HELP),
 ) -> None:
     """Run the seed experiment end to end: data, splits, training sets, 1 aggregated + N specific models,
     scores on every in-domain and OOD test split, comparison table, HTML report.
@@ -587,10 +614,12 @@ def demo_command(
     """
     from benchmark.demo import run_demo
 
+    _check_recipe_options(augmentation, postprocessing)
     started = time.perf_counter()
     try:
         _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
                                              seed=seed, device=device, epochs=epochs, iterations=iterations,
+                                             augmentation=augmentation, postprocessing=postprocessing,
                                              console=console)
     except (ValueError, RuntimeError) as error:
         fail(str(error))

@@ -45,6 +45,8 @@ def run_demo(
     device: str | None = None,
     epochs: int | None = None,
     iterations: int | None = None,
+    augmentation: str | None = None,
+    postprocessing: str | None = None,
     console: Console | None = None,
     submissions_root: Path | None = None,
 ) -> tuple[list[ResultsFile], Path, DemoTimings]:
@@ -86,6 +88,7 @@ def run_demo(
         f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile})", console,
         lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
                                 seed=seed, device=device, num_epochs=epochs, iterations_per_epoch=iterations,
+                                augmentation=augmentation, postprocessing=postprocessing,
                                 submissions_root=submissions_root))
 
     def score_all() -> list[tuple[ResultsFile, Path]]:

@@ -146,6 +146,17 @@ def validate_prediction(prediction: np.ndarray, affine: np.ndarray | None, image
     return None
 
 
+def largest_component(mask: np.ndarray) -> np.ndarray:
+    """The largest 26-connected component of a binary mask (ties: the first in scan order); empty stays empty."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask, structure=np.ones((3,) * mask.ndim, dtype=bool))
+    if count <= 1:
+        return mask.astype(bool)
+    sizes = np.bincount(labels.ravel())[1:]
+    return labels == int(np.argmax(sizes)) + 1
+
+
 def write_mask(mask: np.ndarray, image: nib.Nifti1Image, path: Path) -> None:
     import gzip
     import io
@@ -230,7 +241,7 @@ class Predictor:
         failure = validate_prediction(native, None, image, data.shape)
         if failure:
             return failure
-        write_mask(native >= BINARY_THRESHOLD, image, out_path)
+        write_mask(self._postprocess(native >= BINARY_THRESHOLD), image, out_path)
         return None
 
     def _predict_command(self, model: CommandModelSpec, image: nib.Nifti1Image, data: np.ndarray,
@@ -285,8 +296,13 @@ class Predictor:
         failure = validate_prediction(values, affine, image, data.shape)
         if failure:
             return failure
-        write_mask(values >= BINARY_THRESHOLD, image, out_path)
+        write_mask(self._postprocess(values >= BINARY_THRESHOLD), image, out_path)
         return None
+
+    def _postprocess(self, mask: np.ndarray) -> np.ndarray:
+        if self.submission.inference.postprocessing == "largest-component":
+            return largest_component(mask)
+        return mask
 
 
 def _command_env() -> dict[str, str]:

@@ -41,6 +41,14 @@ see :func:`worst_hd95`)
     G empty, P not       0     0    WORST_HD95  1 (cap)          by formula
 
 A missing or failed prediction is scored as an empty prediction: :func:`worst_metrics`.
+
+Scored region (:data:`SCORED_REGIONS`, chosen per dataset by the suite and versioned with its split)
+    whole-image   (default) both masks as they are.
+    label-extent  both masks cut to the axial slices k0..k1 (canonical axis 2, inferior->superior)
+                  between the first and last slice where G is non-empty, before any metric is
+                  computed (:func:`restrict_to_label_extent`). For ground truth that was drawn on
+                  only part of the cord's length: outside that range a correct prediction would
+                  otherwise count as false positive. G empty: whole image.
 """
 
 from __future__ import annotations
@@ -83,6 +91,9 @@ NSD_EPSILON_MM: float = 1e-6
 from benchmark.io import AFFINE_TOLERANCE_MM  # noqa: E402 - one tolerance for the whole project
 
 HD95_PERCENTILE: float = 95.0
+
+#: Where a case is scored; see the module docstring.
+SCORED_REGIONS: tuple[str, ...] = ("whole-image", "label-extent")
 
 
 # --------------------------------------------------------------------------------------------
@@ -320,6 +331,34 @@ def compute_metrics(
     }
 
 
+def label_extent(gt: np.ndarray) -> tuple[int, int] | None:
+    """First and last axial slice (canonical axis 2) where ``gt`` is non-empty; None for an empty mask."""
+    _check_mask(gt, "gt")
+    slices = np.flatnonzero(_as_bool(gt, "gt").any(axis=(0, 1)))
+    return (int(slices[0]), int(slices[-1])) if slices.size else None
+
+
+def restrict_to_label_extent(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both masks cut to the axial slices spanned by ``gt`` (views, no copy); unchanged when ``gt`` is empty."""
+    _check_mask(pred, "pred")
+    if pred.shape != gt.shape:
+        raise ValueError(f"pred and gt must have the same shape, got {pred.shape} and {gt.shape}")
+    extent = label_extent(gt)
+    if extent is None:
+        return pred, gt
+    first, last = extent
+    return pred[:, :, first:last + 1], gt[:, :, first:last + 1]
+
+
+def scored_region(pred: np.ndarray, gt: np.ndarray, region: str) -> tuple[np.ndarray, np.ndarray]:
+    """The part of both masks that is scored under ``region`` (one of :data:`SCORED_REGIONS`)."""
+    if region == "whole-image":
+        return pred, gt
+    if region == "label-extent":
+        return restrict_to_label_extent(pred, gt)
+    raise ValueError(f"unknown scored region {region!r}; choose one of {', '.join(SCORED_REGIONS)}")
+
+
 def worst_metrics(gt: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
     """Scores of a missing or failed prediction: ``compute_metrics(zeros_like(gt), gt, spacing)``."""
     _check_mask(gt, "gt")
@@ -349,13 +388,14 @@ def _binary_canonical(
     return ones.astype(np.uint8), zooms  # type: ignore[return-value]
 
 
-def metrics_for_files(pred_path: Path, gt_path: Path) -> dict[str, float]:
+def metrics_for_files(pred_path: Path, gt_path: Path, region: str = "whole-image") -> dict[str, float]:
     """:func:`compute_metrics` for two NIfTI masks on the same voxel grid.
 
     Both files must have the same shape and affine (every entry within
     ``AFFINE_TOLERANCE_MM`` = 1e-3 mm, see benchmark/io.py), else ValueError naming both files. Both are reoriented to
     canonical RAS+ (``nibabel.as_closest_canonical``); spacing is the ground truth's header zooms.
     Both masks must hold only 0 and 1 (no thresholding): ValueError naming the file otherwise.
+    ``region`` is the scored region (:data:`SCORED_REGIONS`, see the module docstring).
     """
     pred_path, gt_path = Path(pred_path), Path(gt_path)
     for role, path in (("prediction", pred_path), ("ground truth", gt_path)):
@@ -376,4 +416,4 @@ def metrics_for_files(pred_path: Path, gt_path: Path) -> dict[str, float]:
         )
     pred, _ = _binary_canonical(pred_img, pred_path, "prediction")
     gt, spacing = _binary_canonical(gt_img, gt_path, "ground truth")
-    return compute_metrics(pred, gt, spacing)
+    return compute_metrics(*scored_region(pred, gt, region), spacing)

@@ -145,12 +145,27 @@ class SuiteDataset(_Strict):
         default=None, description="A published split file (YAML with a 'test' list) to take the test subjects from"
     )
     stratify_by: list[Literal["site", "vendor", "pathology", "field_strength"]] = Field(default_factory=list)
+    scored_region: Literal["whole-image", "label-extent"] = Field(
+        default="whole-image",
+        description="Where test cases are scored: the whole image, or only the axial slices the manual mask spans "
+                    "(for masks drawn on part of the cord's length; see docs/metrics.md). Versioned with the split.",
+    )
 
     @model_validator(mode="after")
     def _role_fields(self) -> "SuiteDataset":
         if self.role == "in-domain" and self.test_fraction is None and self.published_split is None:
             raise ValueError("an in-domain dataset needs test_fraction or published_split")
         return self
+
+
+class QuickRecipe(_Strict):
+    """How the quick profile trains this suite's baselines when the command line does not say otherwise."""
+
+    epochs: int | None = Field(default=None, ge=1, description="Epochs (default: the quick profile's 40)")
+    iterations: int | None = Field(default=None, ge=1, description="Iterations per epoch (default: 12)")
+    augmentation: Literal["default", "da5"] = "default"
+    postprocessing: Literal["none", "largest-component"] = "none"
+    why: str | None = None
 
 
 class Suite(_Strict):
@@ -162,6 +177,7 @@ class Suite(_Strict):
         default=None, description="Where the data live by default, relative to the repository root"
     )
     datasets: list[SuiteDataset] = Field(min_length=1)
+    quick_recipe: QuickRecipe = QuickRecipe()
 
     def role_of(self, dataset_id: str) -> Role:
         for entry in self.datasets:

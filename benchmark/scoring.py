@@ -21,7 +21,7 @@ from benchmark.convert import LABEL_THRESHOLD
 from benchmark.inference import ModelLoadError, Predictor, PredictionRecord
 from benchmark.environment import environment
 from benchmark.io import atomic_write_json
-from benchmark.metrics import compute_metrics, worst_metrics
+from benchmark.metrics import compute_metrics, scored_region, worst_metrics
 from benchmark.registry import load_dataset, load_suite
 from benchmark.results import CaseResult, ResultsFile, results_path, write_results
 from benchmark.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
@@ -38,6 +38,7 @@ class TestCase:
     root: Path
     image_sha256: str
     role: str
+    scored_region: str = "whole-image"
 
     @property
     def image_path(self) -> Path:
@@ -72,7 +73,7 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
             if expected is not None and digest != expected:
                 raise ScoringError(f"{folder / case.image.path}: content differs from the split's checksum; "
                                    f"run `cordbench splits verify --suite {suite_id}`")
-            cases.append(TestCase(case, folder, digest, entry.role))
+            cases.append(TestCase(case, folder, digest, entry.role, split_entry.scored_region))
     return cases
 
 
@@ -111,13 +112,16 @@ def _ground_truth(label_path: Path) -> tuple[np.ndarray, tuple[float, float, flo
 
 
 def case_metrics(test_case: TestCase, record: PredictionRecord) -> dict[str, float]:
-    """Metrics in canonical RAS+; a failed or missing prediction is scored as an empty mask."""
+    """Metrics in canonical RAS+ within the case's scored region; a failed or missing prediction is scored as an
+    empty mask."""
     gt, spacing = _ground_truth(test_case.label_path)
-    if not record.ok:
-        return worst_metrics(gt, spacing)
-    prediction = nib.as_closest_canonical(nib.load(record.prediction))
-    pred = np.asarray(prediction.dataobj, dtype=np.uint8)
-    return compute_metrics(pred, gt, spacing)
+    if record.ok:
+        prediction = nib.as_closest_canonical(nib.load(record.prediction))
+        pred = np.asarray(prediction.dataobj, dtype=np.uint8)
+    else:
+        pred = np.zeros_like(gt)
+    pred, gt = scored_region(pred, gt, test_case.scored_region)
+    return compute_metrics(pred, gt, spacing) if record.ok else worst_metrics(gt, spacing)
 
 
 def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, float], trained_on: set[str],

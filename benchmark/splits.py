@@ -52,6 +52,9 @@ class DatasetSplit(BaseModel):
         default_factory=dict, description="relative path -> sha256 of the content (None when unknown)"
     )
     excluded: dict[str, str] = Field(default_factory=dict, description="subject -> why it is in no split")
+    scored_region: Literal["whole-image", "label-extent"] = Field(
+        default="whole-image", description="Where test cases are scored (the suite's choice; docs/metrics.md)"
+    )
 
 
 class SplitFile(BaseModel):
@@ -66,6 +69,10 @@ class SplitFile(BaseModel):
 
     def content_hash(self) -> str:
         payload = self.model_dump(mode="json", exclude={"version", "made_with"})
+        for entry in payload["datasets"].values():
+            # splits written before scored regions existed keep their version: the default is not hashed
+            if entry["scored_region"] == "whole-image":
+                del entry["scored_region"]
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 
@@ -192,6 +199,11 @@ def _rule_of(entry: SuiteDataset, seed: int) -> dict:
 
 def split_dataset(entry: SuiteDataset, index: DatasetIndex | None, *, seed: int, published_root: Path) -> DatasetSplit:
     """One dataset's split from its index (None: data not at hand) and the suite's rule."""
+    split = _split_subjects(entry, index, seed=seed, published_root=published_root)
+    return split.model_copy(update={"scored_region": entry.scored_region})
+
+
+def _split_subjects(entry: SuiteDataset, index: DatasetIndex | None, *, seed: int, published_root: Path) -> DatasetSplit:
     rule = _rule_of(entry, seed)
     if entry.published_split:
         test = _published_test_subjects(published_root, entry.published_split)
@@ -245,7 +257,8 @@ def make_split(
         if previous is not None and previous.status == "fixed":
             if fresh.status == "fixed" and _assignment(fresh) != _assignment(previous):
                 raise SplitError(_frozen_message(suite.id, entry.id, previous, fresh))
-            datasets[entry.id] = previous
+            # the subjects stay frozen; the scored region is the suite's current choice (and changes the version)
+            datasets[entry.id] = previous.model_copy(update={"scored_region": entry.scored_region})
         else:
             datasets[entry.id] = fresh
     split = SplitFile(suite=suite.id, seed=suite.seed, made_with=f"cordbench {__version__}", datasets=datasets)

@@ -90,9 +90,17 @@ class TrainingData(_Strict):
     reproduce: str | None = Field(default=None, description="The command that retrains this model")
 
 
+Postprocessing = Literal["none", "largest-component"]
+
+
 class InferenceSpec(_Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     test_time_augmentation: bool = False
+    postprocessing: Postprocessing = Field(
+        default="none",
+        description="Applied to the binary mask before it is scored: 'largest-component' keeps only the largest "
+                    "3D connected component (26-connectivity), as the Spinal Cord Toolbox's keep_largest does.",
+    )
 
 
 class Submission(_Strict):

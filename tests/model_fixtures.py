@@ -59,3 +59,18 @@ def eroded_nnunet(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
     mask = _LOADED[folder].predict_probabilities(image_ras, spacing_ras) >= 0.5
     cross = ndimage.generate_binary_structure(2, 1)[:, :, None]
     return ndimage.binary_erosion(mask, structure=cross).astype(np.float32)
+
+
+def gmchallenge_oracle_full_length(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
+    """The manual gmchallenge mask of the image (matched by canonical shape, from CORDBENCH_TEST_GT_ROOT),
+    with its top labelled slice copied into every slice above it: a perfect cord segmentation that also
+    covers the slices the annotators left unlabelled. Blank for any other image."""
+    import nibabel as nib
+
+    for label in sorted(Path(os.environ["CORDBENCH_TEST_GT_ROOT"]).glob("derivatives/labels/*/anat/*_seg-manual.nii.gz")):
+        mask = np.asarray(nib.as_closest_canonical(nib.load(label)).dataobj) > 0.5
+        if mask.shape == image_ras.shape:
+            top = int(np.flatnonzero(mask.any(axis=(0, 1)))[-1])
+            mask[:, :, top + 1:] = mask[:, :, top:top + 1]
+            return mask.astype(np.float32)
+    return np.zeros_like(image_ras, dtype=np.float32)

@@ -155,3 +155,30 @@ def test_failed_cases_are_retried_on_the_next_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(model_fixtures, "crashes", model_fixtures.identity)
     assert Predictor(submission, tmp_path / "cache").predict(image_path, "sha").failure is None
+
+
+@pytest.mark.parametrize("codes", ["LPS", "PSR"])
+def test_largest_component_postprocessing_keeps_the_cord_and_drops_far_blobs(tmp_path, codes):
+    from benchmark.submissions import submission_hash
+
+    mask = asymmetric_mask()  # a 3x5x3 block (45 voxels) and a lone voxel far from it
+    diagonal_neighbour = mask.copy()
+    diagonal_neighbour[5, 8, 4] = 1  # touches the block's corner (2:5, 3:8, 1:4) only diagonally: 26-connected
+    affine = orientation_affine(codes, spacing=(0.5, 0.7, 3.0))
+    plain = python_submission(tmp_path, "identity")
+    kept = plain.model_copy(update={"inference": plain.inference.model_copy(update={"postprocessing": "largest-component"})})
+    kept.folder = plain.folder
+    assert submission_hash(kept) != submission_hash(plain)  # cached predictions are not shared between the two
+    for name, volume, expected in (("lone", mask, mask.sum() - 1), ("diagonal", diagonal_neighbour, mask.sum())):
+        image_path = save_nifti(tmp_path / f"{name}.nii.gz", volume.astype(np.float32), affine)
+        predicted = np.asarray(nib.load(Predictor(kept, tmp_path / "cache").predict(image_path, name).prediction).dataobj)
+        assert predicted.sum() == expected
+        assert predicted[9, 1, 5] == 0 and np.array_equal(predicted[2:5, 3:8, 1:4], mask[2:5, 3:8, 1:4])
+        unprocessed = np.asarray(nib.load(Predictor(plain, tmp_path / "cache").predict(image_path, name).prediction).dataobj)
+        assert np.array_equal(unprocessed, volume)
+
+
+def test_largest_component_of_an_empty_mask_is_empty():
+    from benchmark.inference import largest_component
+
+    assert not largest_component(np.zeros((3, 4, 5), bool)).any()

@@ -545,3 +545,27 @@ def test_metrics_for_files_accepts_float_noise_in_real_affines() -> None:
     cord, spacing = _gmchallenge_mask("sub-9604", "seg")
     gm, _ = _gmchallenge_mask("sub-9604", "gmseg")
     assert values == compute_metrics(gm, cord, spacing)
+
+
+def test_label_extent_region_hand_values() -> None:
+    from benchmark.metrics import label_extent, restrict_to_label_extent, scored_region
+
+    gt = np.zeros((5, 5, 8), dtype=np.uint8)
+    gt[1:4, 1:4, 2:5] = 1  # a 3x3 square on slices 2-4
+    pred = np.zeros_like(gt)
+    pred[1:4, 1:4, 0:7] = 1  # the same square on slices 0-6
+    assert label_extent(gt) == (2, 4)
+    assert compute_metrics(pred, gt, (1, 1, 1))["dice"] == pytest.approx(2 * 27 / (27 + 63))  # 0.6
+    cut_pred, cut_gt = restrict_to_label_extent(pred, gt)
+    assert cut_pred.shape == cut_gt.shape == (5, 5, 3)
+    assert compute_metrics(cut_pred, cut_gt, (1, 1, 1)) == compute_metrics(gt[:, :, 2:5], gt[:, :, 2:5], (1, 1, 1))
+    # a prediction missing part of the labelled range is still penalised inside it
+    pred[:, :, 3] = 0
+    assert compute_metrics(*scored_region(pred, gt, "label-extent"), (1, 1, 1))["dice"] == pytest.approx(2 * 18 / 45)
+    # an empty reference leaves both masks whole, so a non-empty prediction still scores 0
+    empty = np.zeros_like(gt)
+    assert label_extent(empty) is None
+    assert restrict_to_label_extent(pred, empty)[0].shape == pred.shape
+    assert compute_metrics(*scored_region(pred, empty, "label-extent"), (1, 1, 1))["dice"] == 0.0
+    with pytest.raises(ValueError, match="unknown scored region 'slab'"):
+        scored_region(pred, gt, "slab")

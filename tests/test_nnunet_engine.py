@@ -278,6 +278,23 @@ def test_short_training_writes_weights_only_checkpoint(tiny_model):
     assert not (tiny_model.checkpoint.parent / "checkpoint_latest.pth").exists()  # nnU-Net removes it at the end
 
 
+def test_da5_augmentation_trains_in_its_own_folder(tiny_raw, tiny_work, tiny_model):
+    from benchmark.nnunet.trainer import CordbenchTrainerDA5
+
+    trained = train_model(tiny_raw, tiny_work, seed=3, augmentation="da5", **TINY_RUN)
+    assert trained.trainer_name == "CordbenchTrainerDA5"
+    assert trained.model_folder.name == "CordbenchTrainerDA5__nnUNetPlans__2d_quick"
+    assert trained.model_folder.parent == tiny_model.model_folder.parent
+    assert tiny_model.checkpoint.is_file()  # the default-augmentation model is left alone
+    assert trained.weights_sha256 != tiny_model.weights_sha256  # same seed, other augmentation: other weights
+    transforms = CordbenchTrainerDA5.get_training_transforms((64, 64), (-3.14, 3.14), None, (0, 1), False)
+    names = {type(t).__name__ for t in transforms.transforms}
+    names |= {type(t.transform).__name__ for t in transforms.transforms if hasattr(t, "transform")}
+    assert {"BlankRectangleTransform", "BrightnessAdditiveTransform"} <= names  # DA5's, not in nnU-Net's default
+    with pytest.raises(ValueError, match="augmentation must be one of default, da5, got 'heavy'"):
+        train_model(tiny_raw, tiny_work, augmentation="heavy", **TINY_RUN)
+
+
 def test_finished_run_is_returned_without_retraining(tiny_raw, tiny_work, tiny_model):
     again = train_model(tiny_raw, tiny_work, seed=3, **TINY_RUN)
     assert again.checkpoint_sha256 == tiny_model.checkpoint_sha256

@@ -72,3 +72,10 @@ def test_in_domain_without_rule_is_rejected(tmp_path):
     path = _write(tmp_path, "mine", "id: mine\ntitle: t\ndescription: d\ndatasets:\n  - {id: gmchallenge, role: in-domain}\n")
     with pytest.raises(RegistryError, match="datasets.0: Value error, an in-domain dataset needs test_fraction"):
         parse_suite_file(path)
+
+
+def test_unknown_scored_region_is_rejected_with_its_path(tmp_path):
+    path = _write(tmp_path, "mine", "id: mine\ntitle: t\ndescription: d\ndatasets:\n"
+                                    "  - {id: sct-testing, role: ood, scored_region: slab}\n")
+    with pytest.raises(RegistryError, match=r"datasets\.0\.scored_region: Input should be 'whole-image' or 'label-extent'"):
+        parse_suite_file(path)

@@ -130,3 +130,36 @@ def test_threshold_baseline_command_submission_through_the_same_path(tmp_path, s
     assert dice["sub-errsm30_T1w.nii.gz"] == pytest.approx(0.763, abs=0.002)
     index = json.loads((tmp_path / "threshold-baseline/cases_index_real-mini.json").read_text())
     assert len(index) == 7 and all(Path(entry["prediction"]).exists() for entry in index.values())
+
+
+@pytest.mark.real_data
+def test_gmchallenge_is_scored_within_the_slices_its_masks_span(tmp_path, shared_bids, monkeypatch):
+    import nibabel as nib
+    import numpy as np
+
+    from benchmark.metrics import metrics_for_files
+
+    assert load_split("real-mini").datasets["gmchallenge"].scored_region == "label-extent"
+    assert load_split("real-mini").datasets["sct-testing"].scored_region == "whole-image"
+    monkeypatch.setenv("CORDBENCH_TEST_GT_ROOT", str(shared_bids / "gmchallenge"))
+    write_submission(tmp_path, "oracle", "gmchallenge_oracle_full_length")
+    results, _ = score(tmp_path, "oracle", shared_bids)
+    by_subject = {case.subject: case for case in results.cases if case.dataset == "gmchallenge"}
+    # sub-9604's mask spans slices 0-13 of 20: the oracle's cord in slices 14-19 is outside the scored region
+    assert by_subject["sub-9604"].dice == 1.0 and by_subject["sub-9604"].hd95 == 0.0
+    assert by_subject["sub-9669"].dice == 1.0  # labelled on all 15 slices: nothing changes
+    assert all(case.dice == 0.0 for case in results.cases if case.dataset == "sct-testing")
+
+    # the same prediction over the whole image, computed independently with numpy
+    label = shared_bids / "gmchallenge/derivatives/labels/sub-9604/anat/sub-9604_T2starw_seg-manual.nii.gz"
+    canonical = nib.as_closest_canonical(nib.load(label))
+    gt = np.asarray(canonical.dataobj) > 0.5
+    extended = gt.copy()
+    extended[:, :, 14:] = gt[:, :, 13:14]
+    whole_image_dice = 2 * gt.sum() / (gt.sum() + extended.sum())
+    assert round(float(whole_image_dice), 4) == 0.8233
+    prediction, reference = tmp_path / "pred.nii.gz", tmp_path / "gt.nii.gz"
+    nib.save(nib.Nifti1Image(extended.astype(np.uint8), canonical.affine), prediction)
+    nib.save(nib.Nifti1Image(gt.astype(np.uint8), canonical.affine), reference)
+    assert metrics_for_files(prediction, reference)["dice"] == pytest.approx(whole_image_dice, abs=1e-12)
+    assert metrics_for_files(prediction, reference, "label-extent")["dice"] == 1.0

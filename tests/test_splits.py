@@ -137,3 +137,24 @@ def test_hand_edited_split_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(SplitError, match="does not match its content"):
         load_split("real-mini", path)
+
+
+@pytest.mark.real_data
+def test_scored_region_is_versioned_but_leaves_subjects_frozen(shared_bids):
+    suite = load_suite("real-mini")
+    existing = load_split("real-mini")
+    whole_image = suite.model_copy(update={"datasets": [
+        entry.model_copy(update={"scored_region": "whole-image"}) for entry in suite.datasets]})
+    remade = make_split(whole_image, data_root=shared_bids, published_root=SHARED_DATA / "splits", existing=existing)
+    assert remade.datasets["gmchallenge"].scored_region == "whole-image"
+    assert remade.datasets["gmchallenge"].test == existing.datasets["gmchallenge"].test == ["sub-9604", "sub-9669"]
+    # a different scored region gives different scores, so a different benchmark version ...
+    assert remade.version != existing.version
+    # ... and the version before scored regions existed (whole-image everywhere) is the one it was then
+    assert remade.version == "839cf635d08e"
+
+
+def test_default_scored_region_does_not_change_existing_versions():
+    split = load_split("synthetic")
+    assert {entry.scored_region for entry in split.datasets.values()} == {"whole-image"}
+    assert split.version == "2f1d4484edef"  # the version the committed synthetic results were scored under

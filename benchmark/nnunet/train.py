@@ -33,6 +33,7 @@ from benchmark.nnunet.trainer import (
     CHECKPOINT_FINAL,
     CHECKPOINT_LATEST,
     DEFAULT_CPU_THREADS,
+    TRAINERS,
     CordbenchTrainer,
     UnsafeCheckpointError,
     load_checkpoint_dict,
@@ -40,6 +41,7 @@ from benchmark.nnunet.trainer import (
 )
 
 TRAINER_NAME = CordbenchTrainer.__name__
+Augmentation = Literal["default", "da5"]
 
 # quick profile: 40 epochs x 12 iterations = 480 training iterations of batch 8 patches (see docs/nnunet.md:
 # ~155 s on gmchallenge T2*w and ~70 s on the synthetic aggregated dataset with 1 CPU thread).
@@ -187,6 +189,7 @@ def train_model(
     val_iterations_per_epoch: int | None = None,
     augmentation_workers: int = 0,
     num_threads: int | None = None,
+    augmentation: Augmentation = "default",
 ) -> TrainedModel:
     """Plan, preprocess and train one nnU-Net model on ``raw_dataset_folder`` (``.../DatasetXXX_Name``).
 
@@ -195,7 +198,12 @@ def train_model(
     (and a finished one is returned as is) provided the run settings match; otherwise training starts afresh.
     ``augmentation_workers`` is nnU-Net's ``nnUNet_n_proc_DA`` (0 = in-process and reproducible).
     ``num_threads`` is torch's CPU thread count (default :data:`DEFAULT_CPU_THREADS`; results depend on it).
+    ``augmentation``: ``default`` (nnU-Net's) or ``da5`` (nnU-Net's stronger ``nnUNetTrainerDA5`` variant); each
+    trains in its own nnU-Net results folder, named after the trainer class.
     """
+    if augmentation not in TRAINERS:
+        raise ValueError(f"augmentation must be one of {', '.join(TRAINERS)}, got {augmentation!r}")
+    trainer_class = TRAINERS[augmentation]
     work_dir = Path(work_dir).resolve()
     preprocessed_root = work_dir / "nnUNet_preprocessed"
     results_root = work_dir / "nnUNet_results"
@@ -213,7 +221,7 @@ def train_model(
     )
     plans = json.loads(planned.plans_path.read_text())
     dataset_json = json.loads(planned.dataset_json_path.read_text())
-    model_folder = results_root / planned.dataset_name / f"{TRAINER_NAME}__{PLANS_IDENTIFIER}__{planned.configuration}"
+    model_folder = results_root / planned.dataset_name / f"{trainer_class.__name__}__{PLANS_IDENTIFIER}__{planned.configuration}"
     fold_folder = model_folder / f"fold_{fold}"
     settings = {
         "num_epochs": epochs,
@@ -230,8 +238,8 @@ def train_model(
                             results=results_root), \
             _training_process_settings(torch_device, augmentation_workers, threads):
         plans["continue_training"] = checkpoint_to_resume is not None
-        trainer = CordbenchTrainer(plans=plans, configuration=planned.configuration, fold=fold,
-                                   dataset_json=dataset_json, device=torch_device)
+        trainer = trainer_class(plans=plans, configuration=planned.configuration, fold=fold,
+                                dataset_json=dataset_json, device=torch_device)
         trainer.configure_run(num_epochs=epochs, iterations_per_epoch=iterations,
                               val_iterations_per_epoch=val_iterations, seed=seed)
         atomic_write_json(fold_folder / "cordbench_run.json",
@@ -254,7 +262,7 @@ def train_model(
         dataset_json_path=model_folder / "dataset.json",
         configuration=planned.configuration,
         folds=(fold,),
-        trainer_name=TRAINER_NAME,
+        trainer_name=trainer_class.__name__,
         training_seconds=_training_seconds(checkpoint["logging"]),
         epochs=int(checkpoint["current_epoch"]),
         iterations_per_epoch=iterations,
