@@ -20,10 +20,10 @@ from typing import Literal
 
 from benchmark.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
-from benchmark.registry import QuickRecipe, load_suite
+from benchmark.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
 from benchmark.splits import load_split
-from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Postprocessing, Submission,
-                                   TrainingData, write_manifest)
+from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
+                                   write_manifest)
 
 Profile = Literal["quick", "full"]
 
@@ -170,7 +170,8 @@ def _quiet_training(log_path: Path, on_epoch):
 
 
 def training_recipe(suite_id: str, profile: Profile, *, epochs: int | None = None, iterations: int | None = None,
-                    augmentation: str | None = None, postprocessing: Postprocessing | None = None) -> QuickRecipe:
+                    augmentation: Augmentation | None = None,
+                    postprocessing: Postprocessing | None = None) -> QuickRecipe:
     """The options a baseline is trained with: those given, else (quick profile) the suite's ``quick_recipe``,
     else the profile's defaults (epochs/iterations None = the profile's own)."""
     suite_recipe = load_suite(suite_id).quick_recipe if profile == "quick" else QuickRecipe()
@@ -210,7 +211,7 @@ def train_baselines(
     configuration: str | None = None,
     fold: int | str = "all",
     base_id: int | None = None,
-    augmentation: str | None = None,
+    augmentation: Augmentation | None = None,
     postprocessing: Postprocessing | None = None,
     submissions_root: Path | None = None,
     on_start=None,

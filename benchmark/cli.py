@@ -409,10 +409,14 @@ POSTPROCESSING_HELP = ("Declared in each registered submission and applied when 
 
 
 def _check_recipe_options(augmentation: str | None, postprocessing: str | None) -> None:
-    if augmentation not in (None, "default", "da5"):
-        fail("--augmentation must be default or da5")
-    if postprocessing not in (None, "none", "largest-component"):
-        fail("--postprocessing must be none or largest-component")
+    from typing import get_args
+
+    from benchmark.registry import Augmentation, Postprocessing
+
+    for option, value, allowed in (("--augmentation", augmentation, get_args(Augmentation)),
+                                   ("--postprocessing", postprocessing, get_args(Postprocessing))):
+        if value is not None and value not in allowed:
+            fail(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 @app.command("train")

@@ -21,6 +21,12 @@ DATASETS_DIR = REGISTRY_DIR / "datasets"
 SUITES_DIR = REGISTRY_DIR / "suites"
 
 Role = Literal["in-domain", "ood"]
+#: Where a dataset's test cases are scored (benchmark.metrics.scored_region).
+ScoredRegion = Literal["whole-image", "label-extent"]
+#: nnU-Net data augmentation of the baselines (benchmark.nnunet.trainer.TRAINERS).
+Augmentation = Literal["default", "da5"]
+#: What inference does to a binary mask before it is scored (benchmark.inference).
+Postprocessing = Literal["none", "largest-component"]
 
 
 class RegistryError(ValueError):
@@ -145,7 +151,7 @@ class SuiteDataset(_Strict):
         default=None, description="A published split file (YAML with a 'test' list) to take the test subjects from"
     )
     stratify_by: list[Literal["site", "vendor", "pathology", "field_strength"]] = Field(default_factory=list)
-    scored_region: Literal["whole-image", "label-extent"] = Field(
+    scored_region: ScoredRegion = Field(
         default="whole-image",
         description="Where test cases are scored: the whole image, or only the axial slices the manual mask spans "
                     "(for masks drawn on part of the cord's length; see docs/metrics.md). Versioned with the split.",
@@ -163,8 +169,8 @@ class QuickRecipe(_Strict):
 
     epochs: int | None = Field(default=None, ge=1, description="Epochs (default: the quick profile's 40)")
     iterations: int | None = Field(default=None, ge=1, description="Iterations per epoch (default: 12)")
-    augmentation: Literal["default", "da5"] = "default"
-    postprocessing: Literal["none", "largest-component"] = "none"
+    augmentation: Augmentation = "default"
+    postprocessing: Postprocessing = "none"
     why: str | None = None
 
 

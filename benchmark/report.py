@@ -35,7 +35,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -49,7 +48,7 @@ from benchmark import __version__
 from benchmark.io import atomic_write_text
 from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
 from benchmark.registry import load_suite
-from benchmark.results import ResultsFile, cases_frame
+from benchmark.results import ResultsFile, cases_frame, load_cases_index
 from benchmark.stats import bootstrap_mean_ci, holm_adjust, paired_difference_ci, paired_wilcoxon
 
 ModelRole = Literal["aggregated", "specific", "other"]
@@ -447,23 +446,9 @@ def case_images_from_cases_index(indexes: Mapping[str, Path], *, base: Path | No
     ``indexes`` maps a submission name to its ``cases_index.json``; relative paths in them are taken
     relative to ``base`` (default: the current folder, where scoring ran). Missing index files are skipped.
     """
-    merged: dict[str, dict] = {}
-    root = Path(base) if base is not None else Path.cwd()
-    for submission, path in sorted(indexes.items()):
-        path = Path(path)
-        if not path.is_file():
-            continue
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise ReportError(f"{path}: cannot read cases index ({error})") from error
-        for case_id, entry in raw.items():
-            target = merged.setdefault(case_id, {"prediction": {}})
-            for key in ("image", "label"):
-                if entry.get(key) and key not in target:
-                    target[key] = root / entry[key]
-            if entry.get("prediction"):
-                target["prediction"][submission] = root / entry["prediction"]
+    merged, problems = load_cases_index(sorted(indexes.items()), base=base)
+    if problems:
+        raise ReportError(problems[0])
     return merged
 
 

@@ -9,6 +9,7 @@ upgraded on load (see ``_UPGRADERS``).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -156,6 +157,50 @@ def load_many(paths: list[Path]) -> tuple[list[ResultsFile], dict[Path, str]]:
     return loaded, skipped
 
 
+def load_cases_index(
+    files: Iterable[tuple[str | None, Path | str]], *, base: Path | None = None
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """Merge cases-index JSON files into ``{case_id: {"image", "label", "prediction": {submission: path}}}``.
+
+    ``files`` holds ``(submission, path)`` pairs. Scoring writes one index per submission and suite,
+    ``submissions/<name>/cases_index_<suite>.json``, mapping ``case_id`` to ``{"image", "label",
+    "prediction"}``; a string ``prediction`` belongs to that file's submission. A file given without a
+    submission (``--cases-index``) may map ``prediction`` to ``{submission: path}``. Relative paths are
+    taken relative to ``base`` (default: the current folder, where scoring ran). Absent files are
+    ignored; unreadable ones are reported, never fatal.
+    """
+    root = Path(base) if base is not None else Path.cwd()
+    index: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for submission, path in files:
+        path = Path(path)
+        if not path.is_file():
+            continue
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            problems.append(f"{path}: cannot read cases index ({error})")
+            continue
+        if not isinstance(raw, dict):
+            problems.append(f"{path}: a cases index must be a JSON object mapping case_id to {{image, label, prediction}}")
+            continue
+        for case_id, entry in raw.items():
+            if not isinstance(entry, Mapping):
+                continue
+            target = index.setdefault(str(case_id), {"prediction": {}})
+            for key in ("image", "label"):
+                if entry.get(key) and key not in target:
+                    target[key] = root / str(entry[key])
+            prediction = entry.get("prediction")
+            if isinstance(prediction, str) and prediction and submission is not None:
+                target["prediction"][submission] = root / prediction
+            elif isinstance(prediction, Mapping):
+                for name, value in prediction.items():
+                    if value:
+                        target["prediction"][str(name)] = root / str(value)
+    return index, problems
+
+
 def cases_frame(results: list[ResultsFile]) -> pd.DataFrame:
     """All per-case rows of several results files in one table."""
     frames = [result.frame() for result in results]
@@ -176,4 +221,5 @@ __all__ = [
     "find_results_files",
     "load_many",
     "cases_frame",
+    "load_cases_index",
 ]

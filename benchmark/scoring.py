@@ -21,8 +21,8 @@ from benchmark.convert import LABEL_THRESHOLD
 from benchmark.inference import ModelLoadError, Predictor, PredictionRecord
 from benchmark.environment import environment
 from benchmark.io import atomic_write_json
-from benchmark.metrics import compute_metrics, scored_region, worst_metrics
-from benchmark.registry import load_dataset, load_suite
+from benchmark.metrics import compute_metrics, scored_region
+from benchmark.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.results import CaseResult, ResultsFile, results_path, write_results
 from benchmark.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
 from benchmark.submissions import Submission, load_submission, model_sha256, training_datasets
@@ -38,7 +38,7 @@ class TestCase:
     root: Path
     image_sha256: str
     role: str
-    scored_region: str = "whole-image"
+    scored_region: ScoredRegion = "whole-image"
 
     @property
     def image_path(self) -> Path:
@@ -116,12 +116,10 @@ def case_metrics(test_case: TestCase, record: PredictionRecord) -> dict[str, flo
     empty mask."""
     gt, spacing = _ground_truth(test_case.label_path)
     if record.ok:
-        prediction = nib.as_closest_canonical(nib.load(record.prediction))
-        pred = np.asarray(prediction.dataobj, dtype=np.uint8)
+        pred = np.asarray(nib.as_closest_canonical(nib.load(record.prediction)).dataobj, dtype=np.uint8)
     else:
-        pred = np.zeros_like(gt)
-    pred, gt = scored_region(pred, gt, test_case.scored_region)
-    return compute_metrics(pred, gt, spacing) if record.ok else worst_metrics(gt, spacing)
+        pred = np.zeros_like(gt)  # what worst_metrics scores
+    return compute_metrics(*scored_region(pred, gt, test_case.scored_region), spacing)
 
 
 def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, float], trained_on: set[str],

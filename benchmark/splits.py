@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from benchmark import __version__
 from benchmark.bids_index import Case, DatasetIndex, index_dataset, participant_field
 from benchmark.io import atomic_write_text, sha256_file
-from benchmark.registry import Suite, SuiteDataset, load_dataset, load_suite
+from benchmark.registry import ScoredRegion, Suite, SuiteDataset, load_dataset, load_suite
 
 SPLITS_DIR = Path(__file__).parent / "splits"
 SPLIT_FORMAT = 1
@@ -52,7 +52,7 @@ class DatasetSplit(BaseModel):
         default_factory=dict, description="relative path -> sha256 of the content (None when unknown)"
     )
     excluded: dict[str, str] = Field(default_factory=dict, description="subject -> why it is in no split")
-    scored_region: Literal["whole-image", "label-extent"] = Field(
+    scored_region: ScoredRegion = Field(
         default="whole-image", description="Where test cases are scored (the suite's choice; docs/metrics.md)"
     )
 

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
+from benchmark.registry import Postprocessing
 
 SUBMISSIONS_DIR = Path(__file__).resolve().parents[1] / "submissions"
 MANIFEST_NAME = "submission.yaml"
@@ -88,9 +89,6 @@ class TrainingData(_Strict):
     packages: dict[str, str] = Field(default_factory=dict)
     git_revision: str | None = None
     reproduce: str | None = Field(default=None, description="The command that retrains this model")
-
-
-Postprocessing = Literal["none", "largest-component"]
 
 
 class InferenceSpec(_Strict):

@@ -36,7 +36,6 @@ Definitions (also on the app's methodology page and in ``docs/leaderboard.md``):
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import threading
@@ -59,7 +58,7 @@ try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its defaul
 except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
 from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES
-from benchmark.results import ResultsFile, find_results_files, load_many
+from benchmark.results import ResultsFile, find_results_files, load_cases_index, load_many
 
 KEY_COLUMN = "submission"
 INCOMPLETE = "incomplete"
@@ -1119,50 +1118,6 @@ def split_case_id(case_id: str) -> tuple[str, str]:
     return dataset, relpath
 
 
-def load_cases_index(
-    files: Iterable[tuple[str | None, Path | str]], *, base: Path | None = None
-) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Merge cases-index JSON files into ``{case_id: {"image", "label", "prediction": {submission: path}}}``.
-
-    ``files`` holds ``(submission, path)`` pairs. Scoring writes one index per submission and suite,
-    ``submissions/<name>/cases_index_<suite>.json``, mapping ``case_id`` to ``{"image", "label",
-    "prediction"}``; a string ``prediction`` belongs to that file's submission. A file given without a
-    submission (``--cases-index``) may map ``prediction`` to ``{submission: path}``. Relative paths are
-    taken relative to ``base`` (default: the current folder, where scoring ran). Absent files are
-    ignored; unreadable ones are reported, never fatal.
-    """
-    root = Path(base) if base is not None else Path.cwd()
-    index: dict[str, dict[str, Any]] = {}
-    problems: list[str] = []
-    for submission, path in files:
-        path = Path(path)
-        if not path.is_file():
-            continue
-        try:
-            raw = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            problems.append(f"{path}: cannot read cases index ({error})")
-            continue
-        if not isinstance(raw, dict):
-            problems.append(f"{path}: a cases index must be a JSON object mapping case_id to {{image, label, prediction}}")
-            continue
-        for case_id, entry in raw.items():
-            if not isinstance(entry, Mapping):
-                continue
-            target = index.setdefault(str(case_id), {"prediction": {}})
-            for key in ("image", "label"):
-                if entry.get(key) and key not in target:
-                    target[key] = root / str(entry[key])
-            prediction = entry.get("prediction")
-            if isinstance(prediction, str) and prediction and submission is not None:
-                target["prediction"][submission] = root / prediction
-            elif isinstance(prediction, Mapping):
-                for name, value in prediction.items():
-                    if value:
-                        target["prediction"][str(name)] = root / str(value)
-    return index, problems
-
-
 @dataclass
 class CasePaths:
     image: Path | None
@@ -1243,6 +1198,6 @@ __all__ = [
     "compare_submissions",
     "case_metrics",
     "split_case_id",
-    "load_cases_index",
+    "load_cases_index",  # re-exported from benchmark.results
     "case_paths",
 ]

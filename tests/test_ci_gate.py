@@ -5,7 +5,6 @@ gated against the reference results committed in the repository: it must pass. T
 masks eroded by one voxel is scored through the same path and must fail. Takes a few minutes on 2 cores.
 """
 
-import os
 from pathlib import Path
 
 import pytest

@@ -1,7 +1,6 @@
 """The one inference path: orientation round trip, named failures, command sandbox, caching."""
 
 import json
-import sys
 from pathlib import Path
 
 import nibabel as nib

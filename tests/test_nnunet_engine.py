@@ -483,6 +483,12 @@ def gm_model(gm_raw, tmp_path_factory) -> TrainedModel:
     return train_model(gm_raw, tmp_path_factory.mktemp("gm_work"), seed=0)
 
 
+def _predict_file(model, image_path: Path) -> np.ndarray:
+    """Probabilities for a NIfTI file that is already in canonical RAS+ (as the converter writes them)."""
+    image = nib.load(image_path)
+    return model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+
+
 def _held_out(gm_raw: Path) -> list[tuple[Path, Path]]:
     images = sorted((gm_raw / "imagesTs").glob("*_0000.nii.gz"))
     return [(i, gm_raw / "labelsTs" / i.name.replace("_0000", "")) for i in images]
@@ -494,8 +500,7 @@ def test_quick_model_segments_held_out_gmchallenge(gm_raw, gm_model):
     model = load_model(gm_model.model_folder)
     scores = {}
     for image_path, label_path in _held_out(gm_raw):
-        image = nib.load(image_path)
-        probabilities = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+        probabilities = _predict_file(model, image_path)
         scores[image_path.name] = dice(probabilities > 0.5, nib.load(label_path).get_fdata() > 0.5)
     print(f"held-out Dice: {scores}; training {gm_model.training_seconds:.0f} s, "
           f"pseudo-Dice {gm_model.final_pseudo_dice:.3f}")
@@ -508,8 +513,7 @@ def test_quick_model_segments_held_out_gmchallenge(gm_raw, gm_model):
 def test_batched_predictor_agrees_with_nnunet_on_real_volume(gm_raw, gm_model, tmp_path):
     model = load_model(gm_model.model_folder)
     image_path, _ = _held_out(gm_raw)[0]
-    image = nib.load(image_path)
-    ours = model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+    ours = _predict_file(model, image_path)
     reference = nnunet_reference_predictor(model, use_mirroring=False)
     reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path), save_probabilities=False)
     nnunet_mask = nib.load(tmp_path / image_path.name.replace("_0000", "")).get_fdata() > 0.5

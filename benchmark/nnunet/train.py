@@ -21,6 +21,7 @@ from typing import Any, Literal
 import torch
 
 from benchmark.io import atomic_write_json, sha256_file
+from benchmark.registry import Augmentation
 from benchmark.nnunet.plans import (
     PLANS_IDENTIFIER,
     QUICK_CONFIGURATION,
@@ -41,7 +42,6 @@ from benchmark.nnunet.trainer import (
 )
 
 TRAINER_NAME = CordbenchTrainer.__name__
-Augmentation = Literal["default", "da5"]
 
 # quick profile: 40 epochs x 12 iterations = 480 training iterations of batch 8 patches (see docs/nnunet.md:
 # ~155 s on gmchallenge T2*w and ~70 s on the synthetic aggregated dataset with 1 CPU thread).
