@@ -452,11 +452,15 @@ def case_images_from_cases_index(indexes: Mapping[str, Path], *, base: Path | No
     return merged
 
 
-def _canonical(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+def load_canonical(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    """A NIfTI volume as float32 in canonical RAS+ (extra dimensions: their first volume) and its spacing in mm."""
     import nibabel as nib
 
     image = nib.as_closest_canonical(nib.load(str(path)))
-    return np.asarray(image.dataobj, dtype=np.float32), tuple(float(z) for z in image.header.get_zooms()[:3])
+    data = np.asarray(image.dataobj, dtype=np.float32)
+    while data.ndim > 3:
+        data = data[..., 0]
+    return data, tuple(float(z) for z in image.header.get_zooms()[:3])
 
 
 def _centre_slice(label: np.ndarray) -> int:
@@ -472,8 +476,8 @@ def render_overlay(image: Path, label: Path, predictions: Mapping[str, Path], va
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    volume, zooms = _canonical(image)
-    truth, _ = _canonical(label)
+    volume, zooms = load_canonical(image)
+    truth, _ = load_canonical(label)
     if truth.shape != volume.shape:
         raise ReportError(f"{label}: grid {truth.shape} differs from the image's {volume.shape}")
     k = _centre_slice(truth)
@@ -488,7 +492,7 @@ def render_overlay(image: Path, label: Path, predictions: Mapping[str, Path], va
                     aspect=zooms[1] / zooms[0], interpolation="nearest")
         _contour(axes, truth[:, :, k].T, "#00c000")
         if name in predictions:
-            predicted, _ = _canonical(predictions[name])
+            predicted, _ = load_canonical(predictions[name])
             if predicted.shape != volume.shape:
                 raise ReportError(f"{predictions[name]}: grid {predicted.shape} differs from the image's {volume.shape}")
             _contour(axes, predicted[:, :, k].T, "#ff00ff")
@@ -722,6 +726,7 @@ __all__ = [
     "figure_in_domain",
     "figure_contrast",
     "case_images_from_cases_index",
+    "load_canonical",
     "render_overlay",
     "overlay_for_case",
     "render_report",

@@ -329,29 +329,30 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
     st.dataframe(display, hide_index=True, width="stretch", key="compare_table")
 
 
-def _load_canonical(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
-    import nibabel as nib
+@st.cache_data(max_entries=16, show_spinner=False)
+def _load_canonical(path: str, mtime_ns: int) -> tuple[np.ndarray, tuple[float, ...]]:
+    """Cached per file version: changing the prediction box or a sidebar widget does not re-read the volumes."""
+    from benchmark.report import load_canonical
 
-    image = nib.as_closest_canonical(nib.load(str(path)))
-    data = np.asanyarray(image.dataobj)
-    while data.ndim > 3:
-        data = data[..., 0]
-    return data, tuple(float(z) for z in image.header.get_zooms()[:3])
+    return load_canonical(Path(path))
+
+
+def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    return _load_canonical(str(path), Path(path).stat().st_mtime_ns)
 
 
 def _slices_figure(image: np.ndarray, spacing: tuple[float, ...], label: np.ndarray | None, prediction: np.ndarray | None):
-    import matplotlib
+    from matplotlib.figure import Figure  # not pyplot: its global figure list would grow with every rerun
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    reference = label if label is not None and label.any() else prediction if prediction is not None and prediction.any() else None
+    usable = [mask for mask in (label, prediction) if mask is not None and mask.shape == image.shape and mask.any()]
+    reference = usable[0] if usable else None
     if reference is not None:
         coords = np.argwhere(reference > 0)
         x_index, _, z_index = (int(round(c)) for c in coords.mean(axis=0))
     else:
         x_index, z_index = image.shape[0] // 2, image.shape[2] // 2
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.5))
+    fig = Figure(figsize=(9, 4.5))
+    axes = fig.subplots(1, 2)
     views = (
         ("axial", lambda a: a[:, :, z_index].T, spacing[1] / spacing[0]),
         ("sagittal", lambda a: a[x_index, :, :].T, spacing[2] / spacing[1]),
@@ -404,9 +405,9 @@ def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Confi
     if paths.predictions:
         choice = st.selectbox("Prediction of", sorted(paths.predictions), key="case_prediction")
     try:
-        image, spacing = _load_canonical(paths.image)
-        label = _load_canonical(paths.label)[0] if paths.label else None
-        prediction = _load_canonical(paths.predictions[choice])[0] if choice else None
+        image, spacing = _read(paths.image)
+        label = _read(paths.label)[0] if paths.label else None
+        prediction = _read(paths.predictions[choice])[0] if choice else None
     except Exception as error:  # unreadable NIfTI: say so, keep the app running
         st.error(f"Cannot read the case's images: {error}")
         return
@@ -489,7 +490,7 @@ def view_methodology() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def sidebar_state(prep: tables.Prepared, versions: list[str]) -> dict:
+def sidebar_state(prep: tables.Prepared) -> dict:
     sidebar = st.sidebar
     metric = sidebar.selectbox("Metric", METRIC_NAMES, format_func=metric_label, key="metric")
     zero_shot = sidebar.toggle("Zero-shot only (hide each model's trained-on datasets)", value=False, key="zero_shot")
@@ -549,15 +550,18 @@ def main() -> None:
         format_func=lambda v: f"{v} ({loaded.cases.loc[loaded.cases['benchmark_version'].astype(str) == v, 'submission'].nunique()} submissions)",
     )
     prep = prepared(config.results_dirs, fingerprint, version, loaded.cases)
-    state = sidebar_state(prep, versions)
-    table = main_table(config.results_dirs, fingerprint, version, state["metric"], state["zero_shot"], state["filters"], prep)
+    state = sidebar_state(prep)
+
+    def table() -> pd.DataFrame:  # only the views that show the ranking pay for it
+        return main_table(config.results_dirs, fingerprint, version, state["metric"], state["zero_shot"],
+                          state["filters"], prep)
 
     if view == VIEW_MAIN:
-        view_main(prep, table, state)
+        view_main(prep, table(), state)
     elif view == VIEW_DATASET:
         view_dataset(prep, state)
     elif view == VIEW_COMPARE:
-        view_compare(prep, table, state)
+        view_compare(prep, table(), state)
     elif view == VIEW_CASE:
         view_case(prep, loaded, config, state)
 

@@ -78,10 +78,10 @@ ALPHA = 0.05
 SEED = 0
 #: benchmark.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
 #: normal approximation above; the vectorised ranking only covers the latter regime.
-_EXACT_WILCOXON_MAX_N = 50
+_EXACT_WILCOXON_MAX_N = stats._EXACT_MAX_N
 #: benchmark.stats draws bootstrap indices in calls of at most this many values; drawing in the same
 #: calls gives the very same resamples.
-_BOOTSTRAP_BLOCK_VALUES = getattr(stats, "_BOOTSTRAP_BLOCK_VALUES", 1 << 20)
+_BOOTSTRAP_BLOCK_VALUES = stats._BOOTSTRAP_BLOCK_VALUES
 #: threads computing datasets in parallel (one per core, at most 4)
 _WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 #: pairs per block in the vectorised Wilcoxon (bounds memory to ~ block * n_cases doubles).
@@ -490,25 +490,8 @@ def percentile_ci(resamples: np.ndarray, means: np.ndarray, confidence: float) -
     tail = (1.0 - confidence) / 2.0
     if resamples.shape[0] == 0:
         return np.empty(0), np.empty(0)
-    low, high = _linear_quantiles(resamples, (tail, 1.0 - tail))
+    low, high = np.quantile(resamples, (tail, 1.0 - tail), axis=1)
     return np.minimum(low, means), np.maximum(high, means)
-
-
-def _linear_quantiles(values: np.ndarray, quantiles: Sequence[float]) -> list[np.ndarray]:
-    """``numpy.quantile(values, q, axis=1)`` (default linear method) from one partial sort per row."""
-    count = values.shape[1]
-    positions = [q * (count - 1) for q in quantiles]
-    below = [int(math.floor(p)) for p in positions]
-    needed = sorted({i for b in below for i in (b, min(b + 1, count - 1))})
-    part = np.partition(values, needed, axis=1)
-    out = []
-    for p, b in zip(positions, below):
-        a_value, b_value = part[:, b], part[:, min(b + 1, count - 1)]
-        t = p - b
-        diff = b_value - a_value
-        # numpy's _lerp: a + t * (b - a), or b - (b - a) * (1 - t) when t >= 0.5
-        out.append(b_value - diff * (1.0 - t) if t >= 0.5 else a_value + diff * t)
-    return out
 
 
 def _wilcoxon_normal_p(differences: np.ndarray) -> np.ndarray:
@@ -636,7 +619,6 @@ def block_stats(
     seed: int = SEED,
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
-    ranks: bool = True,
     mask: np.ndarray | None = None,
 ) -> BlockStats | None:
     """Means, CIs, completeness and ranks of every submission on one dataset (None: no case passes)."""
@@ -682,13 +664,12 @@ def block_stats(
             own = np.stack([values[rows[i], used[rows[i]]] for i in same])
             resamples[same] = bootstrap_resample_means(own, n_resamples=n_resamples, seed=dataset_seed)
         low[rows], high[rows] = percentile_ci(resamples, mean[rows], confidence)
-        if ranks:
-            paired = used[rows].all(axis=0)
-            if paired.any():
-                names = [str(i) for i in rows]
-                ranked = rank_paired(names, values[rows][:, paired], higher_is_better=HIGHER_IS_BETTER[metric], alpha=alpha)
-                for name, value in ranked.items():
-                    rank[int(name)] = value
+        paired = used[rows].all(axis=0)
+        if paired.any():
+            names = [str(i) for i in rows]
+            ranked = rank_paired(names, values[rows][:, paired], higher_is_better=HIGHER_IS_BETTER[metric], alpha=alpha)
+            for name, value in ranked.items():
+                rank[int(name)] = value
     return BlockStats(
         block=block,
         mask=mask,
@@ -842,10 +823,6 @@ def main_table_data(
         trained=frame([bs.block.in_training for bs in stats_list]),
         summary=summary,
     )
-
-
-def format_ci(mean: float, low: float, high: float, decimals: int) -> str:
-    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
 def format_parameters(value: Any) -> str:
