@@ -20,6 +20,7 @@ from typing import Literal
 
 from benchmark.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
+from benchmark.errors import CordbenchError
 from benchmark.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
 from benchmark.splits import load_split
 from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
@@ -28,7 +29,7 @@ from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSp
 Profile = Literal["quick", "full"]
 
 
-class BaselineError(ValueError):
+class BaselineError(CordbenchError, ValueError):
     """Training cannot start: the converted dataset is missing or stale."""
 
 

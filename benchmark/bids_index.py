@@ -22,6 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from benchmark.errors import CordbenchError
 from benchmark.registry import Dataset, ImageRule
 
 FileState = Literal["present", "annex-pointer", "broken-symlink", "missing"]
@@ -31,7 +32,7 @@ _ANNEX_KEY = re.compile(r"(?P<backend>SHA256E?)-s(?P<size>\d+)--(?P<digest>[0-9a
 _SKIP_DIRS = {".git", ".datalad", "code", "sourcedata"}
 
 
-class IndexError_(ValueError):
+class BidsIndexError(CordbenchError, ValueError):
     """The dataset folder cannot be indexed (missing, not BIDS-like, bad participants.tsv)."""
 
 
@@ -207,12 +208,12 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle, delimiter="\t")
         if not reader.fieldnames or "participant_id" not in reader.fieldnames:
-            raise IndexError_(f"{path}: no 'participant_id' column (columns: {reader.fieldnames})")
+            raise BidsIndexError(f"{path}: no 'participant_id' column (columns: {reader.fieldnames})")
         rows = {}
         for line_number, row in enumerate(reader, start=2):
             participant = (row.get("participant_id") or "").strip()
             if not participant:
-                raise IndexError_(f"{path}: line {line_number}: empty participant_id")
+                raise BidsIndexError(f"{path}: line {line_number}: empty participant_id")
             rows[participant] = {key: (value or "").strip() for key, value in row.items() if key}
         return rows
 
@@ -228,7 +229,7 @@ def _label_path(rule: ImageRule, image_path: str, entities: dict[str, str], root
     try:
         return rule.label.format(**values)
     except KeyError as error:
-        raise IndexError_(
+        raise BidsIndexError(
             f"{root / image_path}: the label template {rule.label!r} needs the entity {error.args[0]!r}, "
             "which this file name does not have"
         ) from None
@@ -238,7 +239,7 @@ def index_dataset(root: Path, dataset: Dataset, *, with_sidecars: bool = False) 
     """Index one dataset folder: images, their masks, participants, and what is not downloaded."""
     root = Path(root)
     if not root.is_dir():
-        raise IndexError_(f"{root}: dataset folder for {dataset.id!r} does not exist")
+        raise BidsIndexError(f"{root}: dataset folder for {dataset.id!r} does not exist")
     files = _walk_files(root)
     file_set = set(files)
     participants = read_participants(root)
@@ -281,7 +282,7 @@ def _make_case(
     filename = relative.rpartition("/")[2]
     entities, _suffix = parse_entities(filename)
     if "sub" not in entities:
-        raise IndexError_(f"{root / relative}: file name has no sub- entity")
+        raise BidsIndexError(f"{root / relative}: file name has no sub- entity")
     subject = f"sub-{entities['sub']}"
     datatype = relative.rpartition("/")[0].rpartition("/")[2]
     label_relative = _label_path(rule, relative, entities, root)

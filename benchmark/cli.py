@@ -116,13 +116,13 @@ def index_command(
     show: int = typer.Option(10, help="How many rows of each list to print."),
 ) -> None:
     """Find every image and its cord mask; report missing masks and content that is not downloaded."""
-    from benchmark.bids_index import IndexError_, index_dataset
+    from benchmark.bids_index import BidsIndexError, index_dataset
     from benchmark.io import atomic_write_json
     from benchmark.registry import RegistryError, load_dataset
 
     try:
         index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
-    except (IndexError_, RegistryError) as error:
+    except (BidsIndexError, RegistryError) as error:
         fail(str(error))
     not_downloaded = index.not_downloaded()
     contrasts: dict[str, int] = {}

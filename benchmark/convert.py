@@ -31,6 +31,7 @@ import numpy as np
 
 from benchmark import __version__
 from benchmark.bids_index import Case, index_dataset
+from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.registry import Suite, load_dataset, load_suite
 from benchmark.splits import SplitFile, dataset_folder, load_split
@@ -41,7 +42,7 @@ DEFAULT_BASE_IDS = {"synthetic": 500, "real-mini": 520, "spinalcord-v1": 540}
 Part = Literal["train", "test"]
 
 
-class ConvertError(ValueError):
+class ConvertError(CordbenchError, ValueError):
     """The conversion cannot start (bad suite, missing split, dataset id clash)."""
 
 

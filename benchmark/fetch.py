@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.bids_index import NOT_DOWNLOADED, classify_file
+from benchmark.errors import CordbenchError
 from benchmark.registry import Dataset, load_dataset
 from benchmark.splits import SplitFile, VerifyReport, load_split, verify_split
 
@@ -65,7 +66,7 @@ _FALLBACK_IDENTITY = {
 }
 
 
-class FetchError(RuntimeError):
+class FetchError(CordbenchError, RuntimeError):
     """A dataset cannot be fetched; the message names the dataset, the place and what is wrong."""
 
 

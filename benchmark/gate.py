@@ -36,6 +36,7 @@ from typing import Any, Literal, Sequence, TextIO
 
 import numpy as np
 
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, atomic_write_text
 from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.results import CaseResult, ResultsError, ResultsFile, load_results
@@ -51,7 +52,7 @@ _FLOAT_SLACK = 1e-12
 _CONFIDENCE = 0.95
 
 
-class GateInputError(ValueError):
+class GateInputError(CordbenchError, ValueError):
     """The gate cannot run on this input (unreadable file, unknown metric, bad option): exit 2."""
 
 

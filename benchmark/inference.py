@@ -28,6 +28,7 @@ from typing import Callable, Protocol
 import nibabel as nib
 import numpy as np
 
+from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json
 from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
                                    SubmissionError, checkpoint_path, submission_hash)
@@ -35,7 +36,7 @@ from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonMode
 BINARY_THRESHOLD = 0.5
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(CordbenchError, RuntimeError):
     """A submission's model cannot be loaded (bad checkpoint, unsafe pickle, missing module)."""
 
 

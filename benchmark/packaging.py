@@ -14,6 +14,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, sha256_bytes, sha256_file
 from benchmark.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
                                    parse_manifest)
@@ -22,7 +23,7 @@ CHECKSUMS = "checksums.json"
 MODEL_FILES = ("plans.json", "dataset.json", "dataset_fingerprint.json")
 
 
-class ArchiveError(ValueError):
+class ArchiveError(CordbenchError, ValueError):
     """An archive is tampered with, incomplete or unsafe; the message names the archive and the member."""
 
 

@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping
 
 REGISTRY_DIR = Path(__file__).parent / "registry"
@@ -29,7 +30,7 @@ Augmentation = Literal["default", "da5"]
 Postprocessing = Literal["none", "largest-component"]
 
 
-class RegistryError(ValueError):
+class RegistryError(CordbenchError, ValueError):
     """A registry file is missing or invalid; the message names the file and the field."""
 
 

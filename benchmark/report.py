@@ -45,6 +45,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from benchmark import __version__
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text
 from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
 from benchmark.registry import load_suite
@@ -68,7 +69,7 @@ SPECIALIST_RULE = "specialist (trained on this dataset)"
 BEST_SPECIFIC_RULE = "best specific (highest mean here)"
 
 
-class ReportError(ValueError):
+class ReportError(CordbenchError, ValueError):
     """The results cannot make a report (none for the suite, mixed versions, duplicate names)."""
 
 

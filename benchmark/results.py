@@ -16,6 +16,7 @@ from typing import Any, Callable, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, describe_validation_error
 from benchmark.metrics import METRIC_NAMES
 
@@ -23,7 +24,7 @@ SCHEMA_VERSION = 2
 Role = Literal["in-domain", "ood"]
 
 
-class ResultsError(ValueError):
+class ResultsError(CordbenchError, ValueError):
     """A results file that cannot be read; the message names the file and the bad field."""
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from benchmark import __version__
 from benchmark.bids_index import Case, index_dataset, participant_field
 from benchmark.convert import LABEL_THRESHOLD
+from benchmark.errors import CordbenchError
 from benchmark.inference import ModelLoadError, Predictor, PredictionRecord
 from benchmark.environment import environment
 from benchmark.io import atomic_write_json
@@ -28,7 +29,7 @@ from benchmark.splits import SplitError, SplitFile, dataset_folder, file_checksu
 from benchmark.submissions import Submission, load_submission, model_sha256, training_datasets
 
 
-class ScoringError(ValueError):
+class ScoringError(CordbenchError, ValueError):
     """Scoring cannot start: data missing or different from the split, bad declared training data."""
 
 

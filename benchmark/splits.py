@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from benchmark import __version__
 from benchmark.bids_index import Case, DatasetIndex, index_dataset, participant_field
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text, sha256_file
 from benchmark.registry import ScoredRegion, Suite, SuiteDataset, load_dataset, load_suite
 
@@ -36,7 +37,7 @@ SPLITS_DIR = Path(__file__).parent / "splits"
 SPLIT_FORMAT = 1
 
 
-class SplitError(ValueError):
+class SplitError(CordbenchError, ValueError):
     """A split cannot be made, loaded or changed; the message says which file and why."""
 
 

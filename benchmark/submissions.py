@@ -16,6 +16,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
 from benchmark.registry import Postprocessing
 
@@ -23,7 +24,7 @@ SUBMISSIONS_DIR = Path(__file__).resolve().parents[1] / "submissions"
 MANIFEST_NAME = "submission.yaml"
 
 
-class SubmissionError(ValueError):
+class SubmissionError(CordbenchError, ValueError):
     """A manifest is missing or invalid, or its files do not match it."""
 
 

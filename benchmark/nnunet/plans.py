@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, sha256_bytes, sha256_file
 
 Profile = Literal["quick", "full"]
@@ -46,7 +47,7 @@ _DATASET_FOLDER_RE = re.compile(r"^Dataset(\d{3})_[A-Za-z0-9_\-]+$")
 _ENV_NAMES = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
 
 
-class PlanningError(RuntimeError):
+class PlanningError(CordbenchError, RuntimeError):
     """Raised when a raw dataset cannot be planned (bad folder name, missing dataset.json, ...)."""
 
 

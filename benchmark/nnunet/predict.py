@@ -36,6 +36,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from benchmark.errors import CordbenchError
 from benchmark.nnunet.train import resolve_device
 from benchmark.nnunet.trainer import DEFAULT_CPU_THREADS, UnsafeCheckpointError, load_checkpoint_dict
 
@@ -51,7 +52,7 @@ _SAFE_IMPORT_PREFIXES = ("dynamic_network_architectures.", "torch.nn.")
 Precision = Literal["float32", "bfloat16"]
 
 
-class ModelFolderError(ValueError):
+class ModelFolderError(CordbenchError, ValueError):
     """A model folder is incomplete or inconsistent (missing plans/dataset.json, unknown configuration, ...)."""
 
 

@@ -29,6 +29,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerDA5 import nnUNetTrainerDA5
 from torch._dynamo import OptimizedModule
 
+from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes
 
 # torch intra-op threads on CPU unless the caller says otherwise. One thread: on the shared 2-core machine a
@@ -41,7 +42,7 @@ CHECKPOINT_LATEST = "checkpoint_latest.pth"
 CHECKPOINT_BEST = "checkpoint_best.pth"
 
 
-class UnsafeCheckpointError(RuntimeError):
+class UnsafeCheckpointError(CordbenchError, RuntimeError):
     """A checkpoint cannot be loaded with ``torch.load(weights_only=True)``: it needs arbitrary unpickling."""
 
 
