@@ -71,7 +71,7 @@ def main_callback(
 @datasets_app.command("list")
 def datasets_list() -> None:
     """List every registered dataset with its access level, contrasts and source."""
-    from benchmark.registry import RegistryError, list_datasets, list_suites
+    from benchmark.data.registry import RegistryError, list_datasets, list_suites
 
     try:
         datasets = list_datasets()
@@ -97,7 +97,7 @@ def datasets_list() -> None:
 @datasets_app.command("show")
 def datasets_show(dataset_id: str = typer.Argument(..., help="A dataset id from `cordbench datasets list`.")) -> None:
     """Print one dataset's full metadata as YAML-like JSON."""
-    from benchmark.registry import RegistryError, load_dataset
+    from benchmark.data.registry import RegistryError, load_dataset
 
     try:
         dataset = load_dataset(dataset_id)
@@ -116,9 +116,9 @@ def index_command(
     show: int = typer.Option(10, help="How many rows of each list to print."),
 ) -> None:
     """Find every image and its cord mask; report missing masks and content that is not downloaded."""
-    from benchmark.bids_index import BidsIndexError, index_dataset
+    from benchmark.data.bids_index import BidsIndexError, index_dataset
     from benchmark.io import atomic_write_json
-    from benchmark.registry import RegistryError, load_dataset
+    from benchmark.data.registry import RegistryError, load_dataset
 
     try:
         index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
@@ -177,8 +177,8 @@ def splits_make(
 
     Frozen datasets are never changed: if the data now give a different split, this refuses.
     """
-    from benchmark.registry import RegistryError, load_suite
-    from benchmark.splits import SplitError, load_split, make_split, split_path, write_split
+    from benchmark.data.registry import RegistryError, load_suite
+    from benchmark.data.splits import SplitError, load_split, make_split, split_path, write_split
 
     target = out or split_path(suite)
     try:
@@ -205,7 +205,7 @@ def _print_split(split) -> None:
 @splits_app.command("show")
 def splits_show(suite: str = typer.Option(..., "--suite", "-s")) -> None:
     """Print a suite's split: subjects per dataset and the benchmark version."""
-    from benchmark.splits import SplitError, load_split
+    from benchmark.data.splits import SplitError, load_split
 
     try:
         _print_split(load_split(suite))
@@ -221,7 +221,7 @@ def splits_verify(
     only: Optional[list[str]] = typer.Option(None, help="Check only these datasets (repeatable)."),
 ) -> None:
     """Compare local data with the split: missing/extra subjects, missing/changed files. Exit 1 on any difference."""
-    from benchmark.splits import SplitError, load_split, verify_split
+    from benchmark.data.splits import SplitError, load_split, verify_split
 
     try:
         report = verify_split(load_split(suite), data_root=data_root, overrides=parse_overrides(dataset_dir), only=only)
@@ -267,8 +267,8 @@ def convert_command(
     Sources are only read. Images and masks are reoriented to RAS+, masks binarized at 0.5 into new files.
     Cases that cannot be used are skipped and listed with the reason; re-running skips unchanged cases.
     """
-    from benchmark.convert import ConvertError, convert_suite
-    from benchmark.splits import SplitError
+    from benchmark.training.convert import ConvertError, convert_suite
+    from benchmark.data.splits import SplitError
 
     if out is None:
         fail("say where to write: --out DIR or set nnUNet_raw")
@@ -307,7 +307,7 @@ app.add_typer(submissions_app, name="submissions")
 @submissions_app.command("list")
 def submissions_list() -> None:
     """List every submission with its model type, declared training data and results files."""
-    from benchmark.submissions import list_submissions
+    from benchmark.data.submissions import list_submissions
 
     valid, invalid = list_submissions()
     table = Table(title="submissions")
@@ -327,7 +327,7 @@ def submissions_list() -> None:
 @submissions_app.command("check")
 def submissions_check(name: str = typer.Argument(..., help="Submission name or folder.")) -> None:
     """Validate a manifest and the files it points to (checkpoint present, sha256 matches)."""
-    from benchmark.submissions import SubmissionError, check_submission, load_submission
+    from benchmark.data.submissions import SubmissionError, check_submission, load_submission
 
     try:
         submission = load_submission(name)
@@ -353,9 +353,9 @@ def score_command(
     metric: str = typer.Option("dice", help="Metric for the summary table."),
 ) -> None:
     """Predict every test case of the suite with one submission, score it, write its versioned results file."""
-    from benchmark.scoring import ScoringError, score_submission
-    from benchmark.splits import SplitError
-    from benchmark.submissions import SubmissionError
+    from benchmark.evaluation.scoring import ScoringError, score_submission
+    from benchmark.data.splits import SplitError
+    from benchmark.data.submissions import SubmissionError
 
     try:
         results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
@@ -367,14 +367,15 @@ def score_command(
 
 
 def print_summary(results, metric: str = "dice") -> None:
-    from benchmark.scoring import summary_rows
+    from benchmark.analysis.labels import format_ci, metric_label
+    from benchmark.analysis.summary import dataset_summaries
 
-    table = Table(title=f"{results.submission} on {results.suite} ({metric}, mean [95% CI])")
-    for column in ("dataset", "role", "zero-shot", "n", "failures", metric):
+    table = Table(title=f"{results.submission} on {results.suite} ({metric_label(metric)}, mean [95% CI])")
+    for column in ("dataset", "role", "zero-shot", "n", "failures", "leaked (excluded)", metric):
         table.add_column(column)
-    for row in summary_rows(results, metric):
+    for row in dataset_summaries(results, metric):
         table.add_row(row["dataset"], row["role"], "yes" if row["zero_shot"] else "no", str(row["n"]),
-                      str(row["failures"]), f"{row['mean']:.3f} [{row['low']:.3f}, {row['high']:.3f}]")
+                      str(row["failures"]), str(row["leaked"]), format_ci(row["mean"], row["low"], row["high"], metric))
     console.print(table)
 
 
@@ -389,7 +390,7 @@ def metrics_command(
     ),
 ) -> None:
     """Print every metric for one prediction/reference pair as JSON (spacing read from the files)."""
-    from benchmark.metrics import metrics_for_files
+    from benchmark.evaluation.metrics import metrics_for_files
 
     try:
         values = metrics_for_files(prediction, ground_truth, region)
@@ -411,7 +412,7 @@ POSTPROCESSING_HELP = ("Declared in each registered submission and applied when 
 def _check_recipe_options(augmentation: str | None, postprocessing: str | None) -> None:
     from typing import get_args
 
-    from benchmark.registry import Augmentation, Postprocessing
+    from benchmark.data.registry import Augmentation, Postprocessing
 
     for option, value, allowed in (("--augmentation", augmentation, get_args(Augmentation)),
                                    ("--postprocessing", postprocessing, get_args(Postprocessing))):
@@ -442,7 +443,7 @@ def train_command(
     Interrupt and re-run to continue from the last checkpoint. Weights go to submissions/<name>/model/
     (not in git); the manifest records their sha256, the exact training subjects and how to reproduce them.
     """
-    from benchmark.baselines import BaselineError, train_baselines
+    from benchmark.training.baselines import BaselineError, train_baselines
 
     if raw is None:
         fail("say where the converted datasets are: --raw DIR or set nnUNet_raw")
@@ -470,8 +471,8 @@ def export_command(
     out: Path = typer.Argument(..., help="Zip file to write."),
 ) -> None:
     """Pack a trained nnU-Net submission (weights, plans, dataset.json, manifest, sha256 of every member)."""
-    from benchmark.packaging import export_submission
-    from benchmark.submissions import SubmissionError
+    from benchmark.models.packaging import export_submission
+    from benchmark.data.submissions import SubmissionError
 
     try:
         path = export_submission(name, out)
@@ -486,8 +487,8 @@ def import_command(
     overwrite: bool = typer.Option(False, help="Replace a submission of the same name."),
 ) -> None:
     """Verify every checksum of an exported model, then register it under submissions/. Refuses tampered archives."""
-    from benchmark.packaging import ArchiveError, import_archive
-    from benchmark.submissions import SubmissionError
+    from benchmark.models.packaging import ArchiveError, import_archive
+    from benchmark.data.submissions import SubmissionError
 
     try:
         submission = import_archive(archive, overwrite=overwrite)
@@ -500,8 +501,8 @@ def import_command(
 def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
     """A results file path, or a submission name -> its results file for the suite's current split version
     (or, when it has none for that version, its newest one, so that the gate reports the version change)."""
-    from benchmark.splits import SplitError, load_split
-    from benchmark.submissions import SUBMISSIONS_DIR
+    from benchmark.data.splits import SplitError, load_split
+    from benchmark.data.submissions import SUBMISSIONS_DIR
 
     candidate = Path(name_or_path)
     if candidate.suffix == ".json":
@@ -544,12 +545,12 @@ def gate_command(
     Exit 0 pass, 1 fail, 2 unusable input. `--reproduce NAME` re-scores a registered submission and fails when
     a per-dataset mean moved by more than --tolerance.
     """
-    from benchmark.gate import run_gate, run_reproduce
+    from benchmark.analysis.gate import run_gate, run_reproduce
 
     if reproduce:
         import tempfile
 
-        from benchmark.scoring import ScoringError, score_submission
+        from benchmark.evaluation.scoring import ScoringError, score_submission
 
         if suite is None:
             fail("--reproduce needs --suite")
@@ -578,8 +579,8 @@ def synth_command(
     figure: Optional[Path] = typer.Option(None, help="Also write a PNG with one slice per contrast and its mask."),
 ) -> None:
     """Generate the synthetic suite: phantom cervical cord MRI in BIDS with exact masks (no download)."""
-    from benchmark.bids_index import index_dataset
-    from benchmark.registry import load_dataset
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.registry import load_dataset
     from benchmark.synth import generate_suite, render_contrast_figure
 
     folders = generate_suite(out, seed=seed)
@@ -640,14 +641,14 @@ def report_command(
     seed: int = typer.Option(0, help="Seed of the bootstrap intervals."),
 ) -> None:
     """Write the self-contained HTML report (plotly figures, statistics, overlays) from the results files."""
-    from benchmark.report import ReportError, case_images_from_cases_index, write_report
-    from benchmark.results import find_results_files, load_many
-    from benchmark.submissions import SUBMISSIONS_DIR
+    from benchmark.analysis.report import ReportError, case_images_from_cases_index, write_report
+    from benchmark.evaluation.results import find_results_files, load_many
+    from benchmark.data.submissions import SUBMISSIONS_DIR
 
     results, skipped = load_many(find_results_files(SUBMISSIONS_DIR, *(results_dir or [])))
     for path, why in skipped.items():
         err_console.print(f"[yellow]skipped[/] {why}")
-    from benchmark.scoring import cases_index_path
+    from benchmark.evaluation.scoring import cases_index_path
 
     indexes = {result.submission: cases_index_path(SUBMISSIONS_DIR / result.submission, suite) for result in results}
     try:
@@ -694,9 +695,9 @@ def fetch_command(
 
     Restricted datasets print how to request access instead. Exit 1 when content is missing or differs.
     """
-    from benchmark.fetch import FetchError, fetch_dataset
-    from benchmark.registry import RegistryError
-    from benchmark.splits import SplitError
+    from benchmark.data.fetch import FetchError, fetch_dataset
+    from benchmark.data.registry import RegistryError
+    from benchmark.data.splits import SplitError
 
     try:
         result = fetch_dataset(dataset_id, to, url=url, revision=revision, get_content=not no_content, suite=suite,

@@ -15,8 +15,8 @@ from typing import Callable
 from rich.console import Console
 from rich.table import Table
 
-from benchmark.registry import load_suite
-from benchmark.results import ResultsFile
+from benchmark.data.registry import load_suite
+from benchmark.evaluation.results import ResultsFile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_WORK = REPO_ROOT / "work"
@@ -51,11 +51,11 @@ def run_demo(
     submissions_root: Path | None = None,
 ) -> tuple[list[ResultsFile], Path, DemoTimings]:
     """Run the whole experiment on one suite; return the results, the report path and step timings."""
-    from benchmark.baselines import train_baselines
-    from benchmark.convert import convert_suite
-    from benchmark.report import write_report
-    from benchmark.scoring import score_submission
-    from benchmark.splits import load_split, verify_split
+    from benchmark.training.baselines import train_baselines
+    from benchmark.training.convert import convert_suite
+    from benchmark.analysis.report import write_report
+    from benchmark.evaluation.scoring import score_submission
+    from benchmark.data.splits import load_split, verify_split
 
     console = console or Console()
     timings = DemoTimings()
@@ -100,9 +100,9 @@ def run_demo(
     print_comparison(results, suite_id, console, seed=seed)
 
     def report() -> Path:
-        from benchmark.report import case_images_from_cases_index
+        from benchmark.analysis.report import case_images_from_cases_index
 
-        from benchmark.scoring import cases_index_path
+        from benchmark.evaluation.scoring import cases_index_path
 
         indexes = {submission.name: cases_index_path(submission.folder, suite_id) for submission in submissions}
         return write_report(results, work_dir / "report" / f"{suite_id}.html", suite=suite_id,
@@ -116,7 +116,8 @@ def run_demo(
 
 def print_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
     """Dice per dataset and model (mean [95% CI]), then aggregated vs best specific with paired p-values."""
-    from benchmark.report import comparison_table, model_means, report_cases
+    from benchmark.analysis.labels import format_ci, format_p
+    from benchmark.analysis.report import comparison_table, model_means, report_cases
 
     in_domain = load_suite(suite_id).ids("in-domain")
     cases = report_cases(results, in_domain)
@@ -128,7 +129,7 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
     for model in models:
         table.add_column(model.removeprefix(f"nnunet-{suite_id}-"), justify="right")
     for (dataset, role), rows in means.groupby(["dataset", "suite_role"], sort=False):
-        cells = {row.submission: f"{row.mean:.3f} [{row.low:.3f}, {row.high:.3f}]" for row in rows.itertuples()}
+        cells = {row.submission: format_ci(row.mean, row.low, row.high, "dice") for row in rows.itertuples()}
         table.add_row(dataset, role, *(cells.get(model, "-") for model in models))
     console.print(table)
     comparison = comparison_table(cases, metric="dice", seed=seed)
@@ -139,6 +140,6 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
     for row in comparison.itertuples():
         versus.add_row(row.dataset, row.suite_role, row.reference.removeprefix(f"nnunet-{suite_id}-"), str(row.n),
                        f"{row.aggregated_mean:.3f}", f"{row.reference_mean:.3f}",
-                       f"{row.difference:+.3f} [{row.difference_low:+.3f}, {row.difference_high:+.3f}]",
-                       f"{row.p_holm:.3g}", row.verdict)
+                       format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True),
+                       format_p(row.p_holm), row.verdict)
     console.print(versus)

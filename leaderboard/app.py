@@ -10,7 +10,7 @@ under ``streamlit.testing``) the environment is read instead: ``CORDBENCH_RESULT
 separated by ``os.pathsep``), ``CORDBENCH_DATA_ROOT``, ``CORDBENCH_CASES_INDEX`` (files separated by
 ``os.pathsep``). Each option given on the command line wins over its environment variable.
 
-The app never writes: it reads results files (``benchmark.results``), optional images/masks/cached
+The app never writes: it reads results files (``benchmark.evaluation.results``), optional images/masks/cached
 predictions for the case view, and renders. All table logic is in :mod:`leaderboard.tables`.
 """
 
@@ -31,8 +31,9 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS  # noqa: E402
-from benchmark.results import find_results_files  # noqa: E402
+from benchmark.analysis import labels, summary  # noqa: E402
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: E402
+from benchmark.evaluation.results import find_results_files  # noqa: E402
 from leaderboard import tables  # noqa: E402
 
 ENV_RESULTS_DIRS = "CORDBENCH_RESULTS_DIRS"
@@ -48,13 +49,6 @@ VIEW_CASE = "Case view"
 VIEW_METHODS = "Methodology"
 VIEWS = (VIEW_MAIN, VIEW_DATASET, VIEW_COMPARE, VIEW_CASE, VIEW_METHODS)
 
-METRIC_LABELS = {
-    "dice": "Dice",
-    "nsd": "NSD (1 mm)",
-    "hd95": "HD95",
-    "rve": "|RVE|",
-    "csa_error": "CSA error",
-}
 
 
 @dataclass(frozen=True)
@@ -83,9 +77,7 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
 
 
 def metric_label(metric: str) -> str:
-    unit = METRIC_UNITS.get(metric, "")
-    direction = "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
-    return f"{METRIC_LABELS.get(metric, metric)}{f' ({unit})' if unit else ''} · {direction}"
+    return f"{labels.metric_label(metric)} · {labels.direction_text(metric)}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -171,7 +163,7 @@ def view_main(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
         f"Column groups follow the suite's roles; per model, a dataset it was trained on is marked "
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
         f"towards *mean OOD*. `incomplete`: cases missing, so no mean. Sorted by mean rank "
-        f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {tables.ALPHA})."
+        f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {summary.ALPHA})."
     )
     leak_notes = [
         f"**{row[tables.KEY_COLUMN]}**: {note}"
@@ -233,9 +225,8 @@ def _box_figure(cases: pd.DataFrame, summary: pd.DataFrame, metric: str) -> go.F
                      "arrayminus": ok["mean"] - ok["ci_low"], "thickness": 2, "width": 8},
         )
     )
-    unit = METRIC_UNITS.get(metric, "")
     fig.update_layout(
-        yaxis_title=f"{METRIC_LABELS.get(metric, metric)}{f' ({unit})' if unit else ''}", height=480,
+        yaxis_title=labels.metric_label(metric), height=480,
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08},
     )
     return fig
@@ -257,7 +248,7 @@ def view_dataset(prep: tables.Prepared, state: dict) -> None:
         "bootstrap 95 % CI. Same numbers as the main table."
     )
     st.plotly_chart(_box_figure(cases, summary, metric), width="stretch", key="dataset_box")
-    decimals = tables.DECIMALS[metric]
+    decimals = labels.DECIMALS[metric]
     display = summary.copy()
     for column in ("mean", "ci_low", "ci_high"):
         display[column] = display[column].round(decimals)
@@ -302,10 +293,10 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
     )
     side.caption(
         "Table below: per dataset, mean difference B − A with bootstrap 95 % CI "
-        "(benchmark.stats.paired_difference_ci), two-sided paired Wilcoxon p, and Holm-adjusted p over the "
+        "(benchmark.analysis.stats.paired_difference_ci), two-sided paired Wilcoxon p, and Holm-adjusted p over the "
         "datasets shown. Zero-shot A/B: whether the dataset is outside A's / B's training data."
     )
-    decimals = tables.DECIMALS[metric] + 1
+    decimals = labels.DECIMALS[metric] + 1
     display = pd.DataFrame(
         {
             "dataset": result["dataset"],
@@ -332,7 +323,7 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
 @st.cache_data(max_entries=16, show_spinner=False)
 def _load_canonical(path: str, mtime_ns: int) -> tuple[np.ndarray, tuple[float, ...]]:
     """Cached per file version: changing the prediction box or a sidebar widget does not re-read the volumes."""
-    from benchmark.report import load_canonical
+    from benchmark.analysis.report import load_canonical
 
     return load_canonical(Path(path))
 
@@ -418,7 +409,7 @@ def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Confi
 METHODOLOGY = f"""
 ### Metrics
 
-All metrics are computed once, by `benchmark/metrics.py`, on binary masks in canonical RAS+
+All metrics are computed once, by `benchmark/evaluation/metrics.py`, on binary masks in canonical RAS+
 orientation (axis 2 = inferior→superior; an axial slice is `arr[:, :, k]`). Borders are the mask
 minus its 6-connected erosion; distances are Euclidean in mm between voxel centres.
 
@@ -460,18 +451,18 @@ Unticking "exclude leaked cases" keeps them and marks the cells ⚠.
 
 ### Confidence intervals
 
-Percentile bootstrap, {tables.N_RESAMPLES} resamples of the cases, 95 %: the same draws as
-`benchmark.stats.bootstrap_mean_ci` with seed `crc32("<seed>:<dataset>")`, one set of resamples per
+Percentile bootstrap, {summary.N_RESAMPLES} resamples of the cases, 95 %: the same draws as
+`benchmark.analysis.stats.bootstrap_mean_ci` with seed `crc32("<seed>:<dataset>")`, one set of resamples per
 dataset shared by all submissions. CIs of means over datasets resample each dataset independently and
-average the resampled dataset means. The compare view uses `benchmark.stats.paired_difference_ci`
+average the resampled dataset means. The compare view uses `benchmark.analysis.stats.paired_difference_ci`
 (mean of B − A) and `paired_wilcoxon`, Holm-adjusted over datasets.
 
 ### Ranks with ties
 
 Per dataset, among the complete submissions shown, on the cases all of them have
-(`benchmark.stats.rank_with_ties`): every pair is compared with a two-sided paired Wilcoxon
+(`benchmark.analysis.stats.rank_with_ties`): every pair is compared with a two-sided paired Wilcoxon
 signed-rank test, the p-values are Holm-adjusted together, and a model's rank is 1 + the number of
-models significantly (adjusted p ≤ {tables.ALPHA}) better than it. Models that no test separates share
+models significantly (adjusted p ≤ {summary.ALPHA}) better than it. Models that no test separates share
 a rank. Lower-is-better metrics (HD95, |RVE|, CSA error) rank the smaller mean first. The mean rank
 averages a model's ranks over the datasets shown for it.
 """

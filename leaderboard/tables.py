@@ -1,7 +1,7 @@
 """Leaderboard tables: pure pandas/numpy logic behind ``leaderboard/app.py`` (no Streamlit here).
 
 Input is the per-case table of results files (:func:`load_results_dirs` / :func:`cases_from_results`:
-``benchmark.results`` rows plus the header fields licence, parameters, declared training datasets and
+``benchmark.evaluation.results`` rows plus the header fields licence, parameters, declared training datasets and
 the results file path). Everything here reads; nothing writes results.
 
 Definitions (also on the app's methodology page and in ``docs/leaderboard.md``):
@@ -21,13 +21,13 @@ Definitions (also on the app's methodology page and in ``docs/leaderboard.md``):
   notes column says how many. Otherwise they are kept and the cell is marked ``⚠``.
 * **Means and CIs**: a dataset mean is the mean over its cases; mean in-domain / mean OOD is the
   unweighted mean of the model's dataset means. 95 % CIs are percentile bootstraps over cases, the
-  resamples drawn per dataset with ``numpy.random.default_rng(block_seed(seed, dataset))`` exactly as
-  :func:`benchmark.stats.bootstrap_mean_ci` draws them (same calls, same quantile rule), so every cell
-  equals ``bootstrap_mean_ci(values, seed=block_seed(seed, dataset))``. Submissions with all cases of
+  resamples drawn per dataset with ``numpy.random.default_rng(dataset_seed(seed, dataset))`` exactly as
+  :func:`benchmark.analysis.stats.bootstrap_mean_ci` draws them (same calls, same quantile rule), so every cell
+  equals ``bootstrap_mean_ci(values, seed=dataset_seed(seed, dataset))``. Submissions with all cases of
   a dataset share one set of resamples (a paired bootstrap, one matrix product); a submission whose
   leaked cases are excluded is resampled over its own cases. The CI of a mean over datasets resamples every
   dataset independently (stratified bootstrap) and averages the resampled dataset means.
-* **Ranks**: per dataset, :func:`benchmark.stats.rank_with_ties` over the complete, shown submissions on
+* **Ranks**: per dataset, :func:`benchmark.analysis.stats.rank_with_ties` over the complete, shown submissions on
   the cases all of them have (paired); a vectorised implementation of the same procedure is used when
   there are more than 50 cases (where every Wilcoxon test is the normal approximation), identical to
   it by construction and by test. Mean rank = mean over the datasets shown for that model.
@@ -39,7 +39,6 @@ import contextlib
 import math
 import os
 import threading
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,16 +48,18 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import ndtr
 
-from benchmark import stats
+from benchmark.analysis import stats
+from benchmark.analysis.labels import DECIMALS
+from benchmark.analysis.summary import (ALPHA, CONFIDENCE, N_RESAMPLES, SEED, dataset_seed, holm_adjust, mean_ci,
+                                        paired_comparison)
 
 try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its default thread count
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
-from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES
-from benchmark.results import ResultsFile, find_results_files, load_cases_index, load_many
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from benchmark.evaluation.results import ResultsFile, find_results_files, load_cases_index, load_many
 
 KEY_COLUMN = "submission"
 INCOMPLETE = "incomplete"
@@ -71,23 +72,14 @@ ROLE_LABELS = {"in-domain": "in-domain", "ood": "OOD"}
 CASE_ATTRIBUTES = ("contrast", "site", "vendor", "pathology", "gt_provenance")
 AUTOMATED_PROVENANCE = "automated"
 
-#: Bootstrap resamples for every CI in the app (the same as benchmark.stats' default).
-N_RESAMPLES = 5000
-CONFIDENCE = 0.95
-ALPHA = 0.05
-SEED = 0
-#: benchmark.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
+#: benchmark.analysis.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
 #: normal approximation above; the vectorised ranking only covers the latter regime.
-_EXACT_WILCOXON_MAX_N = stats._EXACT_MAX_N
-#: benchmark.stats draws bootstrap indices in calls of at most this many values; drawing in the same
-#: calls gives the very same resamples.
-_BOOTSTRAP_BLOCK_VALUES = stats._BOOTSTRAP_BLOCK_VALUES
+_EXACT_WILCOXON_MAX_N = stats.EXACT_MAX_N
 #: threads computing datasets in parallel (one per core, at most 4)
 _WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
 #: pairs per block in the vectorised Wilcoxon (bounds memory to ~ block * n_cases doubles).
 _PAIR_BLOCK_VALUES = 1 << 21
 
-DECIMALS = {"dice": 3, "nsd": 3, "hd95": 2, "rve": 3, "csa_error": 2}
 
 META_COLUMNS = {
     "model_type": "model type",
@@ -444,7 +436,7 @@ def case_mask(block: DatasetBlock, filters: Filters) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# statistics (vectorised; equal to benchmark.stats)
+# statistics (vectorised; equal to benchmark.analysis.stats)
 # --------------------------------------------------------------------------------------------
 
 
@@ -456,96 +448,8 @@ def _single_thread_blas():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def block_seed(seed: int, dataset: str) -> int:
-    """Seed of a dataset's bootstrap draws: independent across datasets, stable under other filters."""
-    return zlib.crc32(f"{seed}:{dataset}".encode())
-
-
-def bootstrap_resample_means(values: np.ndarray, *, n_resamples: int, seed: int) -> np.ndarray:
-    """Resampled means of every row of ``values`` (rows x n) with ONE set of case resamples.
-
-    The draws are those of :func:`benchmark.stats.bootstrap_mean_ci`:
-    ``default_rng(seed).integers(0, n, size=(block, n))`` in the same blocks, turned into a count
-    matrix ``K`` (resample x case) so that all rows are resampled by one matrix product:
-    ``means = values @ K.T / n``. Row ``r`` of the result therefore holds the very resample means
-    ``bootstrap_mean_ci(values[r], seed=seed)`` takes its quantiles of (up to summation order).
-    """
-    rows, n = values.shape
-    if n == 0:
-        return np.full((rows, n_resamples), np.nan)
-    rng = np.random.default_rng(seed)
-    counts = np.empty((n_resamples, n))
-    block = max(1, _BOOTSTRAP_BLOCK_VALUES // n)  # the same draw calls as benchmark.stats
-    for start in range(0, n_resamples, block):
-        stop = min(n_resamples, start + block)
-        indices = rng.integers(0, n, size=(stop - start, n))
-        flat = (indices + (np.arange(stop - start, dtype=np.int64) * n)[:, None]).ravel()
-        counts[start:stop] = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
-    # (counts @ values.T).T: the same products as values @ counts.T, in the layout BLAS is fastest at
-    return np.ascontiguousarray((counts @ values.T).T) / n
-
-
-def percentile_ci(resamples: np.ndarray, means: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile interval per row, kept around the point estimate (as benchmark.stats does)."""
-    tail = (1.0 - confidence) / 2.0
-    if resamples.shape[0] == 0:
-        return np.empty(0), np.empty(0)
-    low, high = np.quantile(resamples, (tail, 1.0 - tail), axis=1)
-    return np.minimum(low, means), np.maximum(high, means)
-
-
-def _wilcoxon_normal_p(differences: np.ndarray) -> np.ndarray:
-    """Two-sided p of benchmark.stats.paired_wilcoxon's normal approximation, one per row.
-
-    Same zero handling (zeros dropped), mid-ranks and tie correction; the sums involved (half-integer
-    ranks, integer tie terms) are exact, so the p-values equal the scalar function's.
-
-    Speed: ``|d|`` of a finite double, read as an unsigned integer, orders like the value, so ONE
-    integer sort of ``bits(|d|) * 2 + (d > 0)`` orders the magnitudes with the sign in the last bit
-    (no argsort, no gather). Zeros (key 0) sort first and are skipped. Rows without tied magnitudes
-    have rank = position; only rows with ties get mid-ranks.
-    """
-    differences = np.ascontiguousarray(differences, dtype=np.float64)
-    k, n = differences.shape
-    key = np.abs(differences).view(np.uint64) << np.uint64(1)
-    key |= differences > 0
-    key.sort(axis=1)
-    zeros = np.count_nonzero(key == 0, axis=1)
-    m = n - zeros
-    positive = (key & np.uint64(1)).astype(np.float64)
-    # rank of position j (0-based) among the non-zero differences: j - zeros + 1
-    r_plus = positive @ np.arange(1.0, n + 1.0) - zeros * positive.sum(axis=1)
-    tie_term = np.zeros(k)
-    # equal magnitudes: keys differ at most in the sign bit; key >= 2 excludes the zeros
-    same = ((key[:, 1:] ^ key[:, :-1]) < 2) & (key[:, 1:] >= 2)
-    tied = np.flatnonzero(same.any(axis=1))
-    if tied.size:
-        rows = len(tied)
-        new_group = np.ones((rows, n), dtype=bool)
-        new_group[:, 1:] = ~same[tied]
-        last_of_group = np.ones((rows, n), dtype=bool)
-        last_of_group[:, :-1] = new_group[:, 1:]
-        flat = np.arange(rows * n)
-        # every row starts a group and ends one, so running max/min never cross rows
-        start = np.maximum.accumulate(np.where(new_group.ravel(), flat, 0)).reshape(rows, n)
-        end = np.minimum.accumulate(np.where(last_of_group.ravel(), flat, rows * n)[::-1])[::-1].reshape(rows, n)
-        offset = (np.arange(rows) * n)[:, None]
-        mid_rank = (start + end) / 2.0 - offset + 1.0 - zeros[tied][:, None]
-        sizes = (end - start + 1).astype(np.float64)
-        valid = np.arange(n) >= zeros[tied][:, None]
-        r_plus[tied] = (positive[tied] * mid_rank).sum(axis=1)
-        tie_term[tied] = np.where(valid, sizes * sizes - 1.0, 0.0).sum(axis=1)  # = sum_g (t^3 - t)
-    m = m.astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = m * (m + 1.0) / 4.0
-        variance = (m * (m + 1.0) * (2.0 * m + 1.0) - tie_term / 2.0) / 24.0
-        z = (r_plus - mean) / np.sqrt(variance)  # no continuity correction, as benchmark.stats (scipy's default)
-        p = 2.0 * ndtr(-np.abs(z))
-    return np.where(m == 0, 1.0, p)
-
-
 def rank_paired(names: Sequence[str], values: np.ndarray, *, higher_is_better: bool, alpha: float = ALPHA) -> dict[str, int]:
-    """:func:`benchmark.stats.rank_with_ties` on ``{names[i]: values[i]}`` (rows paired by case).
+    """:func:`benchmark.analysis.stats.rank_with_ties` on ``{names[i]: values[i]}`` (rows paired by case).
 
     Up to 50 cases (exact / permutation Wilcoxon) or with fewer than 3 models it calls
     ``stats.rank_with_ties``; above, all pairwise tests are computed at once with the same formulas.
@@ -567,7 +471,7 @@ def rank_paired(names: Sequence[str], values: np.ndarray, *, higher_is_better: b
     block = max(1, _PAIR_BLOCK_VALUES // values.shape[1])
     for lo in range(0, len(first), block):
         hi = min(len(first), lo + block)
-        p_values[lo:hi] = _wilcoxon_normal_p(values[first[lo:hi]] - values[second[lo:hi]])
+        p_values[lo:hi] = stats.wilcoxon_normal_p_rows(values[first[lo:hi]] - values[second[lo:hi]])
     adjusted = np.asarray(stats.holm_adjust(p_values))
     separated = (adjusted <= alpha) & (means[first] != means[second])
     worse = np.where(direction * (means[second] - means[first]) > 0, first, second)[separated]
@@ -651,19 +555,19 @@ def block_stats(
     if len(rows):
         sub_values = np.where(used[rows], values[rows], 0.0)
         mean[rows] = sub_values.sum(axis=1) / n_used[rows]
-        dataset_seed = block_seed(seed, block.name)
+        block_seed = dataset_seed(seed, block.name)
         full = used[rows].all(axis=1)
         resamples = np.empty((len(rows), n_resamples))
         if full.any():  # one set of resamples for every submission that has all cases (paired)
-            resamples[full] = bootstrap_resample_means(sub_values[full], n_resamples=n_resamples, seed=dataset_seed)
+            resamples[full] = stats.bootstrap_resample_means(sub_values[full], n_resamples=n_resamples, seed=block_seed)
         # leaked cases excluded: resample each submission's own cases; the draws depend only on
         # (seed, number of cases), so submissions with as many cases share one count matrix
         partial = np.flatnonzero(~full)
         for n_own in np.unique(n_used[rows[partial]]):
             same = partial[n_used[rows[partial]] == n_own]
             own = np.stack([values[rows[i], used[rows[i]]] for i in same])
-            resamples[same] = bootstrap_resample_means(own, n_resamples=n_resamples, seed=dataset_seed)
-        low[rows], high[rows] = percentile_ci(resamples, mean[rows], confidence)
+            resamples[same] = stats.bootstrap_resample_means(own, n_resamples=n_resamples, seed=block_seed)
+        low[rows], high[rows] = stats.percentile_ci(resamples, mean[rows], confidence)
         paired = used[rows].all(axis=0)
         if paired.any():
             names = [str(i) for i in rows]
@@ -745,7 +649,7 @@ def _group_summary(
         take = member[bs.rows, j] & np.isin(bs.rows, ok)
         acc[bs.rows[take]] += bs.resamples[take]
     means[ok] = np.where(member[ok], cell_means[ok], 0.0).sum(axis=1) / count[ok]
-    lows[ok], highs[ok] = percentile_ci(acc[ok] / count[ok][:, None], means[ok], confidence)
+    lows[ok], highs[ok] = stats.percentile_ci(acc[ok] / count[ok][:, None], means[ok], confidence)
     return means, lows, highs, status, count
 
 
@@ -1022,8 +926,8 @@ def compare_submissions(
     B; bootstrap over the paired cases), mean diff (B − A), CI low, CI high, Wilcoxon p, Holm p.
 
     Cases are those both submissions have (after the filters and, if asked, leak exclusion). The
-    difference CI is :func:`benchmark.stats.paired_difference_ci` of ``(B, A)`` and the p-value
-    :func:`benchmark.stats.paired_wilcoxon`; the Holm column adjusts the p-values over the datasets.
+    difference CI is :func:`benchmark.analysis.stats.paired_difference_ci` of ``(B, A)`` and the p-value
+    :func:`benchmark.analysis.stats.paired_wilcoxon`; the Holm column adjusts the p-values over the datasets.
     """
     filters = filters or Filters()
     prep = _prepared(source, filters)
@@ -1053,20 +957,21 @@ def compare_submissions(
             "paired cases": int(both.sum()),
         }
         for label, values in (("A", va), ("B", vb)):
-            ci = stats.bootstrap_mean_ci(values, confidence=confidence, n_resamples=n_resamples, seed=block_seed(seed, block.name))
+            ci = mean_ci(values, dataset=block.name, seed=seed, confidence=confidence, n_resamples=n_resamples)
             row[f"mean {label}"], row[f"{label} CI low"], row[f"{label} CI high"] = ci.mean, ci.low, ci.high
-        diff = stats.paired_difference_ci(vb, va, confidence=confidence, n_resamples=n_resamples, seed=block_seed(seed, block.name))
-        row["mean diff (B − A)"] = diff.mean
-        row["CI low"] = diff.low
-        row["CI high"] = diff.high
-        row["Wilcoxon p"] = stats.paired_wilcoxon(vb, va)
+        compared = paired_comparison(vb, va, dataset=block.name, seed=seed, confidence=confidence,
+                                     n_resamples=n_resamples)
+        row["mean diff (B − A)"] = compared.difference.mean
+        row["CI low"] = compared.difference.low
+        row["CI high"] = compared.difference.high
+        row["Wilcoxon p"] = compared.p_value
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
         finite = table["Wilcoxon p"].notna()
         table["Holm p"] = math.nan
         if finite.any():
-            table.loc[finite, "Holm p"] = stats.holm_adjust(table.loc[finite, "Wilcoxon p"].tolist())
+            table.loc[finite, "Holm p"] = holm_adjust(table.loc[finite, "Wilcoxon p"].tolist())
     pairs = pd.concat(pair_frames, ignore_index=True) if pair_frames else pd.DataFrame(columns=["dataset", "case_id", "A", "B"])
     return pairs, table
 
@@ -1162,8 +1067,6 @@ __all__ = [
     "prepare",
     "filter_options",
     "case_mask",
-    "block_seed",
-    "bootstrap_resample_means",
     "rank_paired",
     "block_stats",
     "main_table_data",
@@ -1175,6 +1078,6 @@ __all__ = [
     "compare_submissions",
     "case_metrics",
     "split_case_id",
-    "load_cases_index",  # re-exported from benchmark.results
+    "load_cases_index",  # re-exported from benchmark.evaluation.results
     "case_paths",
 ]

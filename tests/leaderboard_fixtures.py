@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
 
 # ------------------------------------------------------------------------------------------------
 # realistic results files: 4 dataset-specific models + 1 aggregated, 6 synthetic datasets

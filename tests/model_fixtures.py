@@ -51,7 +51,7 @@ def eroded_nnunet(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
     masks are eroded by one voxel in-plane on every axial slice."""
     from scipy import ndimage
 
-    from benchmark.nnunet.predict import load_model
+    from benchmark.models.nnunet.predict import load_model
 
     folder = os.environ["CORDBENCH_TEST_NNUNET_MODEL"]
     if folder not in _LOADED:

@@ -1,6 +1,6 @@
 """Test data for the nnU-Net engine: an nnU-Net v2 raw dataset built from the real gmchallenge T2*w scans.
 
-Same conventions as the lead's converter (``benchmark/convert.py``): canonical RAS+ images and labels,
+Same conventions as the lead's converter (``benchmark/training/convert.py``): canonical RAS+ images and labels,
 ``CASE_0000.nii.gz`` / ``CASE.nii.gz`` (uint8 0/1), NibabelIO, labels ``{"background": 0, "cord": 1}``.
 Kept independent of the converter so that the engine tests do not depend on it.
 """

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from benchmark.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
 
 SUITE = "synthetic"
 VERSION = "f00dfeed1234"

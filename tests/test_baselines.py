@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.baselines import BaselinePlan, reproduce_command, training_recipe
-from benchmark.registry import load_suite
-from benchmark.submissions import load_submission
+from benchmark.training.baselines import BaselinePlan, reproduce_command, training_recipe
+from benchmark.data.registry import load_suite
+from benchmark.data.submissions import load_submission
 
 REPO = Path(__file__).resolve().parents[1]
 

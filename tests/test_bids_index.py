@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from benchmark.bids_index import classify_file, glob_to_regex, index_dataset, parse_entities
-from benchmark.registry import load_dataset
+from benchmark.data.bids_index import classify_file, glob_to_regex, index_dataset, parse_entities
+from benchmark.data.registry import load_dataset
 
 from conftest import orientation_affine, save_nifti
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.gate import compare_results, exit_code, gate_markdown
-from benchmark.results import load_results, results_path
-from benchmark.splits import load_split
+from benchmark.analysis.gate import compare_results, exit_code, gate_markdown
+from benchmark.evaluation.results import load_results, results_path
+from benchmark.data.splits import load_split
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "submissions" / "nnunet-synthetic-synth-ms-quick"
@@ -20,8 +20,8 @@ REFERENCE = REPO / "submissions" / "nnunet-synthetic-synth-ms-quick"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from benchmark.baselines import train_baselines
-    from benchmark.convert import convert_suite
+    from benchmark.training.baselines import train_baselines
+    from benchmark.training.convert import convert_suite
     from benchmark.synth import generate_suite
 
     reference = results_path(REFERENCE, "synthetic", load_split("synthetic").version)
@@ -39,7 +39,7 @@ def trained(tmp_path_factory):
 
 @pytest.mark.slow
 def test_retrained_quick_model_passes_the_gate_against_the_committed_reference(trained):
-    from benchmark.scoring import score_submission
+    from benchmark.evaluation.scoring import score_submission
 
     data, submissions, submission, reference = trained
     candidate, _ = score_submission(submission.name, "synthetic", data_root=data, submissions_root=submissions,
@@ -53,7 +53,7 @@ def test_retrained_quick_model_passes_the_gate_against_the_committed_reference(t
 
 @pytest.mark.slow
 def test_degraded_candidate_fails_the_gate(trained, monkeypatch):
-    from benchmark.scoring import score_submission
+    from benchmark.evaluation.scoring import score_submission
 
     data, submissions, submission, reference = trained
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent))

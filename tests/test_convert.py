@@ -5,9 +5,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.convert import CaseSource, ConvertError, convert_case, convert_suite, dataset_names
+from benchmark.training.convert import CaseSource, ConvertError, convert_case, convert_suite, dataset_names
 from benchmark.io import sha256_file
-from benchmark.splits import load_split
+from benchmark.data.splits import load_split
 
 from conftest import orientation_affine, save_nifti
 

@@ -1,4 +1,4 @@
-"""benchmark.fetch against LOCAL git / git-annex repositories standing in for the remotes.
+"""benchmark.data.fetch against LOCAL git / git-annex repositories standing in for the remotes.
 
 Every test runs the real subprocess path (git clone / checkout / git annex get). The git-annex tests
 need the ``git-annex`` program (``apt-get install -y git-annex``) and are skipped without it; the
@@ -17,10 +17,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.bids_index import index_dataset
-from benchmark.fetch import FetchError, fetch_dataset, not_downloaded_files, resolve_source
-from benchmark.registry import Suite, SuiteDataset, load_dataset
-from benchmark.splits import make_split, write_split
+from benchmark.data.bids_index import index_dataset
+from benchmark.data.fetch import FetchError, fetch_dataset, not_downloaded_files, resolve_source
+from benchmark.data.registry import Suite, SuiteDataset, load_dataset
+from benchmark.data.splits import make_split, write_split
 
 DATASET = "spine-generic"  # a registered git-annex dataset; its image rules match the tiny BIDS below
 HAS_ANNEX = shutil.which("git-annex") is not None

@@ -1,4 +1,4 @@
-"""Tests of benchmark.gate on constructed per-case results, and of the gate workflow file."""
+"""Tests of benchmark.analysis.gate on constructed per-case results, and of the gate workflow file."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.gate import (
+from benchmark.analysis.gate import (
     GateInputError,
     GateReport,
     compare_results,
@@ -25,8 +25,8 @@ from benchmark.gate import (
     run_gate,
     run_reproduce,
 )
-from benchmark.results import CaseResult, ResultsFile, write_results
-from benchmark.stats import holm_adjust, paired_wilcoxon
+from benchmark.evaluation.results import CaseResult, ResultsFile, write_results
+from benchmark.analysis.stats import holm_adjust, paired_wilcoxon
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = "3f2a9c1d0b7e"
@@ -467,7 +467,7 @@ def test_run_gate_unusable_input_is_exit_2(tmp_path: Path) -> None:
         assert run_gate(candidate, baseline, metric=metric, out=io.StringIO(), err=err) == 2
         assert err.getvalue().startswith("cordbench gate: error: ")
     with pytest.raises(GateInputError, match="not found"):
-        from benchmark.gate import load_gate_input
+        from benchmark.analysis.gate import load_gate_input
 
         load_gate_input(tmp_path / "absent.json")
 

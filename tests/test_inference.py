@@ -7,8 +7,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.inference import Predictor, to_canonical
-from benchmark.submissions import Submission
+from benchmark.evaluation.inference import Predictor, to_canonical
+from benchmark.data.submissions import Submission
 
 from conftest import orientation_affine, save_nifti
 
@@ -138,7 +138,7 @@ def test_predictions_are_cached_by_submission_and_image_checksum(tmp_path, monke
 
 
 def test_a_model_that_cannot_be_loaded_stops_the_run_instead_of_failing_cases(tmp_path):
-    from benchmark.inference import ModelLoadError
+    from benchmark.evaluation.inference import ModelLoadError
 
     image_path = save_nifti(tmp_path / "img.nii.gz", asymmetric_mask().astype(np.float32), orientation_affine("RAS"))
     with pytest.raises(ModelLoadError, match="the model could not be loaded: AttributeError"):
@@ -158,7 +158,7 @@ def test_failed_cases_are_retried_on_the_next_run(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("codes", ["LPS", "PSR"])
 def test_largest_component_postprocessing_keeps_the_cord_and_drops_far_blobs(tmp_path, codes):
-    from benchmark.submissions import submission_hash
+    from benchmark.data.submissions import submission_hash
 
     mask = asymmetric_mask()  # a 3x5x3 block (45 voxels) and a lone voxel far from it
     diagonal_neighbour = mask.copy()
@@ -178,6 +178,6 @@ def test_largest_component_postprocessing_keeps_the_cord_and_drops_far_blobs(tmp
 
 
 def test_largest_component_of_an_empty_mask_is_empty():
-    from benchmark.inference import largest_component
+    from benchmark.evaluation.inference import largest_component
 
     assert not largest_component(np.zeros((3, 4, 5), bool)).any()

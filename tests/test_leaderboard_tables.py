@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import stats
+from benchmark.analysis import stats, summary
 from leaderboard import tables
 from leaderboard.tables import Filters
 from leaderboard_fixtures import HAND_VERSION, hand_case_id, hand_results, write_hand_results
@@ -38,7 +38,7 @@ def data(cases):
 
 
 def ci_text(values, dataset, decimals=3, trained=False):
-    ci = stats.bootstrap_mean_ci(values, seed=tables.block_seed(0, dataset))
+    ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset))
     text = f"{ci.mean:.{decimals}f} [{ci.low:.{decimals}f}, {ci.high:.{decimals}f}]"
     return text + (" †" if trained else "")
 
@@ -107,19 +107,19 @@ def test_cell_cis_equal_benchmark_stats_bootstrap(data):
         ("spec-alpha", "gamma", [0.4, 0.5, 0.6, 0.7]),
         ("agg", "gamma", [0.0, 0.6, 0.8]),  # its leaked case g1 excluded: resampled over its own 3 cases
     ]:
-        ci = stats.bootstrap_mean_ci(values, seed=tables.block_seed(0, dataset))
+        ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset))
         assert data.low.at[submission, dataset] == pytest.approx(ci.low, abs=1e-12)
         assert data.high.at[submission, dataset] == pytest.approx(ci.high, abs=1e-12)
         assert ci.low < ci.mean < ci.high
 
 
 def test_mean_of_datasets_ci_is_a_stratified_bootstrap(data):
-    # independent re-implementation: draw each dataset's resamples as benchmark.stats does, index, average
+    # independent re-implementation: draw each dataset's resamples as benchmark.analysis.stats does, index, average
     alpha = np.array([0.8, 0.8, 0.8, 0.8])
     beta = np.array([0.9, 0.7, 0.9, 0.9])
     resampled = []
     for dataset, values in (("alpha", alpha), ("beta", beta)):
-        rng = np.random.default_rng(tables.block_seed(0, dataset))
+        rng = np.random.default_rng(summary.dataset_seed(0, dataset))
         indices = rng.integers(0, 4, size=(5000, 4))
         resampled.append(values[indices].mean(axis=1))
     low, high = np.quantile((resampled[0] + resampled[1]) / 2, [0.025, 0.975])
@@ -242,7 +242,7 @@ def test_vectorised_ranking_equals_benchmark_stats(n_models, n_cases, decimals):
         assert list(ours.items()) == list(reference.items())
         assert len(set(ours.values())) > 1  # the check is not vacuous: some models are separated
     first, second = np.triu_indices(n_models, 1)
-    p_ours = tables._wilcoxon_normal_p(values[first] - values[second])
+    p_ours = stats.wilcoxon_normal_p_rows(values[first] - values[second])
     p_reference = [stats.paired_wilcoxon(values[i], values[j]) for i, j in zip(first, second)]
     assert p_ours.tolist() == p_reference
 
@@ -308,10 +308,10 @@ def test_compare_view_paired_difference_and_wilcoxon(cases):
     gamma = result.set_index("dataset").loc["gamma"]
     assert gamma["paired cases"] == 3  # g1 is agg's leaked case
     assert gamma["mean A"] == pytest.approx(0.6) and gamma["mean B"] == pytest.approx(1.4 / 3)
-    a_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=tables.block_seed(0, "gamma"))
+    a_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=summary.dataset_seed(0, "gamma"))
     assert (gamma["A CI low"], gamma["A CI high"]) == pytest.approx((a_ci.low, a_ci.high))
     assert gamma["mean diff (B − A)"] == pytest.approx((-0.5 + 0.0 + 0.1) / 3)
-    expected_ci = stats.paired_difference_ci([0.0, 0.6, 0.8], [0.5, 0.6, 0.7], seed=tables.block_seed(0, "gamma"))
+    expected_ci = stats.paired_difference_ci([0.0, 0.6, 0.8], [0.5, 0.6, 0.7], seed=summary.dataset_seed(0, "gamma"))
     assert (gamma["CI low"], gamma["CI high"]) == pytest.approx((expected_ci.low, expected_ci.high))
     assert gamma["Wilcoxon p"] == pytest.approx(stats.paired_wilcoxon([0.0, 0.6, 0.8], [0.5, 0.6, 0.7]))
     alpha = result.set_index("dataset").loc["alpha"]

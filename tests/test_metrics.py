@@ -1,4 +1,4 @@
-"""Tests for benchmark.metrics: hand-computed cases, empty-mask policy, input errors, NIfTI I/O,
+"""Tests for benchmark.evaluation.metrics: hand-computed cases, empty-mask policy, input errors, NIfTI I/O,
 and a cross-check against MONAI on real spinal cord masks."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from monai_reference import as_monai_tensors, monai_dice_hd95_nsd
 
-from benchmark.metrics import (
+from benchmark.evaluation.metrics import (
     HIGHER_IS_BETTER,
     METRIC_NAMES,
     METRIC_UNITS,
@@ -548,7 +548,7 @@ def test_metrics_for_files_accepts_float_noise_in_real_affines() -> None:
 
 
 def test_label_extent_region_hand_values() -> None:
-    from benchmark.metrics import label_extent, restrict_to_label_extent, scored_region
+    from benchmark.evaluation.metrics import label_extent, restrict_to_label_extent, scored_region
 
     gt = np.zeros((5, 5, 8), dtype=np.uint8)
     gt[1:4, 1:4, 2:5] = 1  # a 3x3 square on slices 2-4

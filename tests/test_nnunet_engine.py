@@ -1,4 +1,4 @@
-"""benchmark.nnunet: planning (quick profile), CordbenchTrainer (safe checkpoints, resume), batched predictor.
+"""benchmark.training.nnunet: planning (quick profile), CordbenchTrainer (safe checkpoints, resume), batched predictor.
 
 Fast tests run on a tiny synthetic dataset written here (one end-to-end run: plan, train a few iterations,
 predict, compare with nnU-Net's own predictor). ``slow`` tests train on the real gmchallenge T2*w scans.
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.nnunet.plans import (
+from benchmark.training.nnunet.plans import (
     QUICK_CONFIGURATION,
     PlanningError,
     derive_quick_configuration,
@@ -28,15 +28,15 @@ from benchmark.nnunet.plans import (
     parse_dataset_folder,
     plan_and_preprocess,
 )
-from benchmark.nnunet.predict import (
+from benchmark.models.nnunet.predict import (
     ModelFolderError,
     NnunetModel,
     UnsafeCheckpointError,
     load_model,
     nnunet_reference_predictor,
 )
-from benchmark.nnunet.train import TrainedModel, resolve_device, train_model
-from benchmark.nnunet.trainer import (
+from benchmark.training.nnunet.train import TrainedModel, resolve_device, train_model
+from benchmark.training.nnunet.trainer import (
     load_checkpoint_dict,
     rng_state,
     set_rng_state,
@@ -154,9 +154,9 @@ def test_weights_hash_depends_on_values_names_and_dtypes():
 
 
 def test_package_exports_are_lazy():
-    import benchmark.nnunet as engine
+    import benchmark.training.nnunet as engine
 
-    assert engine.train_model is train_model and engine.load_model is load_model
+    assert engine.train_model is train_model and engine.plan_and_preprocess is plan_and_preprocess
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         engine.nope  # noqa: B018
 
@@ -279,7 +279,7 @@ def test_short_training_writes_weights_only_checkpoint(tiny_model):
 
 
 def test_da5_augmentation_trains_in_its_own_folder(tiny_raw, tiny_work, tiny_model):
-    from benchmark.nnunet.trainer import CordbenchTrainerDA5
+    from benchmark.training.nnunet.trainer import CordbenchTrainerDA5
 
     trained = train_model(tiny_raw, tiny_work, seed=3, augmentation="da5", **TINY_RUN)
     assert trained.trainer_name == "CordbenchTrainerDA5"
@@ -414,7 +414,7 @@ _CHILD = textwrap.dedent(
     import sys
     from pathlib import Path
     sys.path.insert(0, {repo!r})
-    from benchmark.nnunet.train import train_model
+    from benchmark.training.nnunet.train import train_model
     if __name__ == "__main__":
         train_model(Path({raw!r}), Path({work!r}), seed=5, **{run!r})
     """

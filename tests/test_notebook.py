@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from benchmark.report import comparison_table, report_cases
+from benchmark.analysis.report import comparison_table, report_cases
 from report_fixtures import IN_DOMAIN, SUITE, write_seed_results, seed_results
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import (RegistryError, dataset_ids, list_datasets, list_suites, load_dataset,
+from benchmark.data.registry import (RegistryError, dataset_ids, list_datasets, list_suites, load_dataset,
                                 parse_dataset_file, parse_suite_file)
 
 SEED_DATASETS = {"spine-generic", "episeg", "basel-mp2rage", "nih-ms-mp2rage", "marseille-3t-mp2rage",

@@ -1,4 +1,4 @@
-"""benchmark.report on constructed seed-experiment results (tests/report_fixtures.py)."""
+"""benchmark.analysis.report on constructed seed-experiment results (tests/report_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.report import (
+from benchmark.analysis.report import (
     ReportError,
     comparison_table,
     contrast_table,
@@ -168,7 +168,7 @@ def test_html_is_self_contained_with_every_section(tmp_path: Path) -> None:
     assert text.count("window.PlotlyConfig") == 1  # the library once, not per figure
     assert "No case images were given" in text and case_id("synth-epi", 10) in text
     assert VERSION in text and seed_results()[0].model_sha256 in text
-    assert "benchmark/metrics.py" in text
+    assert "benchmark/evaluation/metrics.py" in text
     assert "synth-mp2rage</b> (OOD): agg-all − spec-ms = +0.155 [" in text
     assert "5. Statistics" in text and "aggregated better" in text and "specific better" in text
 

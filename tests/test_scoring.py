@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.results import load_results
-from benchmark.scoring import score_submission, summary_rows
-from benchmark.splits import load_split
+from benchmark.evaluation.results import load_results
+from benchmark.analysis.summary import dataset_summaries
+from benchmark.evaluation.scoring import score_submission
+from benchmark.data.splits import load_split
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -44,7 +45,7 @@ def test_blank_model_scores_worst_and_nothing_is_dropped(tmp_path, shared_bids):
     assert {case.rve for case in results.cases} == {1.0}
     assert all(case.failure is None for case in results.cases)
     assert load_results(path) == results
-    rows = {row["dataset"]: row for row in summary_rows(results)}
+    rows = {row["dataset"]: row for row in dataset_summaries(results)}
     assert rows["gmchallenge"]["n"] == 2 and rows["sct-testing"]["n"] == 5
 
 
@@ -92,8 +93,8 @@ def test_ood_is_derived_from_declared_training_and_leaks_are_flagged(tmp_path, s
 def test_person_level_leak_through_a_second_session(tmp_path, shared_bids):
     # trained on sub-9709Ses1 only: its second session is the same person
     write_submission(tmp_path, "ses", "blank", datasets=["gmchallenge"], subjects={"gmchallenge": ["sub-9709Ses1"]})
-    from benchmark.scoring import declared_training_people
-    from benchmark.submissions import load_submission
+    from benchmark.evaluation.scoring import declared_training_people
+    from benchmark.data.submissions import load_submission
 
     people = declared_training_people(load_submission("ses", tmp_path))
     assert people == {"gmchallenge": {"sub-9709"}}
@@ -137,7 +138,7 @@ def test_gmchallenge_is_scored_within_the_slices_its_masks_span(tmp_path, shared
     import nibabel as nib
     import numpy as np
 
-    from benchmark.metrics import metrics_for_files
+    from benchmark.evaluation.metrics import metrics_for_files
 
     assert load_split("real-mini").datasets["gmchallenge"].scored_region == "label-extent"
     assert load_split("real-mini").datasets["sct-testing"].scored_region == "whole-image"

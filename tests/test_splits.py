@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import load_dataset, load_suite
-from benchmark.splits import (SplitError, assign_people, load_split, make_split, n_test_people, split_path,
+from benchmark.data.registry import load_dataset, load_suite
+from benchmark.data.splits import (SplitError, assign_people, load_split, make_split, n_test_people, split_path,
                               verify_split, write_split)
 
 from conftest import SHARED_DATA

@@ -1,4 +1,4 @@
-"""Tests of benchmark.stats: hand-computed values, scipy cross-checks, determinism, tied ranks."""
+"""Tests of benchmark.analysis.stats: hand-computed values, scipy cross-checks, determinism, tied ranks."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from benchmark.stats import (
+from benchmark.analysis.stats import (
     MeanCI,
     bootstrap_mean_ci,
     holm_adjust,

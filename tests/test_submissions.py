@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from benchmark.io import sha256_file
-from benchmark.packaging import ArchiveError, export_submission, import_archive, verify_archive
-from benchmark.submissions import (SubmissionError, check_submission, list_submissions, load_submission,
+from benchmark.models.packaging import ArchiveError, export_submission, import_archive, verify_archive
+from benchmark.data.submissions import (SubmissionError, check_submission, list_submissions, load_submission,
                                    submission_hash, training_datasets)
 
 REPO = Path(__file__).resolve().parents[1]

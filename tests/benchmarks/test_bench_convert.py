@@ -15,10 +15,10 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.bids_index import index_dataset
-from benchmark.convert import convert_suite
-from benchmark.registry import load_dataset, load_suite
-from benchmark.splits import load_split
+from benchmark.data.bids_index import index_dataset
+from benchmark.training.convert import convert_suite
+from benchmark.data.registry import load_dataset, load_suite
+from benchmark.data.splits import load_split
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_conversion_throughput(benchmark, synthetic_data, tmp_path):
         return convert_suite("synthetic", data_root=synthetic_data, out=out, with_test=False, progress=False)
 
     report = benchmark.pedantic(ours, rounds=3, iterations=1)
-    ours_seconds = min(benchmark.stats.stats.data) if benchmark.stats else None
+    ours_seconds = min(benchmark.analysis.stats.stats.data) if benchmark.analysis.stats else None
     if ours_seconds is None:
         started = time.perf_counter()
         ours()

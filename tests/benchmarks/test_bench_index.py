@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.bids_index import glob_to_regex, index_dataset
-from benchmark.registry import load_dataset
+from benchmark.data.bids_index import glob_to_regex, index_dataset
+from benchmark.data.registry import load_dataset
 
 LAYOUT = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "bids" / "spine-generic-layout"
 
@@ -60,7 +60,7 @@ def test_index_vs_pybids(benchmark, layout_root):
     pybids_seconds = time.perf_counter() - started
 
     found = benchmark.pedantic(ours, args=(layout_root,), rounds=5, iterations=1, warmup_rounds=1)
-    ours_seconds = min(benchmark.stats.stats.data) if benchmark.stats else None
+    ours_seconds = min(benchmark.analysis.stats.stats.data) if benchmark.analysis.stats else None
     if ours_seconds is None:  # --benchmark-disable: time one call ourselves
         started = time.perf_counter()
         ours(layout_root)

@@ -4,7 +4,7 @@ Targets: the main table from the raw per-case frame (pivot + means + bootstrap C
 < 2 s; a typical filter change (new table from the prepared arrays, unchanged datasets reused) in
 < 0.3 s; the worst-case filter change (every dataset's case set changes) in < 0.6 s. Each benchmark also runs,
 once, the naive pandas approach a user would otherwise write (groupby over (submission, dataset) with
-a Python loop per group calling benchmark.stats, pivot_table per dataset for the ranks) on the same
+a Python loop per group calling benchmark.analysis.stats, pivot_table per dataset for the ranks) on the same
 input, checks it gives the same numbers, and records both times and the ratio in extra_info.
 
 Run: python -m pytest tests/benchmarks/test_bench_leaderboard.py --benchmark-enable
@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import stats
-from benchmark.metrics import HIGHER_IS_BETTER
+from benchmark.analysis import stats, summary
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER
 from leaderboard import tables
 from leaderboard.tables import Filters
 
@@ -134,9 +134,9 @@ def naive_main_table(cases: pd.DataFrame, metric: str = "dice", filters: Filters
     for (submission, dataset), group in df.groupby(["submission", "dataset"], observed=True):
         values = group[metric].to_numpy()
         complete = len(values) + int(leaked_per_group.get((submission, dataset), 0)) == expected[dataset]
-        ci = stats.bootstrap_mean_ci(values, seed=tables.block_seed(0, dataset), n_resamples=n_resamples)
-        rng = np.random.default_rng(tables.block_seed(0, dataset))
-        block = (1 << 20) // len(values)  # benchmark.stats draws its indices in calls of <= 2**20 values
+        ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset), n_resamples=n_resamples)
+        rng = np.random.default_rng(summary.dataset_seed(0, dataset))
+        block = (1 << 20) // len(values)  # benchmark.analysis.stats draws its indices in calls of <= 2**20 values
         resamples[(submission, dataset)] = np.concatenate([
             values[rng.integers(0, len(values), size=(min(block, n_resamples - start), len(values)))].mean(axis=1)
             for start in range(0, n_resamples, block)
@@ -176,8 +176,8 @@ def _check_same_numbers(data: tables.MainTableData, naive) -> None:
 def _record(benchmark, naive_s: float, target_s: float) -> None:
     benchmark.extra_info["target_s"] = target_s
     benchmark.extra_info["naive_s"] = round(naive_s, 3)
-    if benchmark.stats is not None:  # None with --benchmark-disable
-        mean = benchmark.stats.stats.mean
+    if benchmark.analysis.stats is not None:  # None with --benchmark-disable
+        mean = benchmark.analysis.stats.stats.mean
         benchmark.extra_info["naive_over_vectorised"] = round(naive_s / mean, 1)
         assert mean < target_s, f"{mean:.3f} s (target {target_s} s)"
 

@@ -1,4 +1,4 @@
-"""Speed of benchmark.metrics vs MONAI on a realistic 384x384x20 spinal cord case.
+"""Speed of benchmark.evaluation.metrics vs MONAI on a realistic 384x384x20 spinal cord case.
 
 Target: dice + hd95 + nsd at least 10x faster than MONAI, with equal values.
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from benchmark.metrics import compute_metrics
+from benchmark.evaluation.metrics import compute_metrics
 
 import monai_reference
 

@@ -32,9 +32,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.nnunet.predict import NnunetModel, load_model, nnunet_reference_predictor
-from benchmark.nnunet.train import TrainedModel, train_model
-from benchmark.nnunet.trainer import DEFAULT_CPU_THREADS
+from benchmark.models.nnunet.predict import NnunetModel, load_model, nnunet_reference_predictor
+from benchmark.training.nnunet.train import TrainedModel, train_model
+from benchmark.training.nnunet.trainer import DEFAULT_CPU_THREADS
 
 GROUP = "nnunet-predict-256x192x20"
 # Targets (asserted with --benchmark-enable only). Measured on the shared 2-core CPU, 1 thread: 4.4x vs nnU-Net's

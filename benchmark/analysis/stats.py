@@ -6,7 +6,7 @@ sequences of equal length whose i-th entries are the same case scored for two mo
 Conventions
 -----------
 * Input values must be finite: a missing prediction is already scored with the worst finite value
-  (see :mod:`benchmark.metrics`), so a NaN or inf here is a bug upstream and raises ``ValueError``.
+  (see :mod:`benchmark.evaluation.metrics`), so a NaN or inf here is a bug upstream and raises ``ValueError``.
 * "Significant at ``alpha``" means ``p <= alpha`` (the usual rejection rule of Holm's procedure).
 * Everything random takes a ``seed`` and uses its own ``numpy.random.Generator``: the same inputs and
   seed give the same output, and no global random state is touched.
@@ -26,11 +26,11 @@ Alternative = Literal["two-sided", "less", "greater"]
 _ALTERNATIVES: tuple[str, ...] = ("two-sided", "less", "greater")
 
 #: Resampled means are computed in blocks of at most this many values, to bound memory.
-_BOOTSTRAP_BLOCK_VALUES = 1 << 20
+BOOTSTRAP_BLOCK_VALUES = 1 << 20
 #: scipy's ``method="auto"``: the largest sample (zeros included) for an exact test.
-_EXACT_MAX_N = 50
+EXACT_MAX_N = 50
 #: scipy's ``method="auto"``: the largest sample for which ties/zeros get an exact permutation test.
-_PERMUTATION_MAX_N = 13
+PERMUTATION_MAX_N = 13
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ def bootstrap_mean_ci(
     if n == 1:
         return MeanCI(mean, mean, mean, 1)
     rng = np.random.default_rng(seed)
-    block = max(1, _BOOTSTRAP_BLOCK_VALUES // n)
+    block = max(1, BOOTSTRAP_BLOCK_VALUES // n)
     means = np.empty(n_resamples, dtype=np.float64)
     for start in range(0, n_resamples, block):
         stop = min(n_resamples, start + block)
@@ -220,8 +220,8 @@ def paired_wilcoxon(a: Sequence[float], b: Sequence[float], *, alternative: Alte
     r_plus = float(ranks[nonzero > 0].sum())
     has_zeros = nonzero.size < n_pairs
     has_ties = bool(np.any(tie_sizes > 1))
-    exact = n_pairs <= _EXACT_MAX_N and not (has_zeros or has_ties)
-    if exact or n_pairs <= _PERMUTATION_MAX_N:
+    exact = n_pairs <= EXACT_MAX_N and not (has_zeros or has_ties)
+    if exact or n_pairs <= PERMUTATION_MAX_N:
         doubled = np.rint(2.0 * ranks).astype(np.int64)  # mid-ranks are multiples of 1/2
         return _exact_signed_rank_p(doubled, int(round(2.0 * r_plus)), alternative)
     return _normal_signed_rank_p(r_plus, int(nonzero.size), tie_sizes, alternative)
@@ -299,6 +299,92 @@ def rank_with_ties(
     return {name: ranks[name] for name in ordered}
 
 
+# ------------------------------------------------------------------ vectorised kernels (many rows at once)
+
+
+def bootstrap_resample_means(values: np.ndarray, *, n_resamples: int, seed: int) -> np.ndarray:
+    """Resampled means of every row of ``values`` (rows x n) with ONE set of case resamples.
+
+    The draws are those of :func:`bootstrap_mean_ci`:
+    ``default_rng(seed).integers(0, n, size=(block, n))`` in the same blocks, turned into a count
+    matrix ``K`` (resample x case) so that all rows are resampled by one matrix product:
+    ``means = values @ K.T / n``. Row ``r`` of the result therefore holds the very resample means
+    ``bootstrap_mean_ci(values[r], seed=seed)`` takes its quantiles of (up to summation order).
+    """
+    rows, n = values.shape
+    if n == 0:
+        return np.full((rows, n_resamples), np.nan)
+    rng = np.random.default_rng(seed)
+    counts = np.empty((n_resamples, n))
+    block = max(1, BOOTSTRAP_BLOCK_VALUES // n)  # the same draw calls as bootstrap_mean_ci
+    for start in range(0, n_resamples, block):
+        stop = min(n_resamples, start + block)
+        indices = rng.integers(0, n, size=(stop - start, n))
+        flat = (indices + (np.arange(stop - start, dtype=np.int64) * n)[:, None]).ravel()
+        counts[start:stop] = np.bincount(flat, minlength=(stop - start) * n).reshape(stop - start, n)
+    # (counts @ values.T).T: the same products as values @ counts.T, in the layout BLAS is fastest at
+    return np.ascontiguousarray((counts @ values.T).T) / n
+
+
+def percentile_ci(resamples: np.ndarray, means: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval per row, kept around the point estimate (as :func:`bootstrap_mean_ci` does)."""
+    tail = (1.0 - confidence) / 2.0
+    if resamples.shape[0] == 0:
+        return np.empty(0), np.empty(0)
+    low, high = np.quantile(resamples, (tail, 1.0 - tail), axis=1)
+    return np.minimum(low, means), np.maximum(high, means)
+
+
+def wilcoxon_normal_p_rows(differences: np.ndarray) -> np.ndarray:
+    """Two-sided p of :func:`paired_wilcoxon`'s normal approximation, one row of paired differences each.
+
+    Same zero handling (zeros dropped), mid-ranks and tie correction; the sums involved (half-integer
+    ranks, integer tie terms) are exact, so the p-values equal the scalar function's.
+
+    Speed: ``|d|`` of a finite double, read as an unsigned integer, orders like the value, so ONE
+    integer sort of ``bits(|d|) * 2 + (d > 0)`` orders the magnitudes with the sign in the last bit
+    (no argsort, no gather). Zeros (key 0) sort first and are skipped. Rows without tied magnitudes
+    have rank = position; only rows with ties get mid-ranks.
+    """
+    differences = np.ascontiguousarray(differences, dtype=np.float64)
+    k, n = differences.shape
+    key = np.abs(differences).view(np.uint64) << np.uint64(1)
+    key |= differences > 0
+    key.sort(axis=1)
+    zeros = np.count_nonzero(key == 0, axis=1)
+    m = n - zeros
+    positive = (key & np.uint64(1)).astype(np.float64)
+    # rank of position j (0-based) among the non-zero differences: j - zeros + 1
+    r_plus = positive @ np.arange(1.0, n + 1.0) - zeros * positive.sum(axis=1)
+    tie_term = np.zeros(k)
+    # equal magnitudes: keys differ at most in the sign bit; key >= 2 excludes the zeros
+    same = ((key[:, 1:] ^ key[:, :-1]) < 2) & (key[:, 1:] >= 2)
+    tied = np.flatnonzero(same.any(axis=1))
+    if tied.size:
+        rows = len(tied)
+        new_group = np.ones((rows, n), dtype=bool)
+        new_group[:, 1:] = ~same[tied]
+        last_of_group = np.ones((rows, n), dtype=bool)
+        last_of_group[:, :-1] = new_group[:, 1:]
+        flat = np.arange(rows * n)
+        # every row starts a group and ends one, so running max/min never cross rows
+        start = np.maximum.accumulate(np.where(new_group.ravel(), flat, 0)).reshape(rows, n)
+        end = np.minimum.accumulate(np.where(last_of_group.ravel(), flat, rows * n)[::-1])[::-1].reshape(rows, n)
+        offset = (np.arange(rows) * n)[:, None]
+        mid_rank = (start + end) / 2.0 - offset + 1.0 - zeros[tied][:, None]
+        sizes = (end - start + 1).astype(np.float64)
+        valid = np.arange(n) >= zeros[tied][:, None]
+        r_plus[tied] = (positive[tied] * mid_rank).sum(axis=1)
+        tie_term[tied] = np.where(valid, sizes * sizes - 1.0, 0.0).sum(axis=1)  # = sum_g (t^3 - t)
+    m = m.astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = m * (m + 1.0) / 4.0
+        variance = (m * (m + 1.0) * (2.0 * m + 1.0) - tie_term / 2.0) / 24.0
+        z = (r_plus - mean) / np.sqrt(variance)  # no continuity correction, as paired_wilcoxon (scipy's default)
+        p = 2.0 * ndtr(-np.abs(z))
+    return np.where(m == 0, 1.0, p)
+
+
 __all__ = [
     "MeanCI",
     "bootstrap_mean_ci",
@@ -306,4 +392,7 @@ __all__ = [
     "paired_wilcoxon",
     "holm_adjust",
     "rank_with_ties",
+    "bootstrap_resample_means",
+    "percentile_ci",
+    "wilcoxon_normal_p_rows",
 ]

@@ -21,9 +21,9 @@ Comparisons (:func:`comparison_table`), one row per (dataset, aggregated model):
   (highest mean on the paired cases; ties by name). Choosing the best specific after seeing the
   data favours the specific side, so "aggregated better" verdicts are conservative;
 * paired on the cases both models have (same ``case_id``): difference = aggregated - reference, its
-  percentile-bootstrap 95 % CI (:func:`benchmark.stats.paired_difference_ci`), the two-sided
-  :func:`benchmark.stats.paired_wilcoxon` p-value, and Holm's adjustment over every row of the table
-  (:func:`benchmark.stats.holm_adjust`); verdict at ``alpha`` on the Holm-adjusted p-value, in the
+  percentile-bootstrap 95 % CI (:func:`benchmark.analysis.stats.paired_difference_ci`), the two-sided
+  :func:`benchmark.analysis.stats.paired_wilcoxon` p-value, and Holm's adjustment over every row of the table
+  (:func:`benchmark.analysis.stats.holm_adjust`); verdict at ``alpha`` on the Holm-adjusted p-value, in the
   metric's better direction.
 
 Every table function is pure (pandas in, DataFrame out) so that ``leaderboard/seed_experiment.ipynb``
@@ -47,17 +47,16 @@ from plotly.subplots import make_subplots
 from benchmark import __version__
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text
-from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
-from benchmark.registry import load_suite
-from benchmark.results import ResultsFile, cases_frame, load_cases_index
-from benchmark.stats import bootstrap_mean_ci, holm_adjust, paired_difference_ci, paired_wilcoxon
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
+from benchmark.data.registry import load_suite
+from benchmark.evaluation.results import ResultsFile, cases_frame, load_cases_index
+from benchmark.analysis.labels import METRIC_LABELS, decimals, format_ci, format_p, metric_label
+from benchmark.analysis.summary import N_RESAMPLES, holm_adjust, mean_ci, paired_comparison
 
 ModelRole = Literal["aggregated", "specific", "other"]
 ROLE_ORDER: dict[str, int] = {"aggregated": 0, "specific": 1, "other": 2}
 SUITE_ROLE_ORDER: dict[str, int] = {"in-domain": 0, "ood": 1}
 ALPHA = 0.05
-N_RESAMPLES = 5000
-METRIC_LABELS = {"dice": "Dice", "nsd": "NSD", "hd95": "HD95", "rve": "RVE", "csa_error": "CSA error"}
 AGGREGATED_COLOUR = "#d62728"
 SPECIFIC_COLOURS = ("#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c", "#08306b")
 OTHER_COLOUR = "#969696"
@@ -160,7 +159,7 @@ def _model_ci_rows(cases: pd.DataFrame, groups, metric: str, seed: int, describe
             own = here[here["submission"] == submission]
             if own.empty:
                 continue
-            ci = bootstrap_mean_ci(own[metric].to_numpy(float), n_resamples=N_RESAMPLES, seed=seed)
+            ci = mean_ci(own[metric].to_numpy(float), dataset=str(keys.get("dataset", keys.get("contrast"))), seed=seed)
             rows.append({**keys, "submission": submission, **describe(own),
                          "n": ci.n, "mean": ci.mean, "low": ci.low, "high": ci.high})
     return rows
@@ -234,16 +233,17 @@ def comparison_table(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0
             reference, rule = chosen
             pairs = _paired(here, aggregated, reference, metric)
             a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
-            ci_a = bootstrap_mean_ci(a, n_resamples=N_RESAMPLES, seed=seed)
-            ci_b = bootstrap_mean_ci(b, n_resamples=N_RESAMPLES, seed=seed)
-            diff = paired_difference_ci(a, b, n_resamples=N_RESAMPLES, seed=seed)
+            ci_a = mean_ci(a, dataset=dataset, seed=seed)
+            ci_b = mean_ci(b, dataset=dataset, seed=seed)
+            paired = paired_comparison(a, b, dataset=dataset, seed=seed)
+            diff = paired.difference
             rows.append({
                 "dataset": dataset, "suite_role": suite_role, "aggregated": aggregated, "reference": reference,
                 "reference_rule": rule, "n": int(pairs.shape[0]),
                 "aggregated_mean": ci_a.mean, "aggregated_low": ci_a.low, "aggregated_high": ci_a.high,
                 "reference_mean": ci_b.mean, "reference_low": ci_b.low, "reference_high": ci_b.high,
                 "difference": diff.mean, "difference_low": diff.low, "difference_high": diff.high,
-                "p": paired_wilcoxon(a, b) if a.size else float("nan"),
+                "p": paired.p_value,
             })
     table = pd.DataFrame(rows, columns=[c for c in COMPARISON_COLUMNS if c not in ("p_holm", "verdict")])
     tested = table["p"].notna().to_numpy(bool) if not table.empty else np.zeros(0, bool)
@@ -295,25 +295,14 @@ def overlay_cases(cases: pd.DataFrame, *, metric: str = "dice") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def _format_ci(mean: float, low: float, high: float, decimals: int) -> str:
-    if not np.isfinite(mean):
-        return "–"
-    return f"{mean:.{decimals}f} [{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
-def _format_p(value: float) -> str:
-    if not np.isfinite(value):
-        return "–"
-    return f"{value:.2e}" if value < 1e-3 else f"{value:.4f}"
 
 
-def _decimals(metric: str) -> int:
-    return 2 if METRIC_UNITS.get(metric) else 3
 
 
 def statistics_table(means: pd.DataFrame, comparison: pd.DataFrame, *, metric: str = "dice") -> pd.DataFrame:
     """Display table per dataset: n, mean [CI] per model, aggregated - reference [CI], p, Holm p, verdict."""
-    decimals = _decimals(metric)
     models = list(dict.fromkeys(means["submission"])) if not means.empty else []
     rows = []
     for dataset, suite_role in dict.fromkeys(zip(means["dataset"], means["suite_role"])) if not means.empty else []:
@@ -321,7 +310,7 @@ def statistics_table(means: pd.DataFrame, comparison: pd.DataFrame, *, metric: s
         row: dict[str, Any] = {"dataset": dataset, "role": "OOD" if suite_role == "ood" else suite_role,
                                "n": int(here["n"].max())}
         for submission in models:
-            row[submission] = (_format_ci(*here.loc[submission, ["mean", "low", "high"]], decimals)
+            row[submission] = (format_ci(*here.loc[submission, ["mean", "low", "high"]], metric)
                                if submission in here.index else "–")
         compared = comparison[comparison["dataset"] == dataset]
         if compared.empty:
@@ -332,18 +321,15 @@ def statistics_table(means: pd.DataFrame, comparison: pd.DataFrame, *, metric: s
             row.update({
                 "aggregated − reference": f"{first['aggregated']} − {first['reference']} ({first['reference_rule']}, "
                                           f"n={first['n']})",
-                "difference [95% CI]": _format_ci(first["difference"], first["difference_low"],
-                                                  first["difference_high"], decimals),
-                "p": _format_p(first["p"]), "p (Holm)": _format_p(first["p_holm"]), "verdict": first["verdict"],
+                "difference [95% CI]": format_ci(first["difference"], first["difference_low"],
+                                                 first["difference_high"], metric, signed=True),
+                "p": format_p(first["p"]), "p (Holm)": format_p(first["p_holm"]), "verdict": first["verdict"],
             })
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 # ---------------------------------------------------------------------------------- figures
-def metric_label(metric: str) -> str:
-    unit = METRIC_UNITS.get(metric)
-    return f"{METRIC_LABELS.get(metric, metric)}{f' ({unit})' if unit else ''}"
 
 
 def figure_titles(metric: str = "dice") -> dict[str, str]:
@@ -426,7 +412,7 @@ def figure_in_domain(comparison: pd.DataFrame, *, metric: str = "dice") -> go.Fi
         marker={"color": "#000000", "size": 9}, showlegend=False,
         error_x={"type": "data", "array": list(rows["difference_high"] - rows["difference"]),
                  "arrayminus": list(rows["difference"] - rows["difference_low"]), "visible": True},
-        text=[f"p={_format_p(p)}" for p in rows["p_holm"]], textposition="top center",
+        text=[f"p={format_p(p)}" for p in rows["p_holm"]], textposition="top center",
     ), row=1, col=2)
     figure.add_vline(x=0.0, line={"color": "#888888", "dash": "dash"}, row=1, col=2)
     figure.update_layout(title=figure_titles(metric)["in_domain"], barmode="group", template="plotly_white", height=480)
@@ -561,15 +547,15 @@ def _figure_html(figure: go.Figure, div_id: str, *, with_plotlyjs: bool) -> str:
 
 
 def _summary_items(comparison: pd.DataFrame, metric: str) -> list[str]:
-    decimals = _decimals(metric)
+    places = decimals(metric)
     items = []
     for row in comparison.itertuples(index=False):
         role = "OOD" if row.suite_role == "ood" else "in-domain"
         items.append(
             f"<li><b>{html.escape(row.dataset)}</b> ({role}): {html.escape(row.aggregated)} − "
-            f"{html.escape(row.reference)} = {row.difference:+.{decimals}f} "
-            f"[{row.difference_low:+.{decimals}f}, {row.difference_high:+.{decimals}f}], "
-            f"Holm p = {_format_p(row.p_holm)}: <b>{html.escape(row.verdict)}</b></li>")
+            f"{html.escape(row.reference)} = {row.difference:+.{places}f} "
+            f"[{row.difference_low:+.{places}f}, {row.difference_high:+.{places}f}], "
+            f"Holm p = {format_p(row.p_holm)}: <b>{html.escape(row.verdict)}</b></li>")
     return items
 
 
@@ -631,10 +617,10 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         f"<p>Benchmark version (content hash of the suite's split file): <code>{html.escape(', '.join(versions))}</code>. "
         f"Report made with cordbench {html.escape(__version__)}.</p>"
         + _table_html(models)
-        + "<p>Metric definitions (formulas, empty-mask policy): <code>benchmark/metrics.py</code> "
+        + "<p>Metric definitions (formulas, empty-mask policy): <code>benchmark/evaluation/metrics.py</code> "
           "(and <code>docs/metrics.md</code>). A missing or failed prediction is scored as an empty mask and kept "
           "in every mean. Rows whose subject the model declared as training data are excluded.</p>"
-        + f"<p>Metric shown: {html.escape(metric_label(metric))}. Statistics (<code>benchmark/stats.py</code>): means with percentile-bootstrap 95% CIs "
+        + f"<p>Metric shown: {html.escape(metric_label(metric))}. Statistics (<code>benchmark/analysis/stats.py</code>): means with percentile-bootstrap 95% CIs "
           f"({N_RESAMPLES} resamples of cases, seed {seed}); aggregated vs specific on the cases both have, paired: "
           "bootstrap CI of the mean difference, two-sided Wilcoxon signed-rank p-value, Holm adjustment over every "
           f"comparison of the table, verdict at alpha = {ALPHA} on the adjusted p-value. Reference model: the "
@@ -693,7 +679,7 @@ def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | No
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
     shown = frame.drop(columns=["suite_role"])
     for column in ("p", "p_holm"):
-        shown[column] = [_format_p(value) for value in shown[column]]
+        shown[column] = [format_p(value) for value in shown[column]]
     return shown
 
 

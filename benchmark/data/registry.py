@@ -17,16 +17,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping
 
-REGISTRY_DIR = Path(__file__).parent / "registry"
+REGISTRY_DIR = Path(__file__).resolve().parents[1] / "registry"
 DATASETS_DIR = REGISTRY_DIR / "datasets"
 SUITES_DIR = REGISTRY_DIR / "suites"
 
 Role = Literal["in-domain", "ood"]
-#: Where a dataset's test cases are scored (benchmark.metrics.scored_region).
+#: Where a dataset's test cases are scored (benchmark.evaluation.metrics.scored_region).
 ScoredRegion = Literal["whole-image", "label-extent"]
-#: nnU-Net data augmentation of the baselines (benchmark.nnunet.trainer.TRAINERS).
+#: nnU-Net data augmentation of the baselines (benchmark.training.nnunet.trainer.TRAINERS).
 Augmentation = Literal["default", "da5"]
-#: What inference does to a binary mask before it is scored (benchmark.inference).
+#: What inference does to a binary mask before it is scored (benchmark.evaluation.inference).
 Postprocessing = Literal["none", "largest-component"]
 
 

@@ -38,9 +38,11 @@ import numpy as np
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, atomic_write_text
-from benchmark.metrics import HIGHER_IS_BETTER, METRIC_NAMES
-from benchmark.results import CaseResult, ResultsError, ResultsFile, load_results
-from benchmark.stats import MeanCI, holm_adjust, paired_difference_ci, paired_wilcoxon
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from benchmark.evaluation.results import CaseResult, ResultsError, ResultsFile, load_results
+from benchmark.analysis.labels import format_p
+from benchmark.analysis.stats import MeanCI
+from benchmark.analysis.summary import CONFIDENCE, holm_adjust, paired_comparison
 
 Verdict = Literal["pass", "fail"]
 GateKind = Literal["regression", "reproduce"]
@@ -49,7 +51,6 @@ GateKind = Literal["regression", "reproduce"]
 MAX_LISTED_CASES = 10
 #: Slack for comparing a drop with the margin: a drop equal to the margin up to rounding passes.
 _FLOAT_SLACK = 1e-12
-_CONFIDENCE = 0.95
 
 
 class GateInputError(CordbenchError, ValueError):
@@ -191,7 +192,7 @@ def _new_failures(pairs: list[tuple[CaseResult, CaseResult]]) -> int:
 
 
 def _regression_reason(drop: float, p_value: float, margin: float, alpha: float, fails: bool) -> str:
-    p_text = f"p (Holm) = {_format_p(p_value)}"
+    p_text = f"p (Holm) = {format_p(p_value)}"
     if fails:
         return f"worse by {drop:.4f} > margin {margin:.4g} and significant ({p_text} <= {alpha:g})"
     if drop <= 0:
@@ -240,8 +241,7 @@ def compare_results(
                 pairs,
                 float(np.mean(baseline_values)),
                 float(np.mean(candidate_values)),
-                paired_difference_ci(candidate_values, baseline_values, confidence=_CONFIDENCE, seed=seed),
-                paired_wilcoxon(candidate_values, baseline_values, alternative=worse_alternative),
+                *_paired(candidate_values, baseline_values, dataset, seed, worse_alternative),
             )
         )
     adjusted = holm_adjust([summary[5] for summary in summaries])
@@ -334,7 +334,8 @@ def reproduce_check(
                     n=len(pairs),
                     baseline_mean=stored_mean,
                     candidate_mean=rescored_mean,
-                    difference=paired_difference_ci(rescored_values, stored_values, confidence=_CONFIDENCE),
+                    difference=paired_comparison(rescored_values, stored_values, dataset=dataset,
+                                                 confidence=CONFIDENCE).difference,
                     p_value=math.nan,
                     verdict="fail" if fails else "pass",
                     reason=(
@@ -367,12 +368,10 @@ def exit_code(report: GateReport) -> int:
     return 0 if report.passed else 1
 
 
-def _format_p(p_value: float) -> str:
-    if math.isnan(p_value):
-        return "n/a"
-    if p_value < 1e-4:
-        return f"{p_value:.1e}"
-    return f"{p_value:.4f}"
+def _paired(candidate_values, baseline_values, dataset: str, seed: int, alternative) -> tuple[MeanCI, float]:
+    compared = paired_comparison(candidate_values, baseline_values, dataset=dataset, seed=seed,
+                                 alternative=alternative, confidence=CONFIDENCE)
+    return compared.difference, compared.p_value
 
 
 def _format_difference(ci: MeanCI) -> str:
@@ -411,7 +410,7 @@ def gate_markdown(report: GateReport) -> str:
         for v in report.verdicts:
             lines.append(
                 f"| {v.dataset} | {v.n} | {v.baseline_mean:.4f} | {v.candidate_mean:.4f} | "
-                f"{_format_difference(v.difference)} | {_format_p(v.p_value)} | {v.verdict.upper()} |"
+                f"{_format_difference(v.difference)} | {format_p(v.p_value)} | {v.verdict.upper()} |"
             )
     else:
         lines.append(

@@ -30,11 +30,11 @@ import nibabel as nib
 import numpy as np
 
 from benchmark import __version__
-from benchmark.bids_index import Case, index_dataset
+from benchmark.data.bids_index import Case, index_dataset
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
-from benchmark.registry import Suite, load_dataset, load_suite
-from benchmark.splits import SplitFile, dataset_folder, load_split
+from benchmark.data.registry import Suite, load_dataset, load_suite
+from benchmark.data.splits import SplitFile, dataset_folder, load_split
 
 CONVERTER_VERSION = "1"
 LABEL_THRESHOLD = 0.5

@@ -37,8 +37,8 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from benchmark.errors import CordbenchError
-from benchmark.nnunet.train import resolve_device
-from benchmark.nnunet.trainer import DEFAULT_CPU_THREADS, UnsafeCheckpointError, load_checkpoint_dict
+from benchmark.training.nnunet.train import resolve_device
+from benchmark.training.nnunet.trainer import DEFAULT_CPU_THREADS, UnsafeCheckpointError, load_checkpoint_dict
 
 # Voxels fed to the network per forward pass (tiles x mirrors x tile voxels): 2**17 = 8 tiles of 128x128, or 2
 # tiles x 4 mirrorings. On the 2-core CPU measured, 4-8 tiles per forward were fastest and 32+ slower again

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
-from benchmark.registry import Postprocessing
+from benchmark.data.registry import Postprocessing
 
-SUBMISSIONS_DIR = Path(__file__).resolve().parents[1] / "submissions"
+SUBMISSIONS_DIR = Path(__file__).resolve().parents[2] / "submissions"
 MANIFEST_NAME = "submission.yaml"
 
 

@@ -16,17 +16,17 @@ import nibabel as nib
 import numpy as np
 
 from benchmark import __version__
-from benchmark.bids_index import Case, index_dataset, participant_field
-from benchmark.convert import LABEL_THRESHOLD
+from benchmark.data.bids_index import Case, index_dataset, participant_field
+from benchmark.training.convert import LABEL_THRESHOLD
 from benchmark.errors import CordbenchError
-from benchmark.inference import ModelLoadError, Predictor, PredictionRecord
+from benchmark.evaluation.inference import ModelLoadError, Predictor, PredictionRecord
 from benchmark.environment import environment
 from benchmark.io import atomic_write_json
-from benchmark.metrics import compute_metrics, scored_region
-from benchmark.registry import ScoredRegion, load_dataset, load_suite
-from benchmark.results import CaseResult, ResultsFile, results_path, write_results
-from benchmark.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
-from benchmark.submissions import Submission, load_submission, model_sha256, training_datasets
+from benchmark.evaluation.metrics import compute_metrics, scored_region
+from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
+from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.data.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
+from benchmark.data.submissions import Submission, load_submission, model_sha256, training_datasets
 
 
 class ScoringError(CordbenchError, ValueError):
@@ -215,28 +215,3 @@ def score_submission(
 def cases_index_path(submission_folder: Path, suite_id: str) -> Path:
     """Where scoring records, per case id, the image, mask and cached prediction paths on this machine."""
     return Path(submission_folder) / f"cases_index_{suite_id}.json"
-
-
-def summary_rows(results: ResultsFile, metric: str = "dice", seed: int = 0) -> list[dict]:
-    """Per dataset: role, seen in training, n, failures, mean with bootstrap 95 % CI."""
-    from benchmark.stats import bootstrap_mean_ci
-
-    rows = []
-    datasets = sorted({case.dataset for case in results.cases},
-                      key=lambda dataset_id: (results_role(results, dataset_id), dataset_id))
-    for dataset_id in datasets:
-        cases = [case for case in results.cases if case.dataset == dataset_id]
-        values = [getattr(case, metric) for case in cases]
-        ci = bootstrap_mean_ci(values, seed=seed)
-        rows.append({"dataset": dataset_id, "role": cases[0].suite_role,
-                     "zero_shot": not cases[0].dataset_in_training, "n": len(cases),
-                     "failures": sum(case.failure is not None for case in cases),
-                     "mean": ci.mean, "low": ci.low, "high": ci.high})
-    return rows
-
-
-def results_role(results: ResultsFile, dataset_id: str) -> int:
-    for case in results.cases:
-        if case.dataset == dataset_id:
-            return 0 if case.suite_role == "in-domain" else 1
-    return 2

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.errors import CordbenchError
-from benchmark.registry import Dataset, ImageRule
+from benchmark.data.registry import Dataset, ImageRule
 
 FileState = Literal["present", "annex-pointer", "broken-symlink", "missing"]
 NOT_DOWNLOADED: tuple[FileState, ...] = ("annex-pointer", "broken-symlink")

@@ -30,7 +30,7 @@ import numpy as np
 
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json
-from benchmark.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
+from benchmark.data.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
                                    SubmissionError, checkpoint_path, submission_hash)
 
 BINARY_THRESHOLD = 0.5
@@ -319,7 +319,7 @@ def load_array_model(submission: Submission, *, device: str | None, trust_checkp
         function: Callable = getattr(importlib.import_module(module_name), function_name)
         return _FunctionModel(function)
     if isinstance(model, NnunetModelSpec):
-        from benchmark.nnunet.predict import load_model
+        from benchmark.models.nnunet.predict import load_model
 
         folder = _nnunet_folder(submission)
         return load_model(
@@ -345,7 +345,7 @@ def _nnunet_folder(submission: Submission) -> Path:
         if sha256_file(checkpoint) != model.sha256:
             raise SubmissionError(f"{checkpoint}: sha256 differs from the manifest (model.sha256)")
         return submission.resolve(model.folder)
-    from benchmark.packaging import extract_verified
+    from benchmark.models.packaging import extract_verified
 
     return extract_verified(submission.resolve(model.archive), expected_checkpoint_sha256=model.sha256)
 

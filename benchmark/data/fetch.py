@@ -6,13 +6,13 @@ Steps (each a real ``git`` / ``git annex`` subprocess):
    pinned revision (tag, branch or commit), then a rename to the final folder. A failed clone or a
    revision that does not exist leaves nothing behind.
 2. ``git annex init`` + ``git annex get .`` (``-J jobs``) for the annexed content.
-3. With a suite: :func:`benchmark.splits.verify_split` for this dataset, so the caller sees at once
+3. With a suite: :func:`benchmark.data.splits.verify_split` for this dataset, so the caller sees at once
    whether the local copy matches the frozen split (subjects and checksums).
 
 Tool policy: **git-annex is the one tool used for content.** DataLad fetches annexed content by
 calling git-annex, so it cannot help where git-annex is missing and adds nothing for these flat
 (single-repository) datasets. Without ``git-annex`` on PATH the clone is kept with its annex
-symlinks/pointers (which :mod:`benchmark.bids_index` lists as "not downloaded") and the result says
+symlinks/pointers (which :mod:`benchmark.data.bids_index` lists as "not downloaded") and the result says
 how to install it (``apt-get install git-annex`` or ``pip install git-annex``) and the command to run
 afterwards.
 
@@ -38,10 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from benchmark.bids_index import NOT_DOWNLOADED, classify_file
+from benchmark.data.bids_index import NOT_DOWNLOADED, classify_file
 from benchmark.errors import CordbenchError
-from benchmark.registry import Dataset, load_dataset
-from benchmark.splits import SplitFile, VerifyReport, load_split, verify_split
+from benchmark.data.registry import Dataset, load_dataset
+from benchmark.data.splits import SplitFile, VerifyReport, load_split, verify_split
 
 FetchStatus = Literal["complete", "incomplete", "not-downloaded", "restricted"]
 

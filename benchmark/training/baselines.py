@@ -1,7 +1,7 @@
 """Train the suite's baselines (one aggregated + one specific nnU-Net per in-domain dataset) and register
 each trained model as a submission with its DECLARED training data.
 
-The raw datasets come from ``benchmark.convert``; training goes through ``benchmark.nnunet.train_model``.
+The raw datasets come from ``benchmark.training.convert``; training goes through ``benchmark.training.nnunet.train_model``.
 Weights stay out of git: the model folder is copied to ``submissions/<name>/model/`` (ignored by git) and
 the manifest records the checkpoint's sha256 and the command that reproduces it.
 """
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark.convert import dataset_names
+from benchmark.training.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
 from benchmark.errors import CordbenchError
-from benchmark.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
-from benchmark.splits import load_split
-from benchmark.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
+from benchmark.data.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
+from benchmark.data.splits import load_split
+from benchmark.data.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
                                    write_manifest)
 
 Profile = Literal["quick", "full"]
@@ -226,7 +226,7 @@ def train_baselines(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmark.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS, train_model
+    from benchmark.training.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS, train_model
 
     recipe = training_recipe(suite_id, profile, epochs=num_epochs, iterations=iterations_per_epoch,
                              augmentation=augmentation, postprocessing=postprocessing)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, describe_validation_error
-from benchmark.metrics import METRIC_NAMES
+from benchmark.evaluation.metrics import METRIC_NAMES
 
 SCHEMA_VERSION = 2
 Role = Literal["in-domain", "ood"]

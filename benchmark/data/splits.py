@@ -28,12 +28,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from benchmark import __version__
-from benchmark.bids_index import Case, DatasetIndex, index_dataset, participant_field
+from benchmark.data.bids_index import Case, DatasetIndex, index_dataset, participant_field
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text, sha256_file
-from benchmark.registry import ScoredRegion, Suite, SuiteDataset, load_dataset, load_suite
+from benchmark.data.registry import ScoredRegion, Suite, SuiteDataset, load_dataset, load_suite
 
-SPLITS_DIR = Path(__file__).parent / "splits"
+SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
 SPLIT_FORMAT = 1
 
 

@@ -21,15 +21,15 @@ from typing import Any, Literal
 import torch
 
 from benchmark.io import atomic_write_json, sha256_file
-from benchmark.registry import Augmentation
-from benchmark.nnunet.plans import (
+from benchmark.data.registry import Augmentation
+from benchmark.training.nnunet.plans import (
     PLANS_IDENTIFIER,
     QUICK_CONFIGURATION,
     PlanResult,
     nnunet_environment,
     plan_and_preprocess,
 )
-from benchmark.nnunet.trainer import (
+from benchmark.training.nnunet.trainer import (
     CHECKPOINT_BEST,
     CHECKPOINT_FINAL,
     CHECKPOINT_LATEST,

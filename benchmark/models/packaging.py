@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, sha256_bytes, sha256_file
-from benchmark.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
+from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
                                    parse_manifest)
 
 CHECKSUMS = "checksums.json"

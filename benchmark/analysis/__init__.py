@@ -1,0 +1,1 @@
+"""Per-case rows into summaries: statistics, the gate, the report."""

@@ -1,0 +1,1 @@
+"""WHAT is benchmarked: the dataset registry, BIDS indexing, splits, fetching, synthetic data."""

@@ -1,0 +1,1 @@
+"""Tools for the project's developers: the layering check."""

@@ -1,0 +1,1 @@
+"""The one inference path, metrics, scoring of a work unit, results files."""

@@ -1,0 +1,1 @@
+"""Submissions and the adapters that run them: manifests, packaging, nnU-Net prediction."""

@@ -1,0 +1,1 @@
+"""nnU-Net training sets and the baselines: conversion, planning, the trainer."""
