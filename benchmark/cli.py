@@ -2,19 +2,60 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark import __version__
+from benchmark.errors import CordbenchError
 
-app = typer.Typer(
+class _State:
+    debug = False
+
+
+STATE = _State()
+
+
+def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The CLI's one error handler: a CordbenchError (a user-facing problem) is printed as one line naming the
+    file and the problem, exit 2 (or the error's own code), no traceback unless --debug. Anything else is a bug
+    and keeps its traceback."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except CordbenchError as error:
+            if STATE.debug:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
+            raise typer.Exit(error.exit_code) from None
+
+    return run
+
+
+class CordbenchTyper(typer.Typer):
+    """A Typer whose every command goes through :func:`handle_errors`."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+            register(handle_errors(function))
+            return function
+
+        return decorator
+
+
+app = CordbenchTyper(
     help=(
         "cordbench: an open benchmark for spinal cord MRI segmentation.\n\n"
         "Typical flow: `cordbench synth` (or fetch real data) -> `splits verify` -> `convert` -> `train` -> "
@@ -24,8 +65,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-datasets_app = typer.Typer(help="The registered datasets (metadata only).", no_args_is_help=True)
-splits_app = typer.Typer(help="Fixed, versioned train/test splits.", no_args_is_help=True)
+datasets_app = CordbenchTyper(help="The registered datasets (metadata only).", no_args_is_help=True)
+splits_app = CordbenchTyper(help="Fixed, versioned train/test splits.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(splits_app, name="splits")
 
@@ -38,7 +79,7 @@ DEFAULT_PUBLISHED_ROOT = REPO_ROOT.parent / "shared" / "data" / "splits"
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}")
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -63,8 +104,11 @@ def version_callback(value: bool) -> None:
 def main_callback(
     version: bool = typer.Option(False, "--version", callback=version_callback, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", envvar="CORDBENCH_DEBUG",
+                               help="Show the full traceback of an error instead of its one-line message."),
 ) -> None:
     """cordbench: benchmark spinal cord segmentation models, in-domain and out-of-domain."""
+    STATE.debug = debug
 
 
 # ---------------------------------------------------------------- datasets
@@ -73,11 +117,8 @@ def datasets_list() -> None:
     """List every registered dataset with its access level, contrasts and source."""
     from benchmark.data.registry import RegistryError, list_datasets, list_suites
 
-    try:
-        datasets = list_datasets()
-        suites = list_suites()
-    except RegistryError as error:
-        fail(str(error))
+    datasets = list_datasets()
+    suites = list_suites()
     membership: dict[str, list[str]] = {}
     for suite in suites:
         for entry in suite.datasets:
@@ -99,10 +140,7 @@ def datasets_show(dataset_id: str = typer.Argument(..., help="A dataset id from 
     """Print one dataset's full metadata as YAML-like JSON."""
     from benchmark.data.registry import RegistryError, load_dataset
 
-    try:
-        dataset = load_dataset(dataset_id)
-    except RegistryError as error:
-        fail(str(error))
+    dataset = load_dataset(dataset_id)
     console.print_json(json.dumps(dataset.model_dump(mode="json")))
 
 
@@ -120,10 +158,7 @@ def index_command(
     from benchmark.io import atomic_write_json
     from benchmark.data.registry import RegistryError, load_dataset
 
-    try:
-        index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
-    except (BidsIndexError, RegistryError) as error:
-        fail(str(error))
+    index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
     not_downloaded = index.not_downloaded()
     contrasts: dict[str, int] = {}
     for case in index.pairs:
@@ -181,12 +216,9 @@ def splits_make(
     from benchmark.data.splits import SplitError, load_split, make_split, split_path, write_split
 
     target = out or split_path(suite)
-    try:
-        existing = load_split(suite, target) if target.exists() else None
-        split = make_split(load_suite(suite), data_root=data_root, overrides=parse_overrides(dataset_dir),
-                           published_root=published_root, existing=existing)
-    except (SplitError, RegistryError) as error:
-        fail(str(error))
+    existing = load_split(suite, target) if target.exists() else None
+    split = make_split(load_suite(suite), data_root=data_root, overrides=parse_overrides(dataset_dir),
+                       published_root=published_root, existing=existing)
     write_split(split, target)
     _print_split(split)
     console.print(f"wrote {target} (benchmark version {split.version})")
@@ -207,10 +239,7 @@ def splits_show(suite: str = typer.Option(..., "--suite", "-s")) -> None:
     """Print a suite's split: subjects per dataset and the benchmark version."""
     from benchmark.data.splits import SplitError, load_split
 
-    try:
-        _print_split(load_split(suite))
-    except SplitError as error:
-        fail(str(error))
+    _print_split(load_split(suite))
 
 
 @splits_app.command("verify")
@@ -223,10 +252,7 @@ def splits_verify(
     """Compare local data with the split: missing/extra subjects, missing/changed files. Exit 1 on any difference."""
     from benchmark.data.splits import SplitError, load_split, verify_split
 
-    try:
-        report = verify_split(load_split(suite), data_root=data_root, overrides=parse_overrides(dataset_dir), only=only)
-    except SplitError as error:
-        fail(str(error))
+    report = verify_split(load_split(suite), data_root=data_root, overrides=parse_overrides(dataset_dir), only=only)
     table = Table(title=f"verify {suite} (benchmark version {report.version})")
     for column in ("dataset", "missing subjects", "extra subjects", "missing files", "changed files", "not downloaded"):
         table.add_column(column)
@@ -274,11 +300,8 @@ def convert_command(
         fail("say where to write: --out DIR or set nnUNet_raw")
     if only not in (None, "aggregated", "specific"):
         fail("--only must be 'aggregated' or 'specific'")
-    try:
-        report = convert_suite(suite, data_root=data_root, out=out, only=only, with_test=with_test, base_id=base_id,
-                               overrides=parse_overrides(dataset_dir), workers=workers)
-    except (ConvertError, SplitError) as error:
-        fail(str(error))
+    report = convert_suite(suite, data_root=data_root, out=out, only=only, with_test=with_test, base_id=base_id,
+                           overrides=parse_overrides(dataset_dir), workers=workers)
     print_convert_report(report)
 
 
@@ -300,7 +323,7 @@ def print_convert_report(report) -> None:
 
 
 # ---------------------------------------------------------------- submissions / scoring
-submissions_app = typer.Typer(help="Registered models (submissions/<name>/submission.yaml).", no_args_is_help=True)
+submissions_app = CordbenchTyper(help="Registered models (submissions/<name>/submission.yaml).", no_args_is_help=True)
 app.add_typer(submissions_app, name="submissions")
 
 
@@ -327,12 +350,9 @@ def submissions_list() -> None:
 @submissions_app.command("check")
 def submissions_check(name: str = typer.Argument(..., help="Submission name or folder.")) -> None:
     """Validate a manifest and the files it points to (checkpoint present, sha256 matches)."""
-    from benchmark.data.submissions import SubmissionError, check_submission, load_submission
+    from benchmark.data.submissions import check_submission, load_submission
 
-    try:
-        submission = load_submission(name)
-    except SubmissionError as error:
-        fail(str(error), code=1)
+    submission = load_submission(name)  # an invalid manifest: exit 2 with the file and field
     problems = check_submission(submission)
     for problem in problems:
         err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}")
@@ -357,11 +377,8 @@ def score_command(
     from benchmark.data.splits import SplitError
     from benchmark.data.submissions import SubmissionError
 
-    try:
-        results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
-                                         device=device, trust_checkpoint=trust_checkpoint)
-    except (ScoringError, SubmissionError, SplitError) as error:
-        fail(str(error))
+    results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                     device=device, trust_checkpoint=trust_checkpoint)
     print_summary(results, metric)
     console.print(f"wrote {path}")
 
@@ -392,10 +409,7 @@ def metrics_command(
     """Print every metric for one prediction/reference pair as JSON (spacing read from the files)."""
     from benchmark.evaluation.metrics import metrics_for_files
 
-    try:
-        values = metrics_for_files(prediction, ground_truth, region)
-    except (ValueError, FileNotFoundError) as error:
-        fail(str(error))
+    values = metrics_for_files(prediction, ground_truth, region)
     typer.echo(json.dumps(values, indent=2, sort_keys=True))
 
 
@@ -452,14 +466,11 @@ def train_command(
     if only not in (None, "aggregated", "specific"):
         fail("--only must be 'aggregated' or 'specific'")
     _check_recipe_options(augmentation, postprocessing)
-    try:
-        registered = train_baselines(
-            suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
-            device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
-            fold=fold if fold == "all" else int(fold), base_id=base_id, augmentation=augmentation,
-            postprocessing=postprocessing)
-    except BaselineError as error:
-        fail(str(error))
+    registered = train_baselines(
+        suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
+        device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
+        fold=fold if fold == "all" else int(fold), base_id=base_id, augmentation=augmentation,
+        postprocessing=postprocessing)
     for submission in registered:
         console.print(f"registered {submission.name} (sha256 {submission.model.sha256[:12]}, "
                       f"{submission.training.training_time_s:.0f} s)")
@@ -474,10 +485,7 @@ def export_command(
     from benchmark.models.packaging import export_submission
     from benchmark.data.submissions import SubmissionError
 
-    try:
-        path = export_submission(name, out)
-    except SubmissionError as error:
-        fail(str(error))
+    path = export_submission(name, out)
     console.print(f"wrote {path}")
 
 
@@ -510,10 +518,7 @@ def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
     if suite is None:
         fail(f"--suite is needed to find the results of submission {name_or_path!r}")
     folder = SUBMISSIONS_DIR / name_or_path / "results"
-    try:
-        current = folder / f"{suite}_{load_split(suite).version}.json"
-    except SplitError as error:
-        fail(str(error))
+    current = folder / f"{suite}_{load_split(suite).version}.json"
     if current.exists():
         return current
     older = sorted(folder.glob(f"{suite}_*.json"), key=lambda path: path.stat().st_mtime)
@@ -550,18 +555,15 @@ def gate_command(
     if reproduce:
         import tempfile
 
-        from benchmark.evaluation.scoring import ScoringError, score_submission
+        from benchmark.evaluation.scoring import score_submission
 
         if suite is None:
             fail("--reproduce needs --suite")
         stored = resolve_results(reproduce, suite)
         with tempfile.TemporaryDirectory(prefix="cordbench-reproduce-") as scratch:
-            try:
-                _results, rescored = score_submission(
-                    reproduce, suite, data_root=data_root, trust_checkpoint=trust_checkpoint,
-                    out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions")
-            except (ScoringError, ValueError) as error:
-                fail(str(error))
+            _results, rescored = score_submission(
+                reproduce, suite, data_root=data_root, trust_checkpoint=trust_checkpoint,
+                out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions")
             raise typer.Exit(run_reproduce(stored, rescored, tolerance=tolerance, markdown_path=markdown,
                                            json_path=json_out))
     if not candidate or not baseline:
@@ -621,13 +623,9 @@ def demo_command(
 
     _check_recipe_options(augmentation, postprocessing)
     started = time.perf_counter()
-    try:
-        _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
-                                             seed=seed, device=device, epochs=epochs, iterations=iterations,
-                                             augmentation=augmentation, postprocessing=postprocessing,
-                                             console=console)
-    except (ValueError, RuntimeError) as error:
-        fail(str(error))
+    _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
+                                         seed=seed, device=device, epochs=epochs, iterations=iterations,
+                                         augmentation=augmentation, postprocessing=postprocessing, console=console)
     console.print(f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: "
                   + ", ".join(f"{name.split('. ', 1)[0]}) {seconds:.0f} s" for name, seconds in timings.steps.items()))
 
@@ -651,11 +649,8 @@ def report_command(
     from benchmark.evaluation.scoring import cases_index_path
 
     indexes = {result.submission: cases_index_path(SUBMISSIONS_DIR / result.submission, suite) for result in results}
-    try:
-        path = write_report(results, out or Path("work/report") / f"{suite}.html", suite=suite, metric=metric,
-                            case_images=case_images_from_cases_index(indexes), seed=seed)
-    except ReportError as error:
-        fail(str(error))
+    path = write_report(results, out or Path("work/report") / f"{suite}.html", suite=suite, metric=metric,
+                        case_images=case_images_from_cases_index(indexes), seed=seed)
     console.print(f"wrote {path}")
 
 
@@ -699,19 +694,16 @@ def fetch_command(
     from benchmark.data.registry import RegistryError
     from benchmark.data.splits import SplitError
 
-    try:
-        result = fetch_dataset(dataset_id, to, url=url, revision=revision, get_content=not no_content, suite=suite,
-                               update=update, jobs=jobs, progress=True)
-    except (FetchError, RegistryError, SplitError) as error:
-        fail(str(error))
+    result = fetch_dataset(dataset_id, to, url=url, revision=revision, get_content=not no_content, suite=suite,
+                           update=update, jobs=jobs, progress=True)
     for line in result.lines():
         console.print(line, markup=False)
     if result.status != "complete" or (result.verify is not None and not result.verify.ok):
         raise typer.Exit(1)
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    app(args=argv, prog_name="cordbench")
 
 
 if __name__ == "__main__":

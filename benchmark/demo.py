@@ -16,9 +16,16 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmark.data.registry import load_suite
+from benchmark.errors import CordbenchError
 from benchmark.evaluation.results import ResultsFile
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class DemoError(CordbenchError, ValueError):
+    """The demo cannot run on this input (no data root for a real suite, data that differ from the split)."""
+
+
 DEFAULT_WORK = REPO_ROOT / "work"
 
 
@@ -64,7 +71,7 @@ def run_demo(
     if suite_id == "synthetic" and data_root is None:
         data_root = work_dir / "data" / "synthetic"
     if data_root is None:
-        raise ValueError(f"suite {suite_id!r} needs --data-root (where its datasets are)")
+        raise DemoError(f"suite {suite_id!r} needs --data-root (where its datasets are)")
 
     if suite_id == "synthetic":
         from benchmark.synth import generate_suite
@@ -77,7 +84,7 @@ def run_demo(
         if not report.ok:
             problems = {name: values for name, values in {**report.missing_subjects, **report.changed_files}.items()
                         if values}
-            raise RuntimeError(f"the data under {data_root} differ from the split {split.version}: {problems}")
+            raise DemoError(f"the data under {data_root} differ from the split {split.version}: {problems}")
         console.print(f"data match split {split.version} ({', '.join(report.checked)})")
 
     timings.run("2. verify the data against the fixed split", console, verify)

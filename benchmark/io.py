@@ -72,7 +72,7 @@ def read_yaml_mapping(path: Path, error_type: type[Exception]) -> dict:
 
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise error_type(f"{path}: cannot read YAML ({error})") from error
     if not isinstance(data, dict):
         raise error_type(f"{path}: expected a mapping at the top level")

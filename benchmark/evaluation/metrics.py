@@ -61,6 +61,8 @@ import nibabel as nib
 import numpy as np
 from scipy.spatial import cKDTree
 
+from benchmark.errors import CordbenchError
+
 METRIC_NAMES: tuple[str, ...] = ("dice", "nsd", "hd95", "rve", "csa_error")
 
 HIGHER_IS_BETTER: dict[str, bool] = {
@@ -91,6 +93,17 @@ NSD_EPSILON_MM: float = 1e-6
 from benchmark.io import AFFINE_TOLERANCE_MM  # noqa: E402 - one tolerance for the whole project
 
 HD95_PERCENTILE: float = 95.0
+
+
+class MetricInputError(CordbenchError, ValueError):
+    """A mask file given to the metrics cannot be scored (missing, unreadable, not binary, not on the same grid)."""
+
+
+def _load_nifti(path: Path, role: str) -> nib.Nifti1Image:
+    try:
+        return nib.load(str(path))
+    except Exception as error:  # nibabel raises several types for a file that is not NIfTI
+        raise MetricInputError(f"{role} {path}: not a readable NIfTI image ({type(error).__name__}: {error})") from error
 
 #: Where a case is scored; see the module docstring.
 SCORED_REGIONS: tuple[str, ...] = ("whole-image", "label-extent")
@@ -356,7 +369,7 @@ def scored_region(pred: np.ndarray, gt: np.ndarray, region: str) -> tuple[np.nda
         return pred, gt
     if region == "label-extent":
         return restrict_to_label_extent(pred, gt)
-    raise ValueError(f"unknown scored region {region!r}; choose one of {', '.join(SCORED_REGIONS)}")
+    raise MetricInputError(f"unknown scored region {region!r}; choose one of {', '.join(SCORED_REGIONS)}")
 
 
 def worst_metrics(gt: np.ndarray, spacing: Sequence[float]) -> dict[str, float]:
@@ -377,13 +390,13 @@ def _binary_canonical(
     canonical = nib.as_closest_canonical(img)
     data = np.asanyarray(canonical.dataobj)
     if data.ndim != 3:
-        raise ValueError(f"{role} {path} must be a 3D image, got shape {data.shape}")
+        raise MetricInputError(f"{role} {path} must be a 3D image, got shape {data.shape}")
     ones = data == 1
     bad = ~(ones | (data == 0))
     if bad.any():
         offending = np.unique(data[bad])
         shown = ", ".join(str(v) for v in offending[:10].tolist())
-        raise ValueError(f"{role} {path} must be a binary mask with values {{0, 1}}; found value(s) {shown}")
+        raise MetricInputError(f"{role} {path} must be a binary mask with values {{0, 1}}; found value(s) {shown}")
     zooms = tuple(float(z) for z in canonical.header.get_zooms()[:3])
     return ones.astype(np.uint8), zooms  # type: ignore[return-value]
 
@@ -400,16 +413,16 @@ def metrics_for_files(pred_path: Path, gt_path: Path, region: str = "whole-image
     pred_path, gt_path = Path(pred_path), Path(gt_path)
     for role, path in (("prediction", pred_path), ("ground truth", gt_path)):
         if not path.is_file():
-            raise FileNotFoundError(f"{role} file not found: {path}")
-    pred_img, gt_img = nib.load(str(pred_path)), nib.load(str(gt_path))
+            raise MetricInputError(f"{role} file not found: {path}")
+    pred_img, gt_img = _load_nifti(pred_path, "prediction"), _load_nifti(gt_path, "ground truth")
     if pred_img.shape != gt_img.shape:
-        raise ValueError(
+        raise MetricInputError(
             f"prediction {pred_path} has shape {pred_img.shape} but ground truth {gt_path} "
             f"has shape {gt_img.shape}"
         )
     diff = float(np.max(np.abs(np.asarray(pred_img.affine) - np.asarray(gt_img.affine))))
     if not diff <= AFFINE_TOLERANCE_MM:
-        raise ValueError(
+        raise MetricInputError(
             f"prediction {pred_path} and ground truth {gt_path} have different affines "
             f"(max difference {diff:.3g} mm > {AFFINE_TOLERANCE_MM} mm):\n"
             f"prediction:\n{pred_img.affine}\nground truth:\n{gt_img.affine}"

@@ -118,7 +118,7 @@ def load_results(path: Path) -> ResultsFile:
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path}: cannot read results file ({error})") from error
     if not isinstance(raw, dict):
         raise ResultsError(f"{path}: results file must hold a JSON object")
