@@ -230,6 +230,7 @@ def suite_ids() -> list[str]:
 
 @lru_cache(maxsize=None)
 def load_dataset(dataset_id: str) -> Dataset:
+    """A registered dataset's metadata (validated); RegistryError naming the registered ids when unknown."""
     path = DATASETS_DIR / f"{dataset_id}.yaml"
     if not path.exists():
         raise RegistryError(f"unknown dataset {dataset_id!r}; registered: {', '.join(dataset_ids())}")
@@ -238,6 +239,7 @@ def load_dataset(dataset_id: str) -> Dataset:
 
 @lru_cache(maxsize=None)
 def load_suite(suite_id: str) -> Suite:
+    """A registered suite: its datasets with their roles (in-domain / OOD) and its quick recipe."""
     path = SUITES_DIR / f"{suite_id}.yaml"
     if not path.exists():
         raise RegistryError(f"unknown suite {suite_id!r}; registered: {', '.join(suite_ids())}")
@@ -245,6 +247,7 @@ def load_suite(suite_id: str) -> Suite:
 
 
 def list_datasets() -> list[Dataset]:
+    """Every registered dataset, sorted by id."""
     return [load_dataset(dataset_id) for dataset_id in dataset_ids()]
 
 

@@ -86,6 +86,7 @@ def split_path(suite_id: str) -> Path:
 
 
 def load_split(suite_id: str, path: Path | None = None) -> SplitFile:
+    """The frozen split of a suite; its ``version`` (the content hash) is the benchmark version of every score."""
     path = path or split_path(suite_id)
     if not path.exists():
         raise SplitError(f"{path}: no split file for suite {suite_id!r}; run `cordbench splits make --suite {suite_id}`")

@@ -88,6 +88,7 @@ class ResultsFile(BaseModel):
 
 
 def results_path(submission_dir: Path, suite: str, benchmark_version: str) -> Path:
+    """Where the results of a submission on one suite and benchmark version live: ``results/<suite>_<version>.json``."""
     return Path(submission_dir) / "results" / f"{suite}_{benchmark_version}.json"
 
 
