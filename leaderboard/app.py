@@ -31,7 +31,7 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import streamlit as st  # noqa: E402
 
-from benchmark.analysis import labels, summary  # noqa: E402
+from benchmark.analysis import labels as metric_labels, summary  # noqa: E402
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: E402
 from benchmark.evaluation.results import find_results_files  # noqa: E402
 from leaderboard import tables  # noqa: E402
@@ -77,7 +77,7 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
 
 
 def metric_label(metric: str) -> str:
-    return f"{labels.metric_label(metric)} · {labels.direction_text(metric)}"
+    return f"{metric_labels.metric_label(metric)} · {metric_labels.direction_text(metric)}"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def _box_figure(cases: pd.DataFrame, summary: pd.DataFrame, metric: str) -> go.F
         )
     )
     fig.update_layout(
-        yaxis_title=labels.metric_label(metric), height=480,
+        yaxis_title=metric_labels.metric_label(metric), height=480,
         margin={"l": 10, "r": 10, "t": 30, "b": 10}, legend={"orientation": "h", "y": 1.08},
     )
     return fig
@@ -248,7 +248,7 @@ def view_dataset(prep: tables.Prepared, state: dict) -> None:
         "bootstrap 95 % CI. Same numbers as the main table."
     )
     st.plotly_chart(_box_figure(cases, summary, metric), width="stretch", key="dataset_box")
-    decimals = labels.DECIMALS[metric]
+    decimals = metric_labels.DECIMALS[metric]
     display = summary.copy()
     for column in ("mean", "ci_low", "ci_high"):
         display[column] = display[column].round(decimals)
@@ -296,7 +296,7 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
         "(benchmark.analysis.stats.paired_difference_ci), two-sided paired Wilcoxon p, and Holm-adjusted p over the "
         "datasets shown. Zero-shot A/B: whether the dataset is outside A's / B's training data."
     )
-    decimals = labels.DECIMALS[metric] + 1
+    decimals = metric_labels.DECIMALS[metric] + 1
     display = pd.DataFrame(
         {
             "dataset": result["dataset"],

@@ -13,7 +13,8 @@ import streamlit.testing.v1.app_test as app_test_module
 from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
-from benchmark.analysis import stats, summary
+from benchmark.analysis import stats
+from benchmark.analysis.summary import dataset_seed
 from leaderboard import tables
 from leaderboard_fixtures import HAND_VERSION, write_hand_results
 
@@ -31,7 +32,7 @@ class RecordingStorage(MemoryMediaFileStorage):
 
 
 def ci_text(values, dataset, trained=False):
-    ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset))
+    ci = stats.bootstrap_mean_ci(values, seed=dataset_seed(0, dataset))
     return f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if trained else "")
 
 
@@ -131,9 +132,9 @@ def test_other_views_render(app):
     compare = app.dataframe[0].value.set_index("dataset")
     # A = agg, B = spec-alpha (the two first rows of the main table); gamma: g2..g4 (g1 is agg's leak)
     assert compare.at["gamma", "n"] == 3
-    ci = stats.paired_difference_ci([0.5, 0.6, 0.7], [0.0, 0.6, 0.8], seed=summary.dataset_seed(0, "gamma"))
+    ci = stats.paired_difference_ci([0.5, 0.6, 0.7], [0.0, 0.6, 0.8], seed=dataset_seed(0, "gamma"))
     assert compare.at["gamma", "B − A [95 % CI]"] == f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
-    b_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=summary.dataset_seed(0, "gamma"))
+    b_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=dataset_seed(0, "gamma"))
     assert compare.at["gamma", "B [95 % CI]"] == f"0.6000 [{b_ci.low:.4f}, {b_ci.high:.4f}]"
     assert compare.at["gamma", "zero-shot A/B"] == "yes/yes"
     assert compare.at["alpha", "zero-shot A/B"] == "no/no" and compare.at["beta", "zero-shot A/B"] == "no/yes"

@@ -14,6 +14,7 @@ from scipy import ndimage
 from monai_reference import as_monai_tensors, monai_dice_hd95_nsd
 
 from benchmark.evaluation.metrics import (
+    MetricInputError,
     HIGHER_IS_BETTER,
     METRIC_NAMES,
     METRIC_UNITS,
@@ -445,7 +446,7 @@ def test_metrics_for_files_non_binary(tmp_path: Path) -> None:
 
 def test_metrics_for_files_missing(tmp_path: Path) -> None:
     g = _save(tmp_path / "gt.nii.gz", np.zeros((2, 2, 2), dtype=np.uint8), np.eye(4))
-    with pytest.raises(FileNotFoundError, match="nope.nii.gz"):
+    with pytest.raises(MetricInputError, match="nope.nii.gz"):
         metrics_for_files(tmp_path / "nope.nii.gz", g)
 
 

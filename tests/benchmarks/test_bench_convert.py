@@ -64,7 +64,7 @@ def test_conversion_throughput(benchmark, synthetic_data, tmp_path):
         return convert_suite("synthetic", data_root=synthetic_data, out=out, with_test=False, progress=False)
 
     report = benchmark.pedantic(ours, rounds=3, iterations=1)
-    ours_seconds = min(benchmark.analysis.stats.stats.data) if benchmark.analysis.stats else None
+    ours_seconds = min(benchmark.stats.stats.data) if benchmark.stats else None
     if ours_seconds is None:
         started = time.perf_counter()
         ours()
