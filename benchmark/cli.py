@@ -383,6 +383,43 @@ def score_command(
     console.print(f"wrote {path}")
 
 
+@app.command("predict")
+def predict_command(
+    name: str = typer.Argument(..., help="Submission name (folder under submissions/) or path."),
+    input_path: Path = typer.Argument(..., metavar="INPUT", help="A NIfTI image, or a BIDS dataset folder."),
+    out: Path = typer.Option(..., "--out", "-o", help="Masks go to OUT/derivatives/cordbench-NAME/ (a BIDS derivatives dataset)."),
+    include: Optional[list[str]] = typer.Option(None, "--include", help="With a BIDS folder: only images whose path matches this glob, e.g. 'sub-*/anat/*_T2w.nii.gz' (repeatable)."),
+    device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the submission's preference; GPU when present)."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
+                                          help="Allow a checkpoint that needs full unpickling (runs its code!)."),
+) -> None:
+    """Run a model on images that have no mask; write cord masks with a JSON sidecar each (model, weights sha256,
+    cordbench version, inference settings), through the same inference path as scoring.
+
+    Re-running skips masks whose sidecar matches; exit 1 when an image could not be predicted.
+    """
+    from rich.markup import escape
+
+    from benchmark.evaluation.predict import PredictError, predict
+    from benchmark.data.submissions import SubmissionError
+
+    try:
+        report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint)
+    except (PredictError, SubmissionError) as error:
+        fail(str(error))
+    table = Table(title=f"predict {name}", caption=str(report.derivatives))
+    table.add_column("status")
+    table.add_column("images", justify="right")
+    for status in ("predicted", "unchanged", "failed", "not-downloaded"):
+        table.add_row(status, str(report.count(status)))
+    console.print(table)
+    for outcome in report.failed:
+        err_console.print(f"[red]{outcome.status}[/] {escape(str(outcome.image))}: {escape(outcome.reason or '')}")
+    console.print(f"masks in {report.derivatives}")
+    if report.failed:
+        raise typer.Exit(1)
+
+
 def print_summary(results, metric: str = "dice") -> None:
     from benchmark.analysis.labels import format_ci, metric_label
     from benchmark.analysis.summary import dataset_summaries
@@ -491,16 +528,42 @@ def export_command(
 
 @app.command("import")
 def import_command(
-    archive: Path = typer.Argument(..., help="A zip made by `cordbench export`."),
+    source: Path = typer.Argument(..., help="A zip made by `cordbench export`, a zip made by nnU-Net's "
+                                            "`nnUNetv2_export_model_to_zip`, or a trained nnU-Net results folder "
+                                            "(nnUNet_results/DatasetXXX/Trainer__Plans__Config, or a folder above it)."),
     overwrite: bool = typer.Option(False, help="Replace a submission of the same name."),
+    trained_on: Optional[list[str]] = typer.Option(
+        None, "--trained-on", help="nnU-Net models: the registered dataset ids it was trained on, ID[,ID] (required)."),
+    name: Optional[str] = typer.Option(None, help="nnU-Net models: submission name (default: <dataset>-<configuration>)."),
+    configuration: Optional[str] = typer.Option(None, help="nnU-Net models: which configuration, when there are several."),
+    folds: Optional[str] = typer.Option(None, help="nnU-Net models: folds to ensemble, e.g. 0,1,2 or all (default: every fold present)."),
+    checkpoint: Optional[str] = typer.Option(None, help="nnU-Net models: checkpoint file name (default: checkpoint_final.pth)."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
+                                          help="nnU-Net models: accept checkpoints that need full unpickling (runs their code!)."),
+    author: Optional[list[str]] = typer.Option(None, "--author", help="nnU-Net models: author (repeatable)."),
+    licence: str = typer.Option("unknown", help="nnU-Net models: the weights' licence."),
 ) -> None:
-    """Verify every checksum of an exported model, then register it under submissions/. Refuses tampered archives."""
+    """Register a model under submissions/ after verifying every file. Refuses tampered archives.
+
+    A `cordbench export` zip is checked against its checksums. An nnU-Net zip or results folder is checked member
+    by member (safe paths, zip CRC, sha256 of every file recorded in the manifest), its checkpoints are loaded with
+    weights_only=True and the network is rebuilt before anything is registered.
+    """
+    from benchmark.models.nnunet_import import NnunetImportError, import_nnunet, is_cordbench_archive
     from benchmark.models.packaging import ArchiveError, import_archive
     from benchmark.data.submissions import SubmissionError
 
     try:
-        submission = import_archive(archive, overwrite=overwrite)
-    except (ArchiveError, SubmissionError) as error:
+        if is_cordbench_archive(source):
+            if trained_on:
+                fail(f"{source}: a cordbench export declares its training data in its manifest; drop --trained-on")
+            submission = import_archive(source, overwrite=overwrite)
+        else:
+            submission = import_nnunet(source, trained_on=trained_on, name=name, configuration=configuration,
+                                       folds=folds.split(",") if folds else None, checkpoint=checkpoint,
+                                       trust_checkpoint=trust_checkpoint, overwrite=overwrite, authors=author,
+                                       licence=licence)
+    except (ArchiveError, NnunetImportError, SubmissionError) as error:
         fail(str(error), code=1)
     console.print(f"imported {submission.name} into {submission.folder}")
 
@@ -525,6 +588,20 @@ def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
     if not older:
         fail(f"{folder}: no results of {name_or_path!r} on suite {suite!r}; run `cordbench score {name_or_path} --suite {suite}`")
     return older[-1]
+
+
+def reproduce_refusal(name: str) -> str | None:
+    """Why a submission cannot be re-scored from scratch (masks supplied, no model), or None."""
+    from benchmark.data.submissions import PREDICTIONS_NOTE, PredictionsModelSpec, SubmissionError, load_submission
+
+    try:
+        submission = load_submission(name)
+    except SubmissionError as error:
+        return str(error)
+    if isinstance(submission.model, PredictionsModelSpec):
+        return (f"{name}: {PREDICTIONS_NOTE}: a predictions submission holds masks computed elsewhere, so there is "
+                "no model to re-run and nothing to reproduce")
+    return None
 
 
 @app.command("gate")
@@ -559,6 +636,9 @@ def gate_command(
 
         if suite is None:
             fail("--reproduce needs --suite")
+        refusal = reproduce_refusal(reproduce)
+        if refusal:
+            fail(refusal)
         stored = resolve_results(reproduce, suite)
         with tempfile.TemporaryDirectory(prefix="cordbench-reproduce-") as scratch:
             _results, rescored = score_submission(

@@ -60,6 +60,7 @@ except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile, find_results_files, load_cases_index, load_many
+from benchmark.data.submissions import PREDICTIONS_NOTE
 
 KEY_COLUMN = "submission"
 INCOMPLETE = "incomplete"
@@ -803,6 +804,7 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
     n_leaked = np.where(shown, data.n_leaked.to_numpy(dtype=float), 0)
     n_failed = np.where(shown, data.n_failed.to_numpy(dtype=float), 0)
     notes_column = []
+    model_types = data.meta["model_type"].reindex(subs).tolist()
     for i in range(len(subs)):
         notes = [
             f"incomplete on {dataset} ({int(n_used[i, j])}/{int(n_expected[i, j])} cases)"
@@ -815,6 +817,8 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
             notes.append(f"{int(n_leaked[i].sum())} {LEAK_NOTE} {verb} ({where})")
         if n_failed[i].sum():
             notes.append(f"{int(n_failed[i].sum())} failed case(s) scored worst")
+        if model_types[i] == "predictions":
+            notes.insert(0, PREDICTIONS_NOTE)
         notes_column.append("; ".join(notes))
     table[NOTES_COLUMN] = notes_column
     key = summary["mean_rank"].to_numpy(dtype=float)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
@@ -44,6 +44,10 @@ class NnunetModelSpec(_Strict):
     folds: list[Union[int, Literal["all"]]] = Field(default_factory=lambda: ["all"])
     trainer: str | None = None
     plans: str | None = None
+    files: dict[str, str] | None = Field(
+        default=None,
+        description="sha256 of every file of the model folder (path relative to it), recorded by `cordbench import` "
+                    "of an nnU-Net zip or results folder; checked before the model is loaded")
 
 
 class CommandModelSpec(_Strict):
@@ -75,7 +79,40 @@ class PythonModelSpec(_Strict):
     entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
-ModelSpec = Annotated[Union[NnunetModelSpec, CommandModelSpec, PythonModelSpec], Field(discriminator="type")]
+#: How the leaderboard and the gate describe a predictions submission: its masks were computed elsewhere.
+PREDICTIONS_NOTE = "predictions supplied, not reproduced here"
+
+
+class PredictionsModelSpec(_Strict):
+    """Masks computed elsewhere, supplied as a BIDS derivatives folder and scored like any model's output.
+
+    Each test image is matched to one mask by its BIDS entities and suffix: ``sub-01_acq-ax_T2w.nii.gz`` matches
+    ``sub-01_acq-ax_T2w_label-SC_seg.nii.gz`` anywhere below the folder. A mask must be on the image's grid (shape,
+    and affine within 1e-3 mm); values are binarized at 0.5. A test image without a mask is a named failure,
+    scored as the worst case, never dropped.
+    """
+
+    type: Literal["predictions"]
+    folder: str | None = Field(
+        default=None, description="BIDS derivatives folder holding the masks (relative to the submission or absolute)")
+    folders: dict[str, str] = Field(
+        default_factory=dict,
+        description="dataset id -> derivatives folder for that dataset's test images (instead of, or overriding, "
+                    "folder; use it when two datasets have images of the same name)")
+    label: str | None = Field(
+        default="SC", description="Only masks whose `label` entity is this (e.g. label-SC); null: any mask file")
+    generated_by: str | None = Field(
+        default=None, description="The tool or model that computed the masks, as the supplier states it")
+
+    @model_validator(mode="after")
+    def _folder_given(self) -> "PredictionsModelSpec":
+        if not self.folders and not self.folder:
+            raise ValueError("a predictions model needs folder (or folders: {dataset id: folder})")
+        return self
+
+
+ModelSpec = Annotated[Union[NnunetModelSpec, CommandModelSpec, PythonModelSpec, PredictionsModelSpec],
+                      Field(discriminator="type")]
 
 
 class TrainingData(_Strict):
@@ -202,6 +239,10 @@ def check_submission(submission: Submission) -> list[str]:
         else:
             if not callable(getattr(module, function, None)):
                 problems.append(f"model.entrypoint: {module_name!r} has no function {function!r}")
+    if isinstance(model, PredictionsModelSpec):
+        problems += _predictions_problems(submission)
+    if isinstance(model, NnunetModelSpec) and model.files and model.folder:
+        problems += [f"model.files: {problem}" for problem in model_files_problems(submission)]
     for parent in submission.training.adapted_from:
         try:
             load_submission(parent, submission.folder.parent if submission.folder else None)
@@ -210,18 +251,61 @@ def check_submission(submission: Submission) -> list[str]:
     return problems
 
 
+def _predictions_problems(submission: Submission) -> list[str]:
+    from benchmark.data.derivatives import mask_files
+
+    problems = []
+    for dataset_id, folder in supplied_folders(submission).items():
+        field = "model.folder" if dataset_id is None else f"model.folders.{dataset_id}"
+        if not folder.is_dir():
+            problems.append(f"{field}: {folder} is not a folder")
+        elif not mask_files(folder, submission.model.label):
+            problems.append(f"{field}: {folder} holds no mask (*_label-{submission.model.label or 'SC'}_seg.nii.gz)")
+    return problems
+
+
+def supplied_folders(submission: Submission) -> dict[str | None, Path]:
+    """A predictions submission's derivatives folders: ``None`` -> model.folder, dataset id -> model.folders[id]."""
+    spec = submission.model
+    folders: dict[str | None, Path] = {}
+    if spec.folder:
+        folders[None] = submission.resolve(spec.folder)
+    for dataset_id, folder in spec.folders.items():
+        folders[dataset_id] = submission.resolve(folder)
+    return folders
+
+
+def model_files_problems(submission: Submission) -> list[str]:
+    """Files of an imported nnU-Net model folder that are missing or differ from the sha256 recorded at import."""
+    model = submission.model
+    folder = submission.resolve(model.folder)
+    problems = []
+    for relative, expected in sorted((model.files or {}).items()):
+        path = folder / relative
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif sha256_file(path) != expected:
+            problems.append(f"{path} differs from the sha256 recorded at import")
+    return problems
+
+
 def submission_hash(submission: Submission) -> str:
     """Identifies the model's behaviour: manifest model/inference sections, weights, and the folder's scripts."""
     digest = hashlib.sha256()
     digest.update(json.dumps(submission.model.model_dump(mode="json"), sort_keys=True).encode())
     digest.update(json.dumps(submission.inference.model_dump(mode="json"), sort_keys=True).encode())
-    if submission.folder is not None and not isinstance(submission.model, NnunetModelSpec):
+    if submission.folder is not None and not isinstance(submission.model, (NnunetModelSpec, PredictionsModelSpec)):
         for path in sorted(submission.folder.rglob("*")):
             relative = path.relative_to(submission.folder).as_posix()
             generated = relative.startswith(("results/", "predictions/", "model/", "cases_index"))
             if path.is_file() and not generated and "__pycache__" not in path.parts:
                 digest.update(relative.encode())
                 digest.update(sha256_file(path).encode())
+    if isinstance(submission.model, PredictionsModelSpec):
+        from benchmark.data.derivatives import folder_digest
+
+        for dataset_id, folder in sorted(supplied_folders(submission).items(), key=lambda item: item[0] or ""):
+            digest.update(f"{dataset_id}:{folder_digest(folder, submission.model.label)}".encode())
     return digest.hexdigest()
 
 

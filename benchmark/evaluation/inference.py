@@ -344,6 +344,12 @@ def _nnunet_folder(submission: Submission) -> Path:
             raise SubmissionError(f"{checkpoint}: checkpoint not found; reproduce with: {submission.training.reproduce}")
         if sha256_file(checkpoint) != model.sha256:
             raise SubmissionError(f"{checkpoint}: sha256 differs from the manifest (model.sha256)")
+        if model.files:  # an imported nnU-Net model: every file was recorded at import
+            from benchmark.data.submissions import model_files_problems
+
+            problems = model_files_problems(submission)
+            if problems:
+                raise SubmissionError(f"{submission.folder}/submission.yaml: model.files: {'; '.join(problems)}")
         return submission.resolve(model.folder)
     from benchmark.models.packaging import extract_verified
 

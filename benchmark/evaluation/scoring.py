@@ -19,8 +19,9 @@ from benchmark import __version__
 from benchmark.data.bids_index import Case, index_dataset, participant_field
 from benchmark.training.convert import LABEL_THRESHOLD
 from benchmark.errors import CordbenchError
-from benchmark.evaluation.inference import ModelLoadError, Predictor, PredictionRecord
+from benchmark.evaluation.inference import ModelLoadError, PredictionRecord
 from benchmark.environment import environment
+from benchmark.evaluation.supplied import predictor_for
 from benchmark.io import atomic_write_json
 from benchmark.evaluation.metrics import compute_metrics, scored_region
 from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
@@ -175,8 +176,8 @@ def score_submission(
     cases = test_cases(suite_id, split, data_root, overrides)
     trained_on = training_datasets(submission, submissions_root)
     trained_people = declared_training_people(submission)
-    predictor = Predictor(submission, cache_dir or submission.folder / "predictions", device=device,
-                          trust_checkpoint=trust_checkpoint)
+    predictor = predictor_for(submission, cache_dir or submission.folder / "predictions", cases=cases,
+                              device=device, trust_checkpoint=trust_checkpoint)
     rows: list[CaseResult] = []
     index: dict[str, dict[str, str | None]] = {}
     with Progress(disable=not progress) as bar:

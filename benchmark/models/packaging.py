@@ -46,7 +46,9 @@ def export_submission(name: str, out_zip: Path, submissions_root: Path | None = 
     """Write ``out_zip`` with the manifest (model.folder rewritten to ``model``), the model and checksums."""
     submission = load_submission(name, submissions_root)
     members = _model_members(submission)
-    manifest = submission.model_copy(update={"model": submission.model.model_copy(update={"folder": "model"})})
+    # the archive's checksums.json covers what it carries; an imported model's other files stay behind
+    manifest = submission.model_copy(update={"model": submission.model.model_copy(update={"folder": "model",
+                                                                                          "files": None})})
     import yaml
 
     manifest_bytes = yaml.safe_dump(manifest.model_dump(mode="json", exclude_none=True), sort_keys=False).encode()

@@ -1,0 +1,97 @@
+"""Scoring supplied predictions: masks computed elsewhere go through the same checks as a model's output.
+
+For each test case the mask is found by BIDS entities (:mod:`benchmark.models.predictions`), read, checked
+against the image's grid (shape, affine within ``AFFINE_TOLERANCE_MM``, finite values), binarized at 0.5 and
+post-processed as the manifest declares, exactly as :class:`benchmark.evaluation.inference.Predictor` treats the output of
+a command model. A missing, ambiguous or off-grid mask is that case's named failure, scored as the worst case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import nibabel as nib
+import numpy as np
+
+from benchmark.evaluation.inference import (BINARY_THRESHOLD, PredictionRecord, Predictor, largest_component, load_native,
+                                 validate_prediction, write_mask)
+from benchmark.models.predictions import PredictionsIndex, supplied_folders
+from benchmark.data.submissions import PredictionsModelSpec, Submission, SubmissionError, submission_hash
+
+if TYPE_CHECKING:
+    from benchmark.evaluation.scoring import TestCase
+
+
+class CasePredictor(Protocol):
+    """What scoring asks of a model: the binary mask (or the named failure) of one image."""
+
+    def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord: ...
+
+
+class SuppliedPredictor:
+    """A :class:`CasePredictor` that reads supplied masks instead of running a model."""
+
+    def __init__(self, submission: Submission, cache_dir: Path, cases: Sequence["TestCase"]):
+        spec = submission.model
+        if not isinstance(spec, PredictionsModelSpec):
+            raise SubmissionError(f"{submission.name}: model type {spec.type!r} is not 'predictions'")
+        self.submission = submission
+        self.hash = submission_hash(submission)
+        self.cache_dir = Path(cache_dir) / self.hash[:16]
+        self._dataset_of = {str(case.image_path): case.case.dataset for case in cases}
+        self._indexes: dict[Path, PredictionsIndex] = {}
+        self._folders = supplied_folders(submission)
+        for dataset_id, folder in self._folders.items():
+            if not folder.is_dir():
+                field = "model.folder" if dataset_id is None else f"model.folders.{dataset_id}"
+                raise SubmissionError(f"{submission.folder}/submission.yaml: {field}: {folder} is not a folder")
+
+    def _index_for(self, image_path: Path) -> PredictionsIndex | None:
+        dataset_id = self._dataset_of.get(str(image_path))
+        folder = self._folders.get(dataset_id) or self._folders.get(None)
+        if folder is None:
+            return None
+        if folder not in self._indexes:
+            self._indexes[folder] = PredictionsIndex(folder, self.submission.model.label)
+        return self._indexes[folder]
+
+    def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord:
+        image_path = Path(image_path)
+        out_path = self.cache_dir / f"{image_sha256}.nii.gz"
+        index = self._index_for(image_path)
+        if index is None:
+            dataset_id = self._dataset_of.get(str(image_path))
+            failure = f"missing-prediction: no folder for dataset {dataset_id!r} in model.folders and no model.folder"
+        else:
+            match = index.find(image_path.name)
+            failure = match.failure or self._accept(match.path, image_path, out_path)
+        return PredictionRecord(image_sha256=image_sha256, prediction=None if failure else str(out_path),
+                                failure=failure, runtime_s=None, peak_memory_mb=None)
+
+    def _accept(self, mask_path: Path, image_path: Path, out_path: Path) -> str | None:
+        image, data = load_native(image_path)
+        try:
+            supplied = nib.load(str(mask_path))
+            values = np.asarray(supplied.dataobj, dtype=np.float32)
+        except Exception as error:  # any unreadable file is this case's failure, whatever nibabel raises
+            return f"unreadable-prediction: {mask_path}: {error}"
+        if values.ndim == 4 and values.shape[3] == 1:
+            values = values[..., 0]
+        failure = validate_prediction(values, supplied.affine, image, data.shape)
+        if failure:
+            return f"{failure} ({mask_path})"
+        mask = values >= BINARY_THRESHOLD
+        if self.submission.inference.postprocessing == "largest-component":
+            mask = largest_component(mask)
+        write_mask(mask, image, out_path)
+        return None
+
+
+def predictor_for(submission: Submission, cache_dir: Path, *, cases: Sequence["TestCase"], device: str | None = None,
+                  trust_checkpoint: bool = False) -> CasePredictor:
+    """The predictor scoring uses for a submission: supplied masks, or the model run by :class:`Predictor`."""
+    if isinstance(submission.model, PredictionsModelSpec):
+        return SuppliedPredictor(submission, cache_dir, cases)
+    return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint)
