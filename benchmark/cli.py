@@ -398,15 +398,9 @@ def predict_command(
 
     Re-running skips masks whose sidecar matches; exit 1 when an image could not be predicted.
     """
-    from rich.markup import escape
+    from benchmark.evaluation.predict import predict
 
-    from benchmark.evaluation.predict import PredictError, predict
-    from benchmark.data.submissions import SubmissionError
-
-    try:
-        report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint)
-    except (PredictError, SubmissionError) as error:
-        fail(str(error))
+    report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint)
     table = Table(title=f"predict {name}", caption=str(report.derivatives))
     table.add_column("status")
     table.add_column("images", justify="right")
@@ -549,14 +543,14 @@ def import_command(
     by member (safe paths, zip CRC, sha256 of every file recorded in the manifest), its checkpoints are loaded with
     weights_only=True and the network is rebuilt before anything is registered.
     """
+    from benchmark.data.submissions import SubmissionError
     from benchmark.models.nnunet_import import NnunetImportError, import_nnunet, is_cordbench_archive
     from benchmark.models.packaging import ArchiveError, import_archive
-    from benchmark.data.submissions import SubmissionError
 
+    if is_cordbench_archive(source) and trained_on:
+        fail(f"{source}: a cordbench export declares its training data in its manifest; drop --trained-on")
     try:
         if is_cordbench_archive(source):
-            if trained_on:
-                fail(f"{source}: a cordbench export declares its training data in its manifest; drop --trained-on")
             submission = import_archive(source, overwrite=overwrite)
         else:
             submission = import_nnunet(source, trained_on=trained_on, name=name, configuration=configuration,
@@ -592,12 +586,9 @@ def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
 
 def reproduce_refusal(name: str) -> str | None:
     """Why a submission cannot be re-scored from scratch (masks supplied, no model), or None."""
-    from benchmark.data.submissions import PREDICTIONS_NOTE, PredictionsModelSpec, SubmissionError, load_submission
+    from benchmark.data.submissions import PREDICTIONS_NOTE, PredictionsModelSpec, load_submission
 
-    try:
-        submission = load_submission(name)
-    except SubmissionError as error:
-        return str(error)
+    submission = load_submission(name)
     if isinstance(submission.model, PredictionsModelSpec):
         return (f"{name}: {PREDICTIONS_NOTE}: a predictions submission holds masks computed elsewhere, so there is "
                 "no model to re-run and nothing to reproduce")
