@@ -529,7 +529,7 @@ def import_command(
     trained_on: Optional[list[str]] = typer.Option(
         None, "--trained-on", help="nnU-Net models: the registered dataset ids it was trained on, ID[,ID] (required)."),
     name: Optional[str] = typer.Option(None, help="nnU-Net models: submission name (default: <dataset>-<configuration>)."),
-    configuration: Optional[str] = typer.Option(None, help="nnU-Net models: which configuration, when there are several."),
+    configuration: Optional[str] = typer.Option(None, help="nnU-Net models: which model, when there are several: a configuration (3d_fullres), a folder name (Trainer__Plans__Config) or DatasetXXX_Name/Trainer__Plans__Config."),
     folds: Optional[str] = typer.Option(None, help="nnU-Net models: folds to ensemble, e.g. 0,1,2 or all (default: every fold present)."),
     checkpoint: Optional[str] = typer.Option(None, help="nnU-Net models: checkpoint file name (default: checkpoint_final.pth)."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",

@@ -120,6 +120,8 @@ def test_supplied_masks_score_exactly_like_the_model_that_made_them(predicted):
 def test_missing_off_grid_and_probabilistic_masks(predicted, tmp_path):
     subs, derivatives = predicted
     broken = Path(shutil.copytree(derivatives, tmp_path / "broken"))
+    for other in broken.glob("sub-9*"):  # gmchallenge's subjects: their masks must come from model.folder
+        shutil.rmtree(other)
     anat = broken / "sub-errsm30" / "anat"
     (anat / "sub-errsm30_T2w_label-SC_seg.nii.gz").unlink()
     cropped = nib.load(anat / "sub-errsm30_T1w_label-SC_seg.nii.gz")
@@ -131,7 +133,8 @@ def test_missing_off_grid_and_probabilistic_masks(predicted, tmp_path):
     soft = nib.load(anat / "sub-errsm30_T2starw_label-SC_seg.nii.gz")
     probabilities = np.where(np.asarray(soft.dataobj) > 0, 0.6, 0.4).astype(np.float32)
     nib.save(nib.Nifti1Image(probabilities, soft.affine), anat / "sub-errsm30_T2starw_label-SC_seg.nii.gz")
-    write_manifest(subs, "broken", {"type": "predictions", "folder": str(broken)})
+    # gmchallenge's masks from the intact folder, sct-testing's from the broken copy
+    write_manifest(subs, "broken", {"type": "predictions", "folder": str(derivatives), "folders": {"sct-testing": str(broken)}})
 
     results = _score("broken", subs)
     reference = {case.case_id: case for case in _score("blob-masks", subs).cases}
@@ -144,7 +147,7 @@ def test_missing_off_grid_and_probabilistic_masks(predicted, tmp_path):
     assert by_name["sub-errsm30_acq-MTon_MTS.nii.gz"].failure.startswith("affine-mismatch")
     for name in ("sub-errsm30_T2w.nii.gz", "sub-errsm30_T1w.nii.gz", "sub-errsm30_acq-MTon_MTS.nii.gz"):
         assert by_name[name].dice == 0.0 and by_name[name].rve == 1.0  # scored as the worst case
-    for name in ("sub-errsm30_T2starw.nii.gz", "sub-9669_T2starw.nii.gz"):  # binarized at 0.5: same as the binary mask
+    for name in ("sub-errsm30_T2starw.nii.gz", "sub-9669_T2starw.nii.gz"):  # binarized at 0.5; gmchallenge intact
         case = by_name[name]
         assert case.failure is None and case.dice == reference[case.case_id].dice > 0
 

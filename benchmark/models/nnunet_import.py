@@ -141,7 +141,8 @@ def _choose(folders: list[ModelFolder], source: Path, configuration: str | None)
     if not folders:
         raise NnunetImportError(f"{source}: no nnU-Net model folder (Trainer__Plans__Config with plans.json) found")
     if configuration is not None:
-        chosen = [folder for folder in folders if configuration in (folder.configuration, folder.prefix.rsplit("/", 1)[-1])]
+        chosen = [folder for folder in folders
+                  if configuration in (folder.configuration, folder.prefix.rsplit("/", 1)[-1], folder.prefix, folder.label)]
         if len(chosen) != 1:
             listed = ", ".join(folder.label for folder in folders)
             raise NnunetImportError(f"{source}: --configuration {configuration!r} matches {len(chosen)} of the model "
