@@ -49,6 +49,7 @@ from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
 from benchmark.data.registry import load_suite
+from benchmark.data.submissions import PREDICTIONS_NOTE
 from benchmark.evaluation.results import ResultsFile, cases_frame, load_cases_index
 from benchmark.analysis.labels import METRIC_LABELS, decimals, format_ci, format_p, metric_label
 from benchmark.analysis.summary import N_RESAMPLES, holm_adjust, mean_ci, paired_comparison
@@ -608,7 +609,8 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         "submission": r.submission,
         "role": model_role(r.declared_training_datasets, in_domain),
         "declared training datasets": ", ".join(sorted(r.declared_training_datasets)) or "(none)",
-        "model type": r.model_type, "model sha256": r.model_sha256, "cordbench version": r.cordbench_version,
+        "model type": r.model_type + (f" ({PREDICTIONS_NOTE})" if r.model_type == "predictions" else ""),
+        "model sha256": r.model_sha256, "cordbench version": r.cordbench_version,
         "cases": int((cases["submission"] == r.submission).sum()),
         "leaked rows excluded": int(leaks.get(r.submission, 0)),
     } for r in results])
