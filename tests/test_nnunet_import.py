@@ -183,3 +183,16 @@ def test_tiny_trained_model_exported_by_nnunet_is_imported_and_predicts(tmp_path
     direct = load_model(trained.model_folder).predict_probabilities(
         np.asarray(nib.load(image).dataobj, dtype=np.float32), (0.8, 0.8, 3.0)) >= 0.5
     assert np.array_equal(mask, direct.astype(np.uint8))
+
+
+def test_an_imported_model_exports_as_a_cordbench_archive(stock_zip, tmp_path):
+    from benchmark.models.packaging import export_submission, import_archive
+
+    _folder, archive = stock_zip
+    imported = import_nnunet(archive, trained_on=["gmchallenge"], trust_checkpoint=True, submissions_root=tmp_path / "a",
+                             name="shared")
+    exported = export_submission("shared", tmp_path / "shared.zip", tmp_path / "a")
+    again = import_archive(exported, tmp_path / "b")
+    # the archive carries the weights, plans and dataset.json under its own checksums; files left behind are not listed
+    assert again.model.files is None and again.model.sha256 == imported.model.sha256
+    assert check_submission(again) == []
