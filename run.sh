@@ -4,8 +4,9 @@
 #   ./run.sh test   the test suite
 #   ./run.sh setup  only the set-up
 # Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch pinned in
-# pyproject.toml), Chromium for the browser test and git-annex for `cordbench fetch` (Debian packages,
-# installed when missing and when this runs as root), and the Jupyter kernel the notebook test uses.
+# pyproject.toml), Chromium for the browser test, git-annex for `cordbench fetch` and bubblewrap (the sandbox
+# `cordbench score` runs command/python submissions in) as Debian packages, installed when missing and when
+# this runs as root, and the Jupyter kernel the notebook test uses.
 set -euo pipefail
 cd "$(dirname "$0")"
 job="${1:-demo}"
@@ -18,6 +19,7 @@ system_packages() {
     local missing=()
     command -v chromium >/dev/null 2>&1 || missing+=(chromium)
     command -v git-annex >/dev/null 2>&1 || missing+=(git-annex)
+    command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
     [ ${#missing[@]} -eq 0 ] && return 0
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
         echo "installing Debian packages: ${missing[*]}"

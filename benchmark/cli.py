@@ -78,6 +78,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PUBLISHED_ROOT = REPO_ROOT.parent / "shared" / "data" / "splits"
 
 
+NO_SANDBOX_HELP = ("Run command/python submissions WITHOUT the bubblewrap sandbox (their code can then read and "
+                   "write whatever this user can); only where bwrap is unavailable. Results are marked `sandbox: none`.")
+
+
 def fail(message: str, code: int = 2) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
@@ -253,27 +257,35 @@ def splits_verify(
     from benchmark.data.splits import SplitError, load_split, verify_split
 
     report = verify_split(load_split(suite), data_root=data_root, overrides=parse_overrides(dataset_dir), only=only)
-    table = Table(title=f"verify {suite} (benchmark version {report.version})")
-    for column in ("dataset", "missing subjects", "extra subjects", "missing files", "changed files", "not downloaded"):
-        table.add_column(column)
-    for dataset_id in report.checked:
-        cells = [report.missing_subjects[dataset_id], report.extra_subjects[dataset_id],
-                 report.missing_files[dataset_id], report.changed_files[dataset_id], report.not_downloaded[dataset_id]]
-        table.add_row(dataset_id, *(str(len(cell)) for cell in cells))
-    console.print(table)
-    for dataset_id, why in report.not_checked.items():
-        console.print(f"  not checked: {dataset_id}: {why}")
-    for title, problem in (("missing subject", report.missing_subjects), ("extra subject", report.extra_subjects),
-                           ("missing file", report.missing_files), ("changed file", report.changed_files)):
-        for dataset_id, items in problem.items():
-            for item in items[:20]:
-                console.print(f"  [red]{title}[/] {dataset_id}: {item}")
+    print_verify_report(report)
     if not report.checked:
         fail("nothing was checked: no dataset of the suite was found under the data root", code=1)
     if not report.ok:
         err_console.print("[bold red]the local data differ from the split[/]")
         raise typer.Exit(1)
     console.print("[green]local data match the split[/]")
+
+
+def print_verify_report(report) -> None:
+    """The table and list of differences `splits verify` and `score` print."""
+    table = Table(title=f"verify {report.suite} (benchmark version {report.version})")
+    for column in ("dataset", "missing subjects", "extra subjects", "missing files", "changed files", "extra files",
+                   "masks off grid", "not downloaded"):
+        table.add_column(column)
+    for dataset_id in report.checked:
+        cells = [report.missing_subjects[dataset_id], report.extra_subjects[dataset_id],
+                 report.missing_files[dataset_id], report.changed_files[dataset_id], report.extra_files[dataset_id],
+                 report.off_grid[dataset_id], report.not_downloaded[dataset_id]]
+        table.add_row(dataset_id, *(str(len(cell)) for cell in cells))
+    console.print(table)
+    for dataset_id, why in report.not_checked.items():
+        console.print(f"  not checked: {dataset_id}: {why}")
+    for title, problem in (("missing subject", report.missing_subjects), ("extra subject", report.extra_subjects),
+                           ("missing file", report.missing_files), ("changed file", report.changed_files),
+                           ("extra file", report.extra_files), ("mask off its image's grid", report.off_grid)):
+        for dataset_id, items in problem.items():
+            for item in items[:20]:
+                console.print(f"  [red]{title}[/] {dataset_id}: {item}")
 
 
 # ---------------------------------------------------------------- convert
@@ -371,14 +383,25 @@ def score_command(
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                           help="Allow a checkpoint that needs full unpickling (runs its code!)."),
     metric: str = typer.Option("dice", help="Metric for the summary table."),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
+    allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help=(
+        "Score even when the local test data differ from the frozen split; the results then carry the version "
+        "'<version>+changed-data-<digest>' and never mix with the official ones.")),
 ) -> None:
-    """Predict every test case of the suite with one submission, score it, write its versioned results file."""
-    from benchmark.evaluation.scoring import ScoringError, score_submission
-    from benchmark.data.splits import SplitError
-    from benchmark.data.submissions import SubmissionError
+    """Predict every test case of the suite with one submission, score it, write its versioned results file.
 
-    results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
-                                     device=device, trust_checkpoint=trust_checkpoint)
+    Every image and mask of the split is first verified against the frozen split (as `splits verify`); a
+    difference stops with exit 1. Command and python submissions run in a bubblewrap sandbox (docs/scoring.md).
+    """
+    from benchmark.evaluation.scoring import DataChangedError, score_submission
+
+    try:
+        results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                         device=device, trust_checkpoint=trust_checkpoint, sandbox=not no_sandbox,
+                                         allow_changed_data=allow_changed_data)
+    except DataChangedError as error:
+        print_verify_report(error.report)
+        fail(str(error), code=1)
     print_summary(results, metric)
     console.print(f"wrote {path}")
 
@@ -536,6 +559,9 @@ def import_command(
                                           help="nnU-Net models: accept checkpoints that need full unpickling (runs their code!)."),
     author: Optional[list[str]] = typer.Option(None, "--author", help="nnU-Net models: author (repeatable)."),
     licence: str = typer.Option("unknown", help="nnU-Net models: the weights' licence."),
+    sha256: Optional[str] = typer.Option(None, "--sha256", help=(
+        "The archive's sha256 as its authors published it. Only then is the import 'verified': checksums "
+        "inside an archive detect corruption, not tampering.")),
 ) -> None:
     """Register a model under submissions/ after verifying every file. Refuses tampered archives.
 
@@ -545,13 +571,21 @@ def import_command(
     """
     from benchmark.data.submissions import SubmissionError
     from benchmark.models.nnunet_import import NnunetImportError, import_nnunet, is_cordbench_archive
-    from benchmark.models.packaging import ArchiveError, import_archive
+    from benchmark.models.packaging import ArchiveError, import_archive, import_verification
 
     if is_cordbench_archive(source) and trained_on:
         fail(f"{source}: a cordbench export declares its training data in its manifest; drop --trained-on")
+    if sha256 is not None and not is_cordbench_archive(source):  # an nnU-Net zip: its digest, before anything else
+        from benchmark.io import sha256_file
+
+        if not source.is_file():
+            fail(f"{source}: --sha256 checks an archive file, not a folder")
+        if sha256_file(source) != sha256.lower():
+            fail(f"{source}: sha256 {sha256_file(source)} differs from --sha256 {sha256}: tampered or not the "
+                 "archive you meant", code=1)
     try:
         if is_cordbench_archive(source):
-            submission = import_archive(source, overwrite=overwrite)
+            submission = import_archive(source, overwrite=overwrite, expected_sha256=sha256)
         else:
             submission = import_nnunet(source, trained_on=trained_on, name=name, configuration=configuration,
                                        folds=folds.split(",") if folds else None, checkpoint=checkpoint,
@@ -560,6 +594,13 @@ def import_command(
     except (ArchiveError, NnunetImportError, SubmissionError) as error:
         fail(str(error), code=1)
     console.print(f"imported {submission.name} into {submission.folder}")
+    if is_cordbench_archive(source):
+        verification = import_verification(submission.folder)
+        console.print(("[green]" if verification.verified else "[yellow]") + verification.describe() + "[/]")
+    elif source.is_file():
+        console.print("[green]verified: the archive's sha256 equals the digest you gave[/]" if sha256 else
+                      "[yellow]NOT verified: only the checksums inside the archive were checked, which detect "
+                      "corruption, not tampering; pass --sha256 with the digest its authors published[/]")
 
 
 # ---------------------------------------------------------------- gate
@@ -611,6 +652,7 @@ def gate_command(
     data_root: Optional[Path] = typer.Option(None, help="With --reproduce: the data root to score on."),
     tolerance: float = typer.Option(0.005, help="With --reproduce: largest tolerated change of a per-dataset mean."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="With --reproduce: see `score`."),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=f"With --reproduce: {NO_SANDBOX_HELP}"),
 ) -> None:
     """Fail (exit 1) when the candidate drops the metric by more than the margin AND significantly, on any dataset.
 
@@ -634,7 +676,8 @@ def gate_command(
         with tempfile.TemporaryDirectory(prefix="cordbench-reproduce-") as scratch:
             _results, rescored = score_submission(
                 reproduce, suite, data_root=data_root, trust_checkpoint=trust_checkpoint,
-                out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions")
+                out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions",
+                sandbox=not no_sandbox)
             raise typer.Exit(run_reproduce(stored, rescored, tolerance=tolerance, markdown_path=markdown,
                                            json_path=json_out))
     if not candidate or not baseline:

@@ -35,6 +35,7 @@ from benchmark.analysis import labels as metric_labels, summary  # noqa: E402
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: E402
 from benchmark.evaluation.results import find_results_files  # noqa: E402
 from leaderboard import tables  # noqa: E402
+from leaderboard.plain_text import html_literal, markdown_literal as md  # noqa: E402
 
 ENV_RESULTS_DIRS = "CORDBENCH_RESULTS_DIRS"
 ENV_DATA_ROOT = "CORDBENCH_DATA_ROOT"
@@ -158,7 +159,7 @@ def view_main(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
     metric = state["metric"]
     st.header(f"Leaderboard · {metric_label(metric)}")
     st.caption(
-        f"Benchmark version `{prep.benchmark_version}` · {len(prep.submissions)} submissions · "
+        f"Benchmark version {md(prep.benchmark_version)} · {len(prep.submissions)} submissions · "
         f"{len(prep.blocks)} datasets. Cells: mean [bootstrap 95 % CI] over the dataset's cases. "
         f"Column groups follow the suite's roles; per model, a dataset it was trained on is marked "
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
@@ -166,7 +167,7 @@ def view_main(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
         f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {summary.ALPHA})."
     )
     leak_notes = [
-        f"**{row[tables.KEY_COLUMN]}**: {note}"
+        f"**{md(row[tables.KEY_COLUMN])}**: {md(note)}"
         for _, row in table.iterrows()
         for note in str(row[tables.NOTES_COLUMN]).split("; ")
         if tables.LEAK_NOTE in note
@@ -212,14 +213,15 @@ def _box_figure(cases: pd.DataFrame, summary: pd.DataFrame, metric: str) -> go.F
         values = cases.loc[cases["submission"] == name, metric]
         fig.add_trace(
             go.Box(
-                y=values, name=name, boxpoints="all", jitter=0.45, pointpos=0, marker={"size": 4, "opacity": 0.55},
-                line={"width": 1.2}, hovertext=cases.loc[cases["submission"] == name, "case_id"], showlegend=False,
+                y=values, name=html_literal(name), boxpoints="all", jitter=0.45, pointpos=0, marker={"size": 4, "opacity": 0.55},
+                line={"width": 1.2}, hovertext=cases.loc[cases["submission"] == name, "case_id"].map(html_literal),
+                showlegend=False,
             )
         )
     ok = summary[summary["status"] == "ok"]
     fig.add_trace(
         go.Scatter(
-            x=ok["submission"], y=ok["mean"], mode="markers", name="mean ± 95 % CI",
+            x=ok["submission"].map(html_literal), y=ok["mean"], mode="markers", name="mean ± 95 % CI",
             marker={"symbol": "diamond", "size": 10, "color": "black"},
             error_y={"type": "data", "symmetric": False, "array": ok["ci_high"] - ok["mean"],
                      "arrayminus": ok["mean"] - ok["ci_low"], "thickness": 2, "width": 8},
@@ -241,7 +243,7 @@ def view_dataset(prep: tables.Prepared, state: dict) -> None:
         return
     cases, summary = tables.dataset_view(prep, dataset, metric=metric, zero_shot_only=state["zero_shot"], filters=state["filters"])
     if summary.empty:
-        st.info(f"No case of {dataset} passes the current filters.")
+        st.info(f"No case of {md(dataset)} passes the current filters.")
         return
     st.caption(
         "Box and points: per-case values of each submission (counted cases only). Diamonds: mean with "
@@ -274,8 +276,8 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
     fig = go.Figure()
     for dataset, group in pairs.groupby("dataset", sort=False):
         fig.add_trace(
-            go.Scatter(x=group["A"], y=group["B"], mode="markers", name=dataset, marker={"size": 7, "opacity": 0.75},
-                       hovertext=group["case_id"])
+            go.Scatter(x=group["A"], y=group["B"], mode="markers", name=html_literal(dataset),
+                       marker={"size": 7, "opacity": 0.75}, hovertext=group["case_id"].map(html_literal))
         )
     if not pairs.empty:
         lo = float(min(pairs["A"].min(), pairs["B"].min()))
@@ -286,7 +288,7 @@ def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> Non
         fig.update_xaxes(range=[lo, hi])
         fig.update_yaxes(range=[lo, hi], scaleanchor="x", scaleratio=1)
     better = "above" if HIGHER_IS_BETTER[metric] else "below"
-    fig.update_layout(xaxis_title=f"A: {a}", yaxis_title=f"B: {b}", height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    fig.update_layout(xaxis_title=f"A: {html_literal(a)}", yaxis_title=f"B: {html_literal(b)}", height=560, margin={"l": 10, "r": 10, "t": 30, "b": 10})
     chart.plotly_chart(fig, width="stretch", key="compare_scatter")
     side.caption(
         f"One point per case both submissions have (paired). Points {better} the diagonal: B is better on that case."
@@ -383,13 +385,13 @@ def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Confi
     stamps = tuple(Path(path).stat().st_mtime_ns if Path(path).is_file() else 0 for _, path in files)
     index, problems = cases_index(tuple(files), stamps)
     for problem in problems:
-        st.warning(problem)
+        st.warning(md(problem))
     paths = tables.case_paths(
         case_id, submission_dirs=submission_dirs, data_root=Path(config.data_root) if config.data_root else None, cases_index=index
     )
     st.subheader("Slices")
     if paths.missing:
-        st.info("Not everything can be drawn for this case:\n\n" + "\n".join(f"- {item}" for item in paths.missing))
+        st.info("Not everything can be drawn for this case:\n\n" + "\n".join(f"- {md(item)}" for item in paths.missing))
     if paths.image is None:
         return
     choice = None
@@ -400,7 +402,7 @@ def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Confi
         label = _read(paths.label)[0] if paths.label else None
         prediction = _read(paths.predictions[choice])[0] if choice else None
     except Exception as error:  # unreadable NIfTI: say so, keep the app running
-        st.error(f"Cannot read the case's images: {error}")
+        st.error(f"Cannot read the case's images: {md(error)}")
         return
     fig = _slices_figure(image, spacing, label, prediction)
     st.pyplot(fig)
@@ -517,12 +519,12 @@ def main() -> None:
     view = st.sidebar.radio("View", VIEWS, key="view")
 
     for root in loaded.missing_roots:
-        st.warning(f"Results folder not found: {root}")
+        st.warning(f"Results folder not found: {md(root)}")
     if loaded.skipped:
         lines = []
         for path, reason in sorted(loaded.skipped.items()):
             detail = "; ".join(line.strip() for line in reason.splitlines()[1:])
-            lines.append(f"- `{path}`: {reason.splitlines()[0] if reason else 'unreadable'}" + (f" ({detail})" if detail else ""))
+            lines.append(f"- {md(path)}: {md(reason.splitlines()[0]) if reason else 'unreadable'}" + (f" ({md(detail)})" if detail else ""))
         st.warning(f"Skipped {len(loaded.skipped)} results file(s):\n\n" + "\n".join(lines))
 
     if view == VIEW_METHODS:
@@ -530,7 +532,7 @@ def main() -> None:
         return
     if loaded.cases.empty:
         st.info(
-            "No valid results files found in: " + ", ".join(f"`{root}`" for root in config.results_dirs)
+            "No valid results files found in: " + ", ".join(md(root) for root in config.results_dirs)
             + f". Pass folders with `-- --results-dir DIR` or set {ENV_RESULTS_DIRS}."
         )
         return

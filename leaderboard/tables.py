@@ -146,6 +146,8 @@ def cases_from_results(results: Sequence[ResultsFile], paths: Sequence[Path | st
     for i, result in enumerate(results):
         frame = result.frame()
         frame["licence"] = result.licence if result.licence is not None else ""
+        if result.sandbox == "none":  # the model ran with --no-sandbox: its numbers could be forged
+            frame["model_type"] = f"{result.model_type} (NOT sandboxed)"
         frame["parameters"] = float(result.parameters) if result.parameters is not None else math.nan
         frame["declared_training_datasets"] = ", ".join(result.declared_training_datasets)
         frame["results_path"] = str(paths[i]) if paths is not None else ""

@@ -64,8 +64,9 @@ def test_degraded_candidate_fails_the_gate(trained, monkeypatch):
         "name": "eroded", "description": "the synth-ms model with masks eroded by one voxel", "authors": ["ci"],
         "licence": "MIT", "model": {"type": "python", "entrypoint": "model_fixtures:eroded_nnunet"},
         "training": {"datasets": ["synth-ms"]}}))
+    # in-process (sandbox=False): the model comes from tests/ and finds the trained folder through the env var
     candidate, _ = score_submission("eroded", "synthetic", data_root=data, submissions_root=submissions,
-                                    progress=False)
+                                    progress=False, sandbox=False)
     report = compare_results(candidate, reference, metric="dice", margin=0.01, alpha=0.05)
     print(gate_markdown(report))
     assert exit_code(report) == 1

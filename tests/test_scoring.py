@@ -28,11 +28,13 @@ def write_submission(root: Path, name: str, function: str, **training) -> Path:
                 "model": {"type": "python", "entrypoint": f"model_fixtures:{function}"},
                 "training": {"datasets": [], **training}}
     (folder / "submission.yaml").write_text(yaml.safe_dump(manifest))
+    shutil.copyfile(TESTS / "model_fixtures.py", folder / "model_fixtures.py")  # importable in the sandbox
     return folder
 
 
-def score(root, name, shared_bids):
-    return score_submission(name, "real-mini", data_root=shared_bids, submissions_root=root, progress=False)
+def score(root, name, shared_bids, sandbox=True):
+    return score_submission(name, "real-mini", data_root=shared_bids, submissions_root=root, progress=False,
+                            sandbox=sandbox)
 
 
 @pytest.mark.real_data
@@ -106,16 +108,16 @@ def test_interrupted_run_resumes_with_identical_results(tmp_path, shared_bids, m
     monkeypatch.setenv("CORDBENCH_TEST_CALL_LOG", str(log))
     write_submission(tmp_path / "a", "count", "counting_blank")
     monkeypatch.setenv("CORDBENCH_TEST_INTERRUPT_AFTER", "3")
-    with pytest.raises(KeyboardInterrupt):
-        score(tmp_path / "a", "count", shared_bids)
+    with pytest.raises(KeyboardInterrupt):  # in-process (sandbox=False): the model counts calls via this env
+        score(tmp_path / "a", "count", shared_bids, sandbox=False)
     assert len(log.read_text().splitlines()) == 3
     monkeypatch.delenv("CORDBENCH_TEST_INTERRUPT_AFTER")
-    resumed, _ = score(tmp_path / "a", "count", shared_bids)
+    resumed, _ = score(tmp_path / "a", "count", shared_bids, sandbox=False)
     assert len(log.read_text().splitlines()) == 7  # only the 4 remaining cases were predicted
 
     log.unlink()
     write_submission(tmp_path / "b", "count", "counting_blank")
-    clean, _ = score(tmp_path / "b", "count", shared_bids)
+    clean, _ = score(tmp_path / "b", "count", shared_bids, sandbox=False)
     strip = lambda results: [case.model_dump(exclude={"runtime_s", "peak_memory_mb"}) for case in results.cases]
     assert strip(resumed) == strip(clean)
 
@@ -144,7 +146,8 @@ def test_gmchallenge_is_scored_within_the_slices_its_masks_span(tmp_path, shared
     assert load_split("real-mini").datasets["sct-testing"].scored_region == "whole-image"
     monkeypatch.setenv("CORDBENCH_TEST_GT_ROOT", str(shared_bids / "gmchallenge"))
     write_submission(tmp_path, "oracle", "gmchallenge_oracle_full_length")
-    results, _ = score(tmp_path, "oracle", shared_bids)
+    # the oracle reads the ground truth, which only an unsandboxed model can (tests/test_adversarial.py)
+    results, _ = score(tmp_path, "oracle", shared_bids, sandbox=False)
     by_subject = {case.subject: case for case in results.cases if case.dataset == "gmchallenge"}
     # sub-9604's mask spans slices 0-13 of 20: the oracle's cord in slices 14-19 is outside the scored region
     assert by_subject["sub-9604"].dice == 1.0 and by_subject["sub-9604"].hd95 == 0.0

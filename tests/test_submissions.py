@@ -98,7 +98,7 @@ def test_submission_hash_follows_scripts_not_generated_files(tmp_path):
 def test_export_import_round_trip(tmp_path):
     nnunet_submission(tmp_path / "lab-a")
     archive = export_submission("tiny-nnunet", tmp_path / "tiny.zip", tmp_path / "lab-a")
-    checksums = verify_archive(archive)
+    checksums = verify_archive(archive).checksums
     assert set(checksums) == {"submission.yaml", "model/plans.json", "model/dataset.json",
                               "model/fold_all/checkpoint_final.pth"}
     imported = import_archive(archive, tmp_path / "lab-b")

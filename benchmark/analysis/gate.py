@@ -491,9 +491,16 @@ def load_gate_input(path: Path) -> ResultsFile:
     if not path.is_file():
         raise GateInputError(f"{path}: results file not found")
     try:
-        return load_results(path)
+        results = load_results(path)
     except ResultsError as error:
         raise GateInputError(str(error)) from error
+    for case in results.cases:  # every metric is finite by construction (worst values for empty masks)
+        for name in METRIC_NAMES:
+            value = getattr(case, name)
+            if not math.isfinite(value):
+                raise GateInputError(f"{path}: case {case.case_id}: {name} is {value}; results with non-finite "
+                                     "metrics cannot be compared (re-score the submission)")
+    return results
 
 
 def _emit(report: GateReport, markdown_path: Path | None, json_path: Path | None, out: TextIO) -> int:

@@ -205,17 +205,27 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
     path = root / "participants.tsv"
     if not path.exists():
         return {}
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle, delimiter="\t")
-        if not reader.fieldnames or "participant_id" not in reader.fieldnames:
-            raise BidsIndexError(f"{path}: no 'participant_id' column (columns: {reader.fieldnames})")
-        rows = {}
-        for line_number, row in enumerate(reader, start=2):
-            participant = (row.get("participant_id") or "").strip()
-            if not participant:
-                raise BidsIndexError(f"{path}: line {line_number}: empty participant_id")
-            rows[participant] = {key: (value or "").strip() for key, value in row.items() if key}
-        return rows
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return _participant_rows(path, csv.DictReader(handle, delimiter="\t"))
+    except UnicodeDecodeError as error:
+        raise BidsIndexError(f"{path}: not UTF-8 text (byte {error.start}: {error.reason})") from error
+    except csv.Error as error:
+        raise BidsIndexError(f"{path}: not a readable tab-separated table ({error})") from error
+
+
+def _participant_rows(path: Path, reader: csv.DictReader) -> dict[str, dict[str, str]]:
+    if not reader.fieldnames or "participant_id" not in reader.fieldnames:
+        raise BidsIndexError(f"{path}: no 'participant_id' column (columns: {reader.fieldnames})")
+    rows = {}
+    for line_number, row in enumerate(reader, start=2):
+        if None in row:
+            raise BidsIndexError(f"{path}: line {line_number}: more fields than the {len(reader.fieldnames)} columns")
+        participant = (row.get("participant_id") or "").strip()
+        if not participant:
+            raise BidsIndexError(f"{path}: line {line_number}: empty participant_id")
+        rows[participant] = {key: (value or "").strip() for key, value in row.items() if key}
+    return rows
 
 
 @lru_cache(maxsize=64)

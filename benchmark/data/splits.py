@@ -293,10 +293,13 @@ class VerifyReport:
     missing_files: dict[str, list[str]] = field(default_factory=dict)
     changed_files: dict[str, list[str]] = field(default_factory=dict)
     not_downloaded: dict[str, list[str]] = field(default_factory=dict)
+    extra_files: dict[str, list[str]] = field(default_factory=dict)  # images/masks of split subjects not listed
+    off_grid: dict[str, list[str]] = field(default_factory=dict)  # masks not on their image's grid
 
     @property
     def ok(self) -> bool:
-        problems = (self.missing_subjects, self.extra_subjects, self.missing_files, self.changed_files)
+        problems = (self.missing_subjects, self.extra_subjects, self.missing_files, self.changed_files,
+                    self.extra_files, self.off_grid)
         return not any(any(values) for values in (problem.values() for problem in problems))
 
 
@@ -346,6 +349,29 @@ def _verify_dataset(report: VerifyReport, dataset_id: str, entry: DatasetSplit, 
     report.missing_files[dataset_id] = missing
     report.changed_files[dataset_id] = changed
     report.not_downloaded[dataset_id] = absent
+    in_split = [case for case in index.pairs if case.subject in expected]
+    report.extra_files[dataset_id] = sorted(
+        path for case in in_split for path in (case.image.path, case.label.path) if path not in entry.files
+    ) if entry.files else []
+    report.off_grid[dataset_id] = [case.label.path for case in in_split if not _mask_on_image_grid(index.root, case)]
+
+
+def _mask_on_image_grid(root: Path, case: Case) -> bool:
+    """Shape and affine (within benchmark.io.AFFINE_TOLERANCE_MM) of the mask equal its image's; headers only.
+    Files not downloaded are not judged here (they are reported as not downloaded)."""
+    import nibabel as nib
+    import numpy as np
+
+    from benchmark.io import AFFINE_TOLERANCE_MM
+
+    if case.image.state != "present" or case.label.state != "present":
+        return True
+    try:
+        image, label = nib.load(str(root / case.image.path)), nib.load(str(root / case.label.path))
+    except Exception:  # an unreadable file: its checksum check names it
+        return True
+    return (tuple(image.shape[:3]) == tuple(label.shape[:3])
+            and bool(np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE_MM)))
 
 
 def load_suite_and_split(suite_id: str) -> tuple[Suite, SplitFile]:

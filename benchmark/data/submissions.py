@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -28,6 +29,11 @@ class SubmissionError(CordbenchError, ValueError):
     """A manifest is missing or invalid, or its files do not match it."""
 
 
+DEFAULT_MEMORY_MB = 16384
+MEMORY_HELP = ("Address-space limit (RLIMIT_AS) of the model's processes in MiB; null: none (CUDA maps large "
+               "virtual ranges: GPU models may need null)")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +44,9 @@ class NnunetModelSpec(_Strict):
     type: Literal["nnunet"]
     folder: str | None = Field(default=None, description="Trained model folder (relative to the submission or absolute)")
     archive: str | None = Field(default=None, description="A zip made by `cordbench export`")
+    archive_sha256: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{64}$",
+        description="sha256 of the archive file: pins it (the archive is then 'verified', see docs/scoring.md)")
     checkpoint: str = "checkpoint_final.pth"
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the checkpoint file")
     configuration: str
@@ -59,7 +68,8 @@ class CommandModelSpec(_Strict):
 
     type: Literal["command"]
     command: str
-    timeout_s: float = Field(default=600, gt=0)
+    timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
+    memory_mb: int | None = Field(default=DEFAULT_MEMORY_MB, gt=0, description=MEMORY_HELP)
     orientation: Literal["native", "RAS"] = Field(
         default="native", description="Orientation the program expects its input in")
 
@@ -76,7 +86,10 @@ class PythonModelSpec(_Strict):
     """A Python function ``module:function(image_ras, spacing_ras) -> probabilities`` (same grid)."""
 
     type: Literal["python"]
-    entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+                            description="module:function; the module is imported from the submission folder")
+    timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
+    memory_mb: int | None = Field(default=DEFAULT_MEMORY_MB, gt=0, description=MEMORY_HELP)
 
 
 #: How the leaderboard and the gate describe a predictions submission: its masks were computed elsewhere.
@@ -228,17 +241,14 @@ def check_submission(submission: Submission) -> list[str]:
                 problems.append(f"model.sha256: {checkpoint} does not match the manifest's sha256")
         else:
             problems.append("model: an nnunet model needs folder or archive")
-    if isinstance(model, PythonModelSpec):
-        import importlib
-
+    if isinstance(model, PythonModelSpec) and submission.folder is not None:
+        # static: importing would run the submission's code in this process (it only ever runs in the sandbox)
         module_name, _, function = model.entrypoint.partition(":")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as error:
-            problems.append(f"model.entrypoint: cannot import {module_name!r} ({error})")
-        else:
-            if not callable(getattr(module, function, None)):
-                problems.append(f"model.entrypoint: {module_name!r} has no function {function!r}")
+        relative = Path(*module_name.split("."))
+        candidates = [submission.folder / relative.with_suffix(".py"), submission.folder / relative / "__init__.py"]
+        if not any(candidate.is_file() for candidate in candidates):
+            problems.append(f"model.entrypoint: module {module_name!r} is not in the submission folder "
+                            f"({candidates[0]} or {candidates[1]}); the sandbox imports it from there")
     if isinstance(model, PredictionsModelSpec):
         problems += _predictions_problems(submission)
     if isinstance(model, NnunetModelSpec) and model.files and model.folder:
@@ -248,6 +258,7 @@ def check_submission(submission: Submission) -> list[str]:
             load_submission(parent, submission.folder.parent if submission.folder else None)
         except SubmissionError as error:
             problems.append(f"training.adapted_from: {error}")
+    problems += [f"training.datasets: {problem}" for problem in unregistered_datasets(submission.training.datasets)]
     return problems
 
 
@@ -289,16 +300,41 @@ def model_files_problems(submission: Submission) -> list[str]:
     return problems
 
 
+def unregistered_datasets(declared: list[str] | set[str]) -> list[str]:
+    """One message per declared dataset id that is not registered, naming the closest registered id."""
+    import difflib
+
+    from benchmark.data.registry import dataset_ids
+
+    registered = dataset_ids()
+    problems = []
+    for dataset_id in sorted(set(declared) - set(registered)):
+        close = difflib.get_close_matches(dataset_id, registered, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"registered: {', '.join(registered)}"
+        problems.append(f"{dataset_id!r} is not a registered dataset id; {hint}")
+    return problems
+
+
+HASH_EXCLUDED = ("results/", "predictions/", "cases_index")
+"""The scorer's own outputs in a submission folder; the sandbox hides them from the model."""
+
+
 def submission_hash(submission: Submission) -> str:
-    """Identifies the model's behaviour: manifest model/inference sections, weights, and the folder's scripts."""
+    """Identifies the model's behaviour: the manifest's model (command line included) and inference sections,
+    and for command/python models every file the model can read: the whole submission folder except the
+    scorer's outputs (``HASH_EXCLUDED``) and ``__pycache__`` folders, all hidden from the model in the sandbox
+    (benchmark.models.sandbox). Symbolic links are hashed by their target text."""
     digest = hashlib.sha256()
     digest.update(json.dumps(submission.model.model_dump(mode="json"), sort_keys=True).encode())
     digest.update(json.dumps(submission.inference.model_dump(mode="json"), sort_keys=True).encode())
     if submission.folder is not None and not isinstance(submission.model, (NnunetModelSpec, PredictionsModelSpec)):
         for path in sorted(submission.folder.rglob("*")):
             relative = path.relative_to(submission.folder).as_posix()
-            generated = relative.startswith(("results/", "predictions/", "model/", "cases_index"))
-            if path.is_file() and not generated and "__pycache__" not in path.parts:
+            if relative.startswith(HASH_EXCLUDED) or "__pycache__" in path.parts:
+                continue
+            if path.is_symlink():
+                digest.update(f"{relative} -> {os.readlink(path)}".encode())
+            elif path.is_file():
                 digest.update(relative.encode())
                 digest.update(sha256_file(path).encode())
     if isinstance(submission.model, PredictionsModelSpec):

@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import shlex
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +27,10 @@ import nibabel as nib
 import numpy as np
 
 from benchmark.errors import CordbenchError
-from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json
+from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
+from benchmark.models import runner
+from benchmark.models.sandbox import (SandboxMode, SandboxSpec, python_code_path, run_program, untrusted_mode,
+                                      visible_input, visible_output)
 from benchmark.data.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
                                    SubmissionError, checkpoint_path, submission_hash)
 
@@ -38,6 +39,16 @@ BINARY_THRESHOLD = 0.5
 
 class ModelLoadError(CordbenchError, RuntimeError):
     """A submission's model cannot be loaded (bad checkpoint, unsafe pickle, missing module)."""
+
+
+class ScorerFaultError(CordbenchError, OSError):
+    """The scorer itself failed (disk full, read-only output, missing temporary folder): not the model's fault.
+
+    The run stops and the case is not recorded, so that a machine problem never becomes a model's score."""
+
+
+class ImageReadError(CordbenchError, ValueError):
+    """A test image cannot be read as NIfTI."""
 
 
 class ArrayModel(Protocol):
@@ -55,6 +66,7 @@ class PredictionRecord:
     failure: str | None
     runtime_s: float
     peak_memory_mb: float | None
+    prediction_sha256: str | None = None  # checked before a cached prediction is reused
 
     @property
     def ok(self) -> bool:
@@ -104,8 +116,13 @@ class PeakMemory:
 
 def load_native(image_path: Path) -> tuple[nib.Nifti1Image, np.ndarray]:
     """The image and its data as float32 3D (a single-volume 4D image is squeezed)."""
-    image = nib.load(str(image_path))
-    data = np.asarray(image.dataobj, dtype=np.float32)
+    try:
+        image = nib.load(str(image_path))
+        data = np.asarray(image.dataobj, dtype=np.float32)
+    except OSError as error:
+        raise ScorerFaultError(f"{image_path}: cannot be read ({error})") from error
+    except Exception as error:  # nibabel raises ImageFileError, EOFError, zlib errors... for a damaged file
+        raise ImageReadError(f"{image_path}: not a readable NIfTI image ({type(error).__name__}: {error})") from error
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim != 3:
@@ -175,10 +192,16 @@ class Predictor:
     """Runs one submission on images, one case at a time, with the shared checks and caching."""
 
     def __init__(self, submission: Submission, cache_dir: Path, *, device: str | None = None,
-                 trust_checkpoint: bool = False):
+                 trust_checkpoint: bool = False, sandbox: bool = True):
+        """``sandbox=False`` (``--no-sandbox``) runs command and python models without bubblewrap (python ones
+        in-process); with ``sandbox=True`` and no working bubblewrap, untrusted models are refused."""
         self.submission = submission
         self.hash = submission_hash(submission)
-        self.cache_dir = Path(cache_dir) / self.hash[:16]
+        self.sandbox_mode: SandboxMode = ("not-needed" if isinstance(submission.model, NnunetModelSpec)
+                                          else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
+        # predictions made without the sandbox are never reused by a sandboxed run
+        suffix = "-unsandboxed" if self.sandbox_mode == "none" else ""
+        self.cache_dir = Path(cache_dir) / f"{self.hash[:16]}{suffix}"
         self.device = device
         self.trust_checkpoint = trust_checkpoint
         self._array_model: ArrayModel | None = None
@@ -202,21 +225,36 @@ class Predictor:
         record = PredictionRecord(**json.loads(record_path.read_text(encoding="utf-8")))
         if record.failure is not None:  # failures are retried: a timeout or a crash may not recur
             return None
-        if record.prediction is not None and not Path(record.prediction).exists():
+        if record.prediction is None or record.prediction_sha256 is None or not Path(record.prediction).is_file():
             return None
+        if sha256_file(Path(record.prediction)) != record.prediction_sha256:
+            return None  # changed since it was recorded: predicted again
         return record
+
+    @property
+    def _runs_in_process(self) -> bool:
+        """A python model without the sandbox: its code runs in this process."""
+        return isinstance(self.submission.model, PythonModelSpec) and self.sandbox_mode == "none"
 
     def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord:
         cached = self._cached(image_sha256)
         if cached is not None:
             return cached
         out_path = self.cache_dir / f"{image_sha256}.nii.gz"
-        if not isinstance(self.submission.model, CommandModelSpec):
+        if isinstance(self.submission.model, NnunetModelSpec) or self._runs_in_process:
             self.array_model()  # a model that cannot be loaded stops the run (ModelLoadError), it fails no case
         started = time.perf_counter()
         with PeakMemory() as memory:
             try:
                 failure = self._predict_uncached(Path(image_path), out_path)
+            except (ModelLoadError, ImageReadError, ScorerFaultError):
+                raise
+            except OSError as error:
+                if self._runs_in_process:
+                    failure = f"crash: {type(error).__name__}: {error}"
+                else:  # only the scorer's own code ran in this process
+                    raise ScorerFaultError(f"{self.submission.name}: scorer fault while predicting {image_path} "
+                                           f"(not the model's; nothing recorded): {error}") from error
             except Exception as error:  # a model crash is that case's failure, not the run's
                 failure = f"crash: {type(error).__name__}: {error}"
         record = PredictionRecord(
@@ -225,8 +263,12 @@ class Predictor:
             failure=failure,
             runtime_s=round(time.perf_counter() - started, 3),
             peak_memory_mb=memory.peak_mb,
+            prediction_sha256=sha256_file(out_path) if failure is None else None,
         )
-        atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
+        try:
+            atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
+        except OSError as error:
+            raise ScorerFaultError(f"{self.cache_dir}: the prediction record cannot be written ({error})") from error
         return record
 
     def _predict_uncached(self, image_path: Path, out_path: Path) -> str | None:
@@ -235,7 +277,12 @@ class Predictor:
         if isinstance(model, CommandModelSpec):
             return self._predict_command(model, image, data, image_path, out_path)
         canonical, spacing, backward = to_canonical(data, image.affine)
-        probabilities = np.asarray(self.array_model().predict_probabilities(canonical, spacing))
+        if isinstance(model, PythonModelSpec) and not self._runs_in_process:
+            probabilities = self._predict_python_sandboxed(model, canonical, spacing)
+            if isinstance(probabilities, str):
+                return probabilities
+        else:
+            probabilities = np.asarray(self.array_model().predict_probabilities(canonical, spacing))
         if probabilities.shape != canonical.shape:
             return f"shape-mismatch: model returned {probabilities.shape} for input {canonical.shape}"
         native = from_canonical(probabilities, backward)
@@ -245,35 +292,64 @@ class Predictor:
         write_mask(self._postprocess(native >= BINARY_THRESHOLD), image, out_path)
         return None
 
+    def _sandbox_spec(self, model: CommandModelSpec | PythonModelSpec, inputs: dict[str, Path], output_dir: Path,
+                      python_path: tuple[str, ...] = ()) -> SandboxSpec:
+        wants_gpu = (self.device or self.submission.inference.device) == "cuda"
+        return SandboxSpec(folder=self.submission.folder, inputs=inputs, output_dir=output_dir,
+                           timeout_s=model.timeout_s, memory_mb=model.memory_mb, gpu=wants_gpu,
+                           python_path=python_path)
+
+    def _predict_python_sandboxed(self, model: PythonModelSpec, canonical: np.ndarray,
+                                  spacing: tuple[float, float, float]) -> np.ndarray | str:
+        """The function's probabilities, computed by ``benchmark.models.runner`` in the sandbox; or a failure."""
+        with _scratch("cordbench-py-") as scratch:
+            input_dir, output_dir = _fresh_dirs(scratch)
+            np.save(input_dir / runner.IMAGE_FILE, canonical.astype(np.float32), allow_pickle=False)
+            (input_dir / runner.SPACING_FILE).write_text(json.dumps(list(spacing)))
+            inputs = {name: input_dir / name for name in (runner.IMAGE_FILE, runner.SPACING_FILE)}
+            spec = self._sandbox_spec(model, inputs, output_dir, (python_code_path(self.sandbox_mode),))
+            argv = [sys.executable, "-m", "benchmark.models.runner", model.entrypoint,
+                    str(Path(visible_input(self.sandbox_mode, spec, runner.IMAGE_FILE)).parent),
+                    visible_output(self.sandbox_mode, spec)]
+            run = run_program(self.sandbox_mode, spec, argv, scratch)
+            if run.timed_out:
+                return f"timeout: no result within {model.timeout_s:g} s"
+            reason = (run.stderr_tail.strip().splitlines() or ["(no message)"])[-1]
+            if run.returncode == runner.LOAD_FAILED:
+                raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: {reason}")
+            if run.returncode == runner.FUNCTION_RAISED:
+                return f"crash: {reason}"
+            if run.returncode != 0:
+                return run.describe_crash()
+            produced = output_dir / runner.OUTPUT_FILE
+            if not produced.is_file():
+                return "missing-output: the runner wrote no probabilities"
+            try:
+                return np.load(produced, allow_pickle=False)
+            except (ValueError, EOFError) as error:
+                return f"unreadable-output: {error}"
+
     def _predict_command(self, model: CommandModelSpec, image: nib.Nifti1Image, data: np.ndarray,
                          image_path: Path, out_path: Path) -> str | None:
-        with tempfile.TemporaryDirectory(prefix="cordbench-cmd-") as scratch:
-            scratch_path = Path(scratch)
-            input_dir, output_dir = scratch_path / "input", scratch_path / "output"
-            input_dir.mkdir()
-            output_dir.mkdir()
+        with _scratch("cordbench-cmd-") as scratch:
+            input_dir, output_dir = _fresh_dirs(scratch)
             given = input_dir / "image.nii.gz"
             if model.orientation == "RAS":
                 nib.save(nib.as_closest_canonical(image), given)
             else:
                 shutil.copyfile(image_path, given)
             given.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-            input_dir.chmod(stat.S_IRUSR | stat.S_IXUSR | stat.S_IRGRP | stat.S_IXGRP)
-            produced = output_dir / "prediction.nii.gz"
-            command = model.command.format(input=shlex.quote(str(given)), output=shlex.quote(str(produced)),
-                                           python=shlex.quote(sys.executable))
-            try:
-                completed = subprocess.run(command, shell=True, cwd=self.submission.folder, capture_output=True,
-                                           text=True, timeout=model.timeout_s, stdin=subprocess.DEVNULL,
-                                           env=_command_env())
-            except subprocess.TimeoutExpired:
+            spec = self._sandbox_spec(model, {"image.nii.gz": given}, output_dir)
+            produced_visible = f"{visible_output(self.sandbox_mode, spec)}/prediction.nii.gz"
+            command = model.command.format(input=shlex.quote(visible_input(self.sandbox_mode, spec, "image.nii.gz")),
+                                           output=shlex.quote(produced_visible), python=shlex.quote(sys.executable))
+            run = run_program(self.sandbox_mode, spec, ["/bin/sh", "-c", command], scratch)
+            if run.timed_out:
                 return f"timeout: no result within {model.timeout_s:g} s"
-            finally:
-                input_dir.chmod(stat.S_IRWXU)
-            if completed.returncode != 0:
-                tail = (completed.stderr or completed.stdout).strip().splitlines()[-3:]
-                return f"crash: exit code {completed.returncode}: {' | '.join(tail)}"
-            if not produced.exists():
+            if run.returncode != 0:
+                return run.describe_crash()
+            produced = output_dir / "prediction.nii.gz"
+            if not produced.is_file():
                 return "missing-output: the command wrote no prediction"
             return self._accept_command_output(model, image, data, produced, out_path)
 
@@ -306,10 +382,29 @@ class Predictor:
         return mask
 
 
-def _command_env() -> dict[str, str]:
-    """The environment a command model sees: PATH and locale, not our credentials."""
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR")
-    return {key: os.environ[key] for key in keep if key in os.environ}
+class _scratch:
+    """A temporary folder for one case; failing to create it is a scorer fault, not the model's."""
+
+    def __init__(self, prefix: str):
+        self._prefix = prefix
+
+    def __enter__(self) -> Path:
+        try:
+            self._directory = tempfile.TemporaryDirectory(prefix=self._prefix)
+        except OSError as error:
+            raise ScorerFaultError(f"{tempfile.gettempdir()}: cannot create a temporary folder ({error}); "
+                                   "check TMPDIR and free space") from error
+        return Path(self._directory.name)
+
+    def __exit__(self, *exc) -> None:
+        self._directory.cleanup()
+
+
+def _fresh_dirs(scratch: Path) -> tuple[Path, Path]:
+    input_dir, output_dir = scratch / "input", scratch / "output"
+    input_dir.mkdir()
+    output_dir.mkdir()
+    return input_dir, output_dir
 
 
 def load_array_model(submission: Submission, *, device: str | None, trust_checkpoint: bool) -> ArrayModel:
@@ -350,10 +445,14 @@ def _nnunet_folder(submission: Submission) -> Path:
             problems = model_files_problems(submission)
             if problems:
                 raise SubmissionError(f"{submission.folder}/submission.yaml: model.files: {'; '.join(problems)}")
+        from benchmark.models.packaging import verify_import
+
+        verify_import(submission.folder)  # an imported model: every file as recorded at import time
         return submission.resolve(model.folder)
     from benchmark.models.packaging import extract_verified
 
-    return extract_verified(submission.resolve(model.archive), expected_checkpoint_sha256=model.sha256)
+    return extract_verified(submission.resolve(model.archive), expected_checkpoint_sha256=model.sha256,
+                            expected_archive_sha256=model.archive_sha256)
 
 
 def _device(preference: str | None) -> str:

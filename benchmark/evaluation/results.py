@@ -73,6 +73,9 @@ class ResultsFile(BaseModel):
     declared_training_datasets: list[str]
     created_utc: str
     environment: dict[str, str] = Field(default_factory=dict)
+    sandbox: Literal["bubblewrap", "none", "not-needed"] | None = Field(
+        default=None, description="How the model was isolated: bubblewrap; none (--no-sandbox); not-needed (nnU-Net "
+                                  "checkpoints rebuilt by cordbench from allow-listed classes); null: not recorded")
     cases: list[CaseResult]
 
     def frame(self) -> pd.DataFrame:
@@ -124,7 +127,7 @@ def load_results(path: Path) -> ResultsFile:
     if not isinstance(raw, dict):
         raise ResultsError(f"{path}: results file must hold a JSON object")
     version = raw.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or not (version in _UPGRADERS or version == SCHEMA_VERSION):
         raise ResultsError(f"{path}: schema_version {version!r} is not supported (newest: {SCHEMA_VERSION})")
     while version < SCHEMA_VERSION:
         raw = _UPGRADERS[version](raw)

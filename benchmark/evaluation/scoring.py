@@ -8,6 +8,7 @@ subjects is flagged ``subject_in_training``.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,19 +20,35 @@ from benchmark import __version__
 from benchmark.data.bids_index import Case, index_dataset, participant_field
 from benchmark.training.convert import LABEL_THRESHOLD
 from benchmark.errors import CordbenchError
-from benchmark.evaluation.inference import ModelLoadError, PredictionRecord
+from benchmark.evaluation.inference import ModelLoadError, PredictionRecord, ScorerFaultError
 from benchmark.environment import environment
 from benchmark.evaluation.supplied import predictor_for
 from benchmark.io import atomic_write_json
 from benchmark.evaluation.metrics import compute_metrics, scored_region
 from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
-from benchmark.data.splits import SplitError, SplitFile, dataset_folder, file_checksum, load_split
-from benchmark.data.submissions import Submission, load_submission, model_sha256, training_datasets
+from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
+                                   verify_split)
+from benchmark.data.submissions import (Submission, load_submission, model_sha256, training_datasets,
+                                        unregistered_datasets)
 
 
 class ScoringError(CordbenchError, ValueError):
     """Scoring cannot start: data missing or different from the split, bad declared training data."""
+
+
+class DataChangedError(ScoringError):
+    """The local test data differ from the frozen split; ``report`` is what `splits verify` shows."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, report: VerifyReport):
+        super().__init__(message)
+        self.report = report
+
+
+CHANGED_DATA_MARK = "+changed-data-"
+"""Results scored with --allow-changed-data carry the version '<split version>+changed-data-<digest>'."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ class TestCase:
 
 
 def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
-               overrides: dict[str, Path] | None = None) -> list[TestCase]:
+               overrides: dict[str, Path] | None = None, *, check_checksums: bool = True) -> list[TestCase]:
     """Every labelled image of every test subject of the suite, checked against the split's checksums."""
     suite = load_suite(suite_id)
     cases: list[TestCase] = []
@@ -72,7 +89,7 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
                 raise ScoringError(f"{folder / case.image.path}: not downloaded; {('git annex get / datalad get')}")
             digest = file_checksum(folder, case.image)
             expected = split_entry.files.get(case.image.path)
-            if expected is not None and digest != expected:
+            if check_checksums and expected is not None and digest != expected:
                 raise ScoringError(f"{folder / case.image.path}: content differs from the split's checksum; "
                                    f"run `cordbench splits verify --suite {suite_id}`")
             cases.append(TestCase(case, folder, digest, entry.role, split_entry.scored_region))
@@ -163,8 +180,14 @@ def score_submission(
     progress: bool = True,
     out_path: Path | None = None,
     cache_dir: Path | None = None,
+    sandbox: bool = True,
+    allow_changed_data: bool = False,
 ) -> tuple[ResultsFile, Path]:
     """Predict and score every test case of the suite; write and return the results file.
+
+    Before anything runs, every file of the frozen split is verified (DataChangedError, unless
+    ``allow_changed_data``: then the results carry a marked version). ``sandbox=False`` is ``--no-sandbox``:
+    command/python models run without bubblewrap and the results say ``sandbox: none``.
 
     ``out_path`` and ``cache_dir`` redirect the results file and the prediction cache (the reproducibility
     gate re-scores from scratch into a scratch folder, never over the stored results).
@@ -173,11 +196,14 @@ def score_submission(
 
     submission = load_submission(name, submissions_root)
     split = load_split(suite_id)
-    cases = test_cases(suite_id, split, data_root, overrides)
+    data_changed = _verify_data(split, data_root, overrides, allow_changed_data)
+    cases = test_cases(suite_id, split, data_root, overrides, check_checksums=not data_changed)
+    version = _changed_data_version(split.version, cases) if data_changed else split.version
     trained_on = training_datasets(submission, submissions_root)
+    check_declared_datasets(submission.name, trained_on)
     trained_people = declared_training_people(submission)
     predictor = predictor_for(submission, cache_dir or submission.folder / "predictions", cases=cases,
-                              device=device, trust_checkpoint=trust_checkpoint)
+                              device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox)
     rows: list[CaseResult] = []
     index: dict[str, dict[str, str | None]] = {}
     with Progress(disable=not progress) as bar:
@@ -185,9 +211,14 @@ def score_submission(
         for test_case in cases:
             try:
                 record = predictor.predict(test_case.image_path, test_case.image_sha256)
+                metrics = case_metrics(test_case, record)
             except ModelLoadError as error:
                 raise ScoringError(str(error)) from error
-            metrics = case_metrics(test_case, record)
+            except ScorerFaultError:
+                raise
+            except OSError as error:  # the scorer's, never the model's: stop without recording anything
+                raise ScorerFaultError(f"{test_case.case.case_id}: scorer fault (not the model's; nothing recorded): "
+                                       f"{error}") from error
             rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
             index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
                                              "prediction": record.prediction}
@@ -195,7 +226,7 @@ def score_submission(
     results = ResultsFile(
         submission=submission.name,
         suite=suite_id,
-        benchmark_version=split.version,
+        benchmark_version=version,
         cordbench_version=__version__,
         model_sha256=model_sha256(submission),
         model_type=submission.model.type,
@@ -204,13 +235,50 @@ def score_submission(
         declared_training_datasets=sorted(trained_on),
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         environment=environment(),
+        sandbox=predictor.sandbox_mode,
         cases=rows,
     )
-    path = out_path or results_path(submission.folder, suite_id, split.version)
-    write_results(path, results)
-    if out_path is None:
-        atomic_write_json(cases_index_path(submission.folder, suite_id), index)
+    path = out_path or results_path(submission.folder, suite_id, version)
+    try:
+        write_results(path, results)
+        if out_path is None:
+            atomic_write_json(cases_index_path(submission.folder, suite_id), index)
+    except OSError as error:
+        raise ScorerFaultError(f"{path}: the results file cannot be written ({error})") from error
     return results, path
+
+
+def _verify_data(split: SplitFile, data_root: Path | None, overrides: dict[str, Path] | None,
+                 allow_changed_data: bool) -> bool:
+    """Check every file of the split (test images and masks included) before anything runs; True when the data
+    differ and that was allowed. Masks off their image's grid are never allowed (they cannot be scored)."""
+    report = verify_split(split, data_root=data_root, overrides=overrides)
+    if report.ok:
+        return False
+    off_grid = any(report.off_grid.values())
+    if allow_changed_data and not off_grid:
+        return True
+    why = ("masks are not on their image's grid" if off_grid and allow_changed_data
+           else "the local data differ from the frozen split")
+    raise DataChangedError(f"suite {split.suite} (benchmark version {split.version}): {why}; nothing was scored. "
+                           f"See `cordbench splits verify --suite {split.suite}`; --allow-changed-data scores them "
+                           f"under a separate, marked version.", report)
+
+
+def _changed_data_version(version: str, cases: list[TestCase]) -> str:
+    """'<split version>+changed-data-<digest of the test images and masks actually scored>'."""
+    digest = hashlib.sha256()
+    for test_case in sorted(cases, key=lambda case: case.case.case_id):
+        digest.update(f"{test_case.case.case_id} {test_case.image_sha256} "
+                      f"{file_checksum(test_case.root, test_case.case.label)}\n".encode())
+    return f"{version}{CHANGED_DATA_MARK}{digest.hexdigest()[:12]}"
+
+
+def check_declared_datasets(submission_name: str, declared: set[str]) -> None:
+    """Every declared training dataset must be a registered id (a typo would turn in-domain into zero-shot)."""
+    problems = unregistered_datasets(declared)
+    if problems:
+        raise ScoringError(f"{submission_name}: training.datasets: " + "; ".join(problems))
 
 
 def cases_index_path(submission_folder: Path, suite_id: str) -> Path:

@@ -18,6 +18,7 @@ import numpy as np
 from benchmark.evaluation.inference import (BINARY_THRESHOLD, PredictionRecord, Predictor, largest_component, load_native,
                                  validate_prediction, write_mask)
 from benchmark.models.predictions import PredictionsIndex, supplied_folders
+from benchmark.models.sandbox import SandboxMode
 from benchmark.data.submissions import PredictionsModelSpec, Submission, SubmissionError, submission_hash
 
 if TYPE_CHECKING:
@@ -27,11 +28,15 @@ if TYPE_CHECKING:
 class CasePredictor(Protocol):
     """What scoring asks of a model: the binary mask (or the named failure) of one image."""
 
+    sandbox_mode: SandboxMode  # how the model's code was isolated (the results header's `sandbox`)
+
     def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord: ...
 
 
 class SuppliedPredictor:
     """A :class:`CasePredictor` that reads supplied masks instead of running a model."""
+
+    sandbox_mode: SandboxMode = "not-needed"  # no submitted code runs: masks are read and checked
 
     def __init__(self, submission: Submission, cache_dir: Path, cases: Sequence["TestCase"]):
         spec = submission.model
@@ -90,8 +95,9 @@ class SuppliedPredictor:
 
 
 def predictor_for(submission: Submission, cache_dir: Path, *, cases: Sequence["TestCase"], device: str | None = None,
-                  trust_checkpoint: bool = False) -> CasePredictor:
-    """The predictor scoring uses for a submission: supplied masks, or the model run by :class:`Predictor`."""
+                  trust_checkpoint: bool = False, sandbox: bool = True) -> CasePredictor:
+    """The predictor scoring uses for a submission: supplied masks, or the model run by :class:`Predictor`
+    (``sandbox=False`` is ``--no-sandbox``, see benchmark.models.sandbox)."""
     if isinstance(submission.model, PredictionsModelSpec):
         return SuppliedPredictor(submission, cache_dir, cases)
-    return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint)
+    return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox)

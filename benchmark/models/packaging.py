@@ -2,17 +2,28 @@
 
 The archive holds ``submission.yaml``, the model folder (``model/``: plans.json, dataset.json,
 fold_*/checkpoint) and ``checksums.json`` with the sha256 of every other member. Import verifies every
-checksum, refuses unknown or missing members and paths that escape the target folder, and only then
-registers the submission.
+checksum, refuses unknown or missing members, links, paths that escape the target folder and archives over
+the size limits (total uncompressed size, member count, compression ratio), and only then registers the
+submission.
+
+"Verified" means the ARCHIVE's sha256 equals a digest that did not travel inside it: one the user gives
+(``cordbench import --sha256``) or one a manifest pins (``model.archive_sha256``). The embedded
+``checksums.json`` only detects corruption: whoever altered a member can recompute it. Every result says
+which of the two was checked (:class:`Verification`). What was extracted is re-checked against the member
+digests recorded at import/extraction time on every load, so a file changed or planted there is refused.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, sha256_bytes, sha256_file
@@ -20,7 +31,41 @@ from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submis
                                    parse_manifest)
 
 CHECKSUMS = "checksums.json"
+IMPORT_RECORD = "import_record.json"  # written next to an imported submission's manifest
+EXTRACTED_RECORD = "extracted.json"  # written next to an extracted model folder in the cache
 MODEL_FILES = ("plans.json", "dataset.json", "dataset_fingerprint.json")
+MAX_TOTAL_BYTES = 8 << 30
+MAX_MEMBERS = 1000
+MAX_RATIO = 200  # uncompressed / compressed size of one member; checkpoints are ~1, JSON ~10, zip bombs ~1000
+
+VerifiedBy = Literal["user-sha256", "manifest-sha256", "embedded-checksums-only"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What was checked: the archive's own sha256 and, when one was given, against what."""
+
+    archive_sha256: str
+    verified_by: VerifiedBy
+    checksums: dict[str, str]
+
+    @property
+    def verified(self) -> bool:
+        return self.verified_by != "embedded-checksums-only"
+
+    def describe(self) -> str:
+        if self.verified_by == "user-sha256":
+            return f"verified: archive sha256 {self.archive_sha256} equals the digest you gave"
+        if self.verified_by == "manifest-sha256":
+            return f"verified: archive sha256 {self.archive_sha256} equals the manifest's model.archive_sha256"
+        return (f"NOT verified (archive sha256 {self.archive_sha256}): only the checksums inside the archive were "
+                "checked, which detect corruption, not tampering; pass --sha256 with the digest its authors published")
+
+
+def extraction_cache_root() -> Path:
+    """Where verified archives are unpacked: ``work/cache/models`` under $CORDBENCH_WORKSPACE, else under the
+    current directory (never the home folder)."""
+    return Path(os.environ.get("CORDBENCH_WORKSPACE") or Path.cwd()).resolve() / "work" / "cache" / "models"
 
 
 class ArchiveError(CordbenchError, ValueError):
@@ -68,23 +113,54 @@ def export_submission(name: str, out_zip: Path, submissions_root: Path | None = 
 
 def _safe_member(name: str, archive: Path) -> str:
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or name.startswith("\\"):
+    if path.is_absolute() or ".." in path.parts or "\\" in name or (len(name) > 1 and name[1] == ":"):
         raise ArchiveError(f"{archive}: member {name!r} would be written outside the target folder")
     return name
 
 
-def verify_archive(archive_path: Path) -> dict[str, str]:
-    """Check every member against checksums.json; return the checksums. Raises ArchiveError otherwise."""
+def _check_limits(archive: zipfile.ZipFile, archive_path: Path) -> None:
+    """Links, member count, total size and compression ratio, from the headers (zipfile never reads more than a
+    member's declared size, so the declared sizes bound what extraction writes)."""
+    members = archive.infolist()
+    if len(members) > MAX_MEMBERS:
+        raise ArchiveError(f"{archive_path}: {len(members)} members, more than the limit of {MAX_MEMBERS}")
+    total = 0
+    for member in members:
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise ArchiveError(f"{archive_path}: member {member.filename!r} is a symbolic link; links are refused")
+        total += member.file_size
+        if member.file_size > 1 << 20 and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+            raise ArchiveError(f"{archive_path}: member {member.filename!r} expands {member.file_size} bytes from "
+                               f"{member.compress_size} (ratio over {MAX_RATIO}): refused as a possible zip bomb")
+    if total > MAX_TOTAL_BYTES:
+        raise ArchiveError(f"{archive_path}: {total} bytes uncompressed, more than the limit of {MAX_TOTAL_BYTES}")
+
+
+def verify_archive(archive_path: Path, expected_sha256: str | None = None, *,
+                   pinned_by: VerifiedBy = "user-sha256") -> Verification:
+    """Check the archive's sha256 against ``expected_sha256`` (when given), its limits and every member against
+    checksums.json; raise ArchiveError otherwise. ``pinned_by`` says where ``expected_sha256`` came from."""
     archive_path = Path(archive_path)
     try:
+        archive_sha256 = sha256_file(archive_path)
         archive = zipfile.ZipFile(archive_path)
     except (OSError, zipfile.BadZipFile) as error:
         raise ArchiveError(f"{archive_path}: not a readable zip archive ({error})") from error
+    if expected_sha256 is not None and archive_sha256 != expected_sha256.lower():
+        raise ArchiveError(f"{archive_path}: sha256 {archive_sha256} differs from the expected {expected_sha256} "
+                           f"({'given with --sha256' if pinned_by == 'user-sha256' else 'model.archive_sha256'}): "
+                           "tampered or not the archive you meant")
     with archive:
+        _check_limits(archive, archive_path)
         names = [_safe_member(name, archive_path) for name in archive.namelist() if not name.endswith("/")]
         if CHECKSUMS not in names:
             raise ArchiveError(f"{archive_path}: no {CHECKSUMS}; not a cordbench export")
-        checksums = json.loads(archive.read(CHECKSUMS))
+        try:
+            checksums = json.loads(archive.read(CHECKSUMS))
+        except ValueError as error:
+            raise ArchiveError(f"{archive_path}: {CHECKSUMS} is not valid JSON ({error})") from error
+        if not isinstance(checksums, dict) or not all(isinstance(value, str) for value in checksums.values()):
+            raise ArchiveError(f"{archive_path}: {CHECKSUMS} must map member names to sha256 strings")
         listed, present = set(checksums), set(names) - {CHECKSUMS}
         if present - listed:
             raise ArchiveError(f"{archive_path}: members not in {CHECKSUMS}: {sorted(present - listed)}")
@@ -93,14 +169,35 @@ def verify_archive(archive_path: Path) -> dict[str, str]:
         for name in sorted(listed):
             if sha256_bytes(archive.read(name)) != checksums[name]:
                 raise ArchiveError(f"{archive_path}: {name} does not match its sha256 (tampered or corrupt)")
-    return checksums
+    verified_by: VerifiedBy = pinned_by if expected_sha256 is not None else "embedded-checksums-only"
+    return Verification(archive_sha256, verified_by, checksums)
 
 
-def import_archive(archive_path: Path, submissions_root: Path | None = None, *, overwrite: bool = False) -> Submission:
-    """Verify an exported archive, then unpack it as ``submissions/<name>/`` and return the submission."""
+def verify_extracted(folder: Path, recorded: dict[str, str], what: str) -> None:
+    """Every file under ``folder`` (paths relative to it) must be listed in ``recorded`` with that sha256, and
+    every listed file present: nothing changed or planted since it was unpacked."""
+    present = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*")
+               if path.is_file() or path.is_symlink()}
+    for relative in sorted(set(present) - set(recorded)):
+        raise ArchiveError(f"{folder / relative}: not in the {what}; a file was planted after unpacking "
+                           f"(delete {folder} and import/extract again)")
+    for relative, digest in sorted(recorded.items()):
+        path = present.get(relative)
+        if path is None:
+            raise ArchiveError(f"{folder / relative}: missing; recorded in the {what}")
+        if path.is_symlink() or sha256_file(path) != digest:
+            raise ArchiveError(f"{folder / relative}: changed since it was unpacked (sha256 differs from the {what})")
+
+
+def import_archive(archive_path: Path, submissions_root: Path | None = None, *, overwrite: bool = False,
+                   expected_sha256: str | None = None) -> Submission:
+    """Verify an exported archive, then unpack it as ``submissions/<name>/`` and return the submission.
+
+    The submission's ``import_record.json`` keeps the archive's sha256, what it was verified against and the
+    sha256 of every unpacked file (re-checked by :func:`verify_import` before the model is loaded)."""
     import yaml
 
-    verify_archive(archive_path)
+    verification = verify_archive(archive_path, expected_sha256)
     root = Path(submissions_root or SUBMISSIONS_DIR)
     root.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive_path) as archive:
@@ -117,6 +214,9 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
             staging = Path(scratch) / name
             archive.extractall(staging, members=[member for member in archive.namelist() if member != CHECKSUMS])
             submission = parse_manifest(staging / "submission.yaml")
+            record = {"archive": str(Path(archive_path).resolve()), "archive_sha256": verification.archive_sha256,
+                      "verified_by": verification.verified_by, "files": verification.checksums}
+            (staging / IMPORT_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
             if target.exists():
                 shutil.rmtree(target)
             staging.rename(target)
@@ -124,19 +224,47 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
     return submission
 
 
-def extract_verified(archive_path: Path, *, expected_checkpoint_sha256: str, cache_root: Path | None = None) -> Path:
-    """Unpack a verified archive's model folder into a cache keyed by its checkpoint sha256; return the folder."""
-    checksums = verify_archive(archive_path)
+def import_verification(submission_folder: Path) -> Verification:
+    """What an imported submission's archive was checked against (from its import record)."""
+    record = json.loads((Path(submission_folder) / IMPORT_RECORD).read_text(encoding="utf-8"))
+    return Verification(record["archive_sha256"], record["verified_by"], record["files"])
+
+
+def verify_import(submission_folder: Path) -> None:
+    """Re-check an imported submission's model files against its import record (no-op for other folders)."""
+    record_path = Path(submission_folder) / IMPORT_RECORD
+    if not record_path.is_file():
+        return
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        model_files = {name[len("model/"):]: digest for name, digest in record["files"].items()
+                       if name.startswith("model/")}
+    except (ValueError, KeyError, AttributeError, TypeError) as error:
+        raise ArchiveError(f"{record_path}: unreadable import record ({error!r})") from error
+    verify_extracted(Path(submission_folder) / "model", model_files, f"import record {record_path}")
+
+
+def extract_verified(archive_path: Path, *, expected_checkpoint_sha256: str, cache_root: Path | None = None,
+                     expected_archive_sha256: str | None = None) -> Path:
+    """Unpack a verified archive's model folder into a cache keyed by the archive's sha256; return the folder.
+
+    The archive is verified on every call and the unpacked files are re-checked against the member digests
+    recorded when they were unpacked: a file changed or planted in the cache is refused (ArchiveError)."""
+    verification = verify_archive(archive_path, expected_archive_sha256, pinned_by="manifest-sha256")
+    checksums = verification.checksums
     checkpoints = {name: digest for name, digest in checksums.items() if name.endswith(".pth")}
     if expected_checkpoint_sha256 not in checkpoints.values():
         raise ArchiveError(f"{archive_path}: no checkpoint with the manifest's sha256 {expected_checkpoint_sha256[:12]}…")
-    cache = Path(cache_root or Path.home() / ".cache" / "cordbench" / "models") / expected_checkpoint_sha256[:16]
+    cache = Path(cache_root or extraction_cache_root()) / verification.archive_sha256[:32]
     model_dir = cache / "model"
+    model_files = {name[len("model/"):]: digest for name, digest in checksums.items() if name.startswith("model/")}
     if not model_dir.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
             with zipfile.ZipFile(archive_path) as archive:
                 members = [name for name in archive.namelist() if name.startswith("model/")]
                 archive.extractall(scratch, members=members)
+            atomic_write_bytes(cache / EXTRACTED_RECORD, json.dumps(model_files, indent=1, sort_keys=True).encode())
             (Path(scratch) / "model").rename(model_dir)
+    verify_extracted(model_dir, model_files, f"archive {archive_path}")
     return model_dir

@@ -45,9 +45,6 @@ from benchmark.training.nnunet.trainer import DEFAULT_CPU_THREADS, UnsafeCheckpo
 # (cache); 3D tiles are usually larger than the budget and then go one per forward (docs/nnunet.md).
 DEFAULT_VOXELS_PER_FORWARD = 2**17
 
-# Module prefixes a plans file may name when the checkpoint is not trusted: get_network_from_plans imports
-# whatever the plans name (pydoc.locate), so an untrusted plans file must not point elsewhere.
-_SAFE_IMPORT_PREFIXES = ("dynamic_network_architectures.", "torch.nn.")
 
 Precision = Literal["float32", "bfloat16"]
 
@@ -132,17 +129,28 @@ class BatchedPredictor(nnUNetPredictor):
         return logits
 
 
-def _check_plans_imports(plans: dict[str, Any], configuration: str, plans_path: Path) -> None:
-    config = PlansManager(plans).get_configuration(configuration)
-    names = [config.network_arch_class_name] + [
-        config.network_arch_init_kwargs[key] for key in config.network_arch_init_kwargs_req_import
-        if config.network_arch_init_kwargs.get(key) is not None
-    ]
-    for name in names:
-        if not str(name).startswith(_SAFE_IMPORT_PREFIXES):
+def _check_plans_imports(plans: dict[str, Any], plans_path: Path) -> None:
+    """Every configuration's network and layer classes must be on benchmark.models.network_allowlist (exact
+    strings), checked before the checkpoint is read or anything the plans name is imported."""
+    from benchmark.models.network_allowlist import refused_names
+
+    configurations = plans.get("configurations") if isinstance(plans, dict) else None
+    if not isinstance(configurations, dict):
+        raise ModelFolderError(f"{plans_path}: configurations: missing or not a mapping")
+    for name in configurations:
+        try:
+            config = PlansManager(plans).get_configuration(name)
+            network_class = config.network_arch_class_name
+            kwargs = config.network_arch_init_kwargs
+            imported = [kwargs.get(key) for key in config.network_arch_init_kwargs_req_import]
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise ModelFolderError(f"{plans_path}: configuration '{name}' is malformed ({error!r})") from error
+        refused = refused_names(str(network_class), imported)
+        if refused:
             raise UnsafeCheckpointError(
-                f"{plans_path}: configuration '{configuration}' names '{name}', outside "
-                f"{_SAFE_IMPORT_PREFIXES}; pass trust_checkpoint=True only if you trust this model folder"
+                f"{plans_path}: configuration '{name}' names {refused}, not on cordbench's list of nnU-Net network "
+                "and layer classes (benchmark/models/network_allowlist.py); pass --trust-checkpoint only if you "
+                "trust this model folder (building it runs whatever those names import)"
             )
 
 
@@ -272,6 +280,8 @@ def load_model(
     model_folder = Path(model_folder)
     plans_path = model_folder / "plans.json"
     plans = _read_json(plans_path)
+    if not trust_checkpoint:
+        _check_plans_imports(plans, plans_path)
     dataset_json = _read_json(model_folder / "dataset.json")
     fold_list = _normalise_folds(folds)
     torch_device = resolve_device(device)
@@ -285,8 +295,6 @@ def load_model(
                                    f"{paths[0]}'s {configuration!r}")
     if configuration not in plans["configurations"]:
         raise ModelFolderError(f"{plans_path}: no configuration {configuration!r} (named by {paths[0]})")
-    if not trust_checkpoint:
-        _check_plans_imports(plans, configuration, plans_path)
 
     plans_manager = PlansManager(plans)
     configuration_manager = plans_manager.get_configuration(configuration)
