@@ -292,6 +292,19 @@ def test_without_the_sandbox_the_same_attacks_succeed(world, attack):
         assert np.array_equal(stolen, np.asarray(nib.load(world.ground_truth).dataobj))
 
 
+def test_a_memory_hog_is_stopped_by_its_limit(world):
+    folder = world.submissions / "hog"
+    folder.mkdir()
+    (folder / "run.py").write_text("hoard = bytearray(1024 * 2**20)\n")  # 1 GiB against a 256 MiB limit
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "hog", "description": "allocates 1 GiB", "authors": ["a"], "licence": "MIT",
+        "model": {"type": "command", "command": "{python} run.py {input} {output}", "memory_mb": 256}}))
+    before = tree_digest(world.workspace)
+    record = Predictor(load_submission("hog", world.submissions), world.cache).predict(world.image, "image-sha")
+    assert record.failure.startswith("crash: exit code 1:") and "MemoryError" in record.failure, record.failure
+    assert tree_digest(world.workspace) == before
+
+
 def test_a_rewritten_prediction_cache_is_not_reused(world):
     folder = world.submissions / "copier"
     folder.mkdir()
