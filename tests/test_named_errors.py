@@ -148,3 +148,15 @@ def test_checking_a_python_submission_never_imports_its_code(tmp_path):
     (folder / "model.py").unlink()
     [problem] = check_submission(load_submission("py", tmp_path))
     assert problem.startswith("model.entrypoint: module 'model' is not in the submission folder")
+
+
+def test_without_bubblewrap_untrusted_code_is_refused_unless_no_sandbox(tmp_path, image, monkeypatch):
+    import benchmark.models.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "bwrap_executable", lambda: None)
+    submission = copier(tmp_path / "subs")
+    with pytest.raises(sandbox.SandboxError, match="refuses to run untrusted submission code.*--no-sandbox"):
+        Predictor(submission, tmp_path / "cache")
+    unsandboxed = Predictor(submission, tmp_path / "cache", sandbox=False)
+    assert unsandboxed.sandbox_mode == "none" and unsandboxed.cache_dir.name.endswith("-unsandboxed")
+    assert unsandboxed.predict(image, "sha").failure is None
