@@ -415,6 +415,7 @@ def predict_command(
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: the submission's preference; GPU when present)."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                           help="Allow a checkpoint that needs full unpickling (runs its code!)."),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
 ) -> None:
     """Run a model on images that have no mask; write cord masks with a JSON sidecar each (model, weights sha256,
     cordbench version, inference settings), through the same inference path as scoring.
@@ -423,7 +424,8 @@ def predict_command(
     """
     from benchmark.evaluation.predict import predict
 
-    report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint)
+    report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint,
+                     sandbox=not no_sandbox)
     table = Table(title=f"predict {name}", caption=str(report.derivatives))
     table.add_column("status")
     table.add_column("images", justify="right")

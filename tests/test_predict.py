@@ -33,6 +33,7 @@ def python_submission(root: Path, name: str, function: str, **inference) -> Path
     manifest = {"name": name, "description": "test model", "authors": ["t"], "licence": "MIT",
                 "model": {"type": "python", "entrypoint": f"model_fixtures:{function}"}, "inference": inference}
     (folder / "submission.yaml").write_text(yaml.safe_dump(manifest))
+    shutil.copyfile(TESTS / "model_fixtures.py", folder / "model_fixtures.py")  # importable in the sandbox
     return folder
 
 

@@ -79,8 +79,9 @@ def predicted(tmp_path_factory) -> tuple[Path, Path]:
 
     sys.path.insert(0, str(TESTS))  # model_fixtures
     subs = root / "subs"
-    write_manifest(subs, "blob", {"type": "python", "entrypoint": "model_fixtures:centre_blob"},
-                   training={"datasets": ["gmchallenge"]})
+    blob = write_manifest(subs, "blob", {"type": "python", "entrypoint": "model_fixtures:centre_blob"},
+                          training={"datasets": ["gmchallenge"]})
+    shutil.copyfile(TESTS / "model_fixtures.py", blob / "model_fixtures.py")  # importable in the sandbox
     for dataset in ("gmchallenge", "sct-testing"):
         predict("blob", bids / dataset, root / "masks", submissions_root=subs, progress=False)
     derivatives = root / "masks" / "derivatives" / "cordbench-blob"

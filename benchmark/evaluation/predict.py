@@ -206,8 +206,11 @@ def predict(
     trust_checkpoint: bool = False,
     submissions_root: Path | None = None,
     progress: bool = True,
+    sandbox: bool = True,
 ) -> PredictReport:
-    """Predict a cord mask for every image of ``input_path`` (a NIfTI file or a BIDS folder) into ``out_dir``."""
+    """Predict a cord mask for every image of ``input_path`` (a NIfTI file or a BIDS folder) into ``out_dir``.
+
+    Command and python models run in the bubblewrap sandbox; ``sandbox=False`` is ``--no-sandbox``."""
     from rich.progress import Progress
 
     submission = load_submission(name, submissions_root)
@@ -223,7 +226,8 @@ def predict(
     settings = inference_settings(submission, device)
     report = PredictReport(derivatives)
     with tempfile.TemporaryDirectory(prefix="cordbench-predict-") as scratch, Progress(disable=not progress) as bar:
-        predictor = Predictor(submission, Path(scratch), device=device, trust_checkpoint=trust_checkpoint)
+        predictor = Predictor(submission, Path(scratch), device=device, trust_checkpoint=trust_checkpoint,
+                              sandbox=sandbox)
         task = bar.add_task(f"predicting with {submission.name}", total=len(targets))
         for target in targets:
             report.outcomes.append(_predict_one(predictor, model, target, derivatives, settings))
