@@ -434,3 +434,20 @@ def test_a_zip_bomb_is_refused_from_its_headers(tmp_path):
         target.writestr("checksums.json", "{}")
     with pytest.raises(ArchiveError, match="possible zip bomb"):
         verify_archive(archive)
+
+
+def test_the_import_command_says_what_it_verified(world, monkeypatch):
+    from typer.testing import CliRunner
+
+    import benchmark.models.packaging as packaging
+    from benchmark.cli import app
+    from benchmark.io import sha256_file
+
+    archive, _ = _exported_archive(world)
+    monkeypatch.setattr(packaging, "SUBMISSIONS_DIR", world.workspace.parent / "lab-b")
+    wrong = CliRunner().invoke(app, ["import", str(archive), "--sha256", "0" * 64])
+    assert wrong.exit_code == 1 and "differs from the expected" in " ".join(wrong.output.split())
+    unpinned = CliRunner().invoke(app, ["import", str(archive)])
+    assert unpinned.exit_code == 0 and "NOT verified" in unpinned.output
+    pinned = CliRunner().invoke(app, ["import", str(archive), "--sha256", sha256_file(archive), "--overwrite"])
+    assert pinned.exit_code == 0 and "verified: archive sha256" in " ".join(pinned.output.split())
