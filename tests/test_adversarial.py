@@ -451,3 +451,23 @@ def test_the_import_command_says_what_it_verified(world, monkeypatch):
     assert unpinned.exit_code == 0 and "NOT verified" in unpinned.output
     pinned = CliRunner().invoke(app, ["import", str(archive), "--sha256", sha256_file(archive), "--overwrite"])
     assert pinned.exit_code == 0 and "verified: archive sha256" in " ".join(pinned.output.split())
+
+
+def test_a_python_model_runs_in_the_same_sandbox(world):
+    folder = world.submissions / "py-thief"
+    folder.mkdir()
+    (folder / "thief.py").write_text(textwrap.dedent(f'''
+        import os
+        import numpy as np
+
+        def predict(image, spacing):
+            assert "CORDBENCH_TEST_SECRET" not in os.environ, "secret visible"
+            return np.asarray(__import__("nibabel").load({str(world.ground_truth)!r}).dataobj, dtype=np.float32)
+    '''))
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "py-thief", "description": "reads the ground truth", "authors": ["m"], "licence": "MIT",
+        "model": {"type": "python", "entrypoint": "thief:predict"}}))
+    before = tree_digest(world.workspace)
+    record = Predictor(load_submission("py-thief", world.submissions), world.cache).predict(world.image, "image-sha")
+    assert record.failure.startswith("crash: FileNotFoundError") and "seg-manual" in record.failure, record.failure
+    assert tree_digest(world.workspace) == before
