@@ -699,7 +699,7 @@ def synth_command(
     """Generate the synthetic suite: phantom cervical cord MRI in BIDS with exact masks (no download)."""
     from benchmark.data.bids_index import index_dataset
     from benchmark.data.registry import load_dataset
-    from benchmark.synth import generate_suite, render_contrast_figure
+    from benchmark.data.synth import generate_suite, render_contrast_figure
 
     folders = generate_suite(out, seed=seed)
     table = Table(title=f"synthetic suite (seed {seed}) in {out}")

@@ -74,7 +74,7 @@ def run_demo(
         raise DemoError(f"suite {suite_id!r} needs --data-root (where its datasets are)")
 
     if suite_id == "synthetic":
-        from benchmark.synth import generate_suite
+        from benchmark.data.synth import generate_suite
 
         timings.run("1. generate the synthetic suite", console, lambda: generate_suite(data_root, seed=0))
     split = load_split(suite_id)

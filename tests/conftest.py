@@ -1,4 +1,4 @@
-"""Shared test fixtures: where ../shared is, and small NIfTI builders."""
+"""Shared test fixtures: where ../shared is, the synthetic suite (generated once a session), NIfTI builders."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ def shared_bids() -> Path:
     if not (BIDS / "gmchallenge" / "dataset_description.json").is_file():
         pytest.skip(f"real data not available: expected ../shared/data/bids at {BIDS}")
     return BIDS
+
+
+@pytest.fixture(scope="session")
+def synthetic_suite(tmp_path_factory) -> Path:
+    """The whole synthetic suite for seed 0, generated once for the test session. Tests only read it."""
+    from benchmark.data.synth import SYNTHETIC_DATASET_IDS, generate_suite
+
+    root = tmp_path_factory.mktemp("synthetic-suite")
+    folders = generate_suite(root, seed=0, progress=False)
+    assert folders == {dataset_id: root / dataset_id for dataset_id in SYNTHETIC_DATASET_IDS}
+    return root
 
 
 def orientation_affine(codes: str, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:

@@ -19,17 +19,15 @@ REFERENCE = REPO / "submissions" / "nnunet-synthetic-synth-ms-quick"
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, synthetic_suite):
     from benchmark.training.baselines import train_baselines
     from benchmark.training.convert import convert_suite
-    from benchmark.synth import generate_suite
 
     reference = results_path(REFERENCE, "synthetic", load_split("synthetic").version)
     if not reference.exists():
         pytest.fail(f"{reference}: the committed reference results are missing")
     root = tmp_path_factory.mktemp("ci-gate")
-    data = root / "data"
-    generate_suite(data, seed=0, progress=False)
+    data = synthetic_suite
     convert_suite("synthetic", data_root=data, out=root / "raw", only="specific", progress=False)
     submissions = root / "submissions"
     [submission] = train_baselines("synthetic", raw_root=root / "raw", work_dir=root / "nnunet", only="specific",

@@ -1,4 +1,4 @@
-"""Tests of benchmark/synth.py: layout, determinism, idempotency, anatomy, contrasts, orientation."""
+"""Tests of benchmark/data/synth/: layout, determinism, idempotency, anatomy, contrasts, orientation."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from benchmark import synth
+from benchmark.data import synth
+from benchmark.data.synth.plan import dataset_key, seeded_rng
 from benchmark.io import sha256_file
+from benchmark.splits import load_split, verify_split
 
 
-@pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole synthetic suite for seed 0, generated once for this module."""
-    root = tmp_path_factory.mktemp("synth")
-    folders = synth.generate_suite(root, seed=0, progress=False)
-    assert folders == {dataset_id: root / dataset_id for dataset_id in synth.SYNTHETIC_DATASET_IDS}
-    return root
+@pytest.fixture
+def suite(synthetic_suite: Path) -> Path:
+    """The whole synthetic suite for seed 0 (the session's, see conftest.py)."""
+    return synthetic_suite
 
 
 def _all_jobs() -> list[tuple[str, synth.VolumeJob]]:
@@ -120,6 +119,15 @@ def test_dataset_description_and_participants(suite: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------------------- determinism
+
+
+def test_generated_volumes_match_the_committed_synthetic_split(suite: Path) -> None:
+    """Every image and mask of seed 0 has the sha256 that benchmark/splits/synthetic.json records."""
+    split = load_split("synthetic")
+    report = verify_split(split, data_root=suite)
+    assert sorted(report.checked) == sorted(synth.SYNTHETIC_DATASET_IDS)
+    assert report.ok, report
+    assert sum(len(entry.files) for entry in split.datasets.values()) == 248  # every image and mask was compared
 
 
 def test_same_seed_gives_byte_identical_files_and_other_seed_differs(tmp_path: Path) -> None:
@@ -222,7 +230,7 @@ def _epi_render(artefacts: bool | synth.EpiArtefacts) -> synth.RenderedVolume:
     job = synth.plan_dataset("synth-epi")[0]
     anat = synth.subject_anatomy("synth-epi", job.subject_index, 0)
     spec = synth.dataset_spec("synth-epi")
-    rng = synth._rng(0, synth._dataset_key("synth-epi"), job.subject_index, 1, job.acquisition_index)
+    rng = seeded_rng(0, dataset_key("synth-epi"), job.subject_index, 1, job.acquisition_index)
     return synth.render_volume(anat, spec.acquisitions[0], job.site, rng, epi_artefacts=artefacts)
 
 

@@ -22,12 +22,8 @@ from benchmark.data.splits import load_split
 
 
 @pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from benchmark.synth import generate_suite
-
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_suite(root, seed=0, progress=False)
-    return root
+def synthetic_data(synthetic_suite):
+    return synthetic_suite
 
 
 def hand_written_loop(data_root: Path, out: Path) -> int:

@@ -12,7 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark import synth
+from benchmark.data import synth
 
 # representative acquisitions: (dataset, index of the job in plan_dataset)
 CASES = {

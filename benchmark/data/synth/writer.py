@@ -1,0 +1,224 @@
+"""BIDS files of a synthetic dataset (sidecars, participants, descriptions) and the idempotent writer."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from benchmark.data.synth.plan import (VolumeJob, count_volumes, plan_dataset, render_job, subject_anatomy,
+                                       subject_pathology)
+from benchmark.data.synth.render import RenderedVolume
+from benchmark.data.synth.specs import GENERATOR_VERSION, SYNTHETIC_DATASET_IDS, DatasetSpec, dataset_spec
+from benchmark.io import atomic_write_bytes, atomic_write_json, sha256_bytes, sha256_file
+
+STAMP_NAME = ".cordbench-synth.json"
+
+
+def _round_floats(obj: Any, digits: int = 4) -> Any:
+    if isinstance(obj, float):
+        return round(obj, digits)
+    if isinstance(obj, dict):
+        return {k: _round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_round_floats(v, digits) for v in obj]
+    return obj
+
+
+def _sidecar(spec: DatasetSpec, job: VolumeJob, volume: RenderedVolume, seed: int) -> dict[str, Any]:
+    """Minimal BIDS sidecar: scanner fields, sequence fields BIDS requires, and the phantom parameters."""
+    acq = spec.acquisitions[job.acquisition_index]
+    anat = subject_anatomy(spec.dataset_id, job.subject_index, seed)
+    sidecar: dict[str, Any] = {
+        "Manufacturer": job.site.manufacturer,
+        "MagneticFieldStrength": job.site.field_strength,
+        "InstitutionName": job.site.name,
+    }
+    if acq.contrast == "EPI":
+        sidecar.update({"TaskName": "rest", "RepetitionTime": 2.5, "EchoTime": 0.03,
+                        "PhaseEncodingDirection": _phase_encoding_direction(volume.orientation)})
+    if acq.contrast == "DWI":
+        sidecar.update({"ImageType": ["DERIVED", "TRACEW", "MEAN"], "Description":
+                        "Mean of the diffusion-weighted volumes (b = 800 s/mm2), motion-corrected."})
+    if acq.contrast == "MP2RAGE":
+        sidecar.update({"ImageType": ["DERIVED", "UNI"], "InversionTime": [0.7, 2.5]})
+    pathology = {"lesions": [vars(lesion) for lesion in anat.lesions],
+                 "compressions": [vars(c) for c in anat.compressions],
+                 "injury": vars(anat.injury) if anat.injury else None}
+    sidecar["SyntheticPhantom"] = _round_floats({
+        "generator": "cordbench synth", "generator_version": GENERATOR_VERSION, "seed": seed,
+        **volume.parameters, "shape_canonical": list(volume.geometry.shape),
+        "cord_half_axes_mm": [anat.a0, anat.b0], "pathology": subject_pathology(spec, job.subject_index),
+        **{k: v for k, v in pathology.items() if v},
+    })
+    return sidecar
+
+
+def _phase_encoding_direction(orientation: str) -> str:
+    """BIDS PhaseEncodingDirection (i/j/k, '-' when reversed) of an anterior-going PE in ``orientation``."""
+    for index, code in enumerate(orientation):
+        if code in "AP":
+            return "ijk"[index] + ("" if code == "A" else "-")
+    raise ValueError(f"orientation {orientation!r} has no antero-posterior axis")
+
+
+def _participants_tsv(spec: DatasetSpec, seed: int) -> str:
+    rows = ["participant_id\tsex\tage\tsite\tmanufacturer\tfield_strength\tpathology"]
+    for subject_index in range(spec.n_subjects):
+        anat = subject_anatomy(spec.dataset_id, subject_index, seed)
+        site = spec.sites[subject_index % len(spec.sites)]
+        rows.append(f"sub-{subject_index + 1:02d}\t{anat.sex}\t{anat.age}\t{site.name}\t{site.manufacturer}\t"
+                    f"{site.field_strength:g}\t{subject_pathology(spec, subject_index)}")
+    return "\n".join(rows) + "\n"
+
+
+_PARTICIPANTS_JSON = {
+    "sex": {"Description": "sex of the phantom", "Levels": {"F": "female", "M": "male"}},
+    "age": {"Description": "age of the phantom", "Units": "year"},
+    "site": {"Description": "synthetic acquisition site"},
+    "manufacturer": {"Description": "vendor whose image formation is mimicked"},
+    "field_strength": {"Description": "nominal static field", "Units": "T"},
+    "pathology": {"Description": "HC healthy, DCM degenerative compression, SCI injury, MS multiple sclerosis"},
+}
+
+
+def _static_files(spec: DatasetSpec, seed: int) -> dict[str, bytes]:
+    """Dataset-level files: descriptions, participants, README."""
+    # "benchmark/synth.py" names the generator as generator version 2 wrote it; the text is part of the
+    # output (and of every stamp), so it changes only with GENERATOR_VERSION.
+    generated_by = [{"Name": "cordbench synth", "Version": GENERATOR_VERSION,
+                     "Description": f"benchmark/synth.py, seed {seed}"}]
+    description = {"Name": spec.name, "BIDSVersion": "1.9.0", "DatasetType": "raw", "License": "CC0",
+                   "Authors": ["cordbench"], "GeneratedBy": generated_by,
+                   "HowToAcknowledge": "Synthetic phantoms generated by cordbench (benchmark/synth.py)."}
+    labels = {"Name": f"{spec.name}: cord masks", "BIDSVersion": "1.9.0", "DatasetType": "derivative",
+              "License": "CC0", "GeneratedBy": [{**generated_by[0], "Description":
+                                                 "exact phantom cord region, supersampled, thresholded at 0.5"}]}
+    readme = (f"# {spec.name}\n\n{spec.description}\n\nRole: {spec.domain}. Generated by `cordbench synth` "
+              f"(generator version {GENERATOR_VERSION}, seed {seed}). Images are int16 magnitude; masks under "
+              "derivatives/labels are uint8 0/1 on the image grid. See docs/synthetic.md.\n")
+
+    def js(obj: Any) -> bytes:
+        return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    return {
+        "dataset_description.json": js(description),
+        "participants.tsv": _participants_tsv(spec, seed).encode("utf-8"),
+        "participants.json": js(_PARTICIPANTS_JSON),
+        "README.md": readme.encode("utf-8"),
+        "derivatives/labels/dataset_description.json": js(labels),
+    }
+
+
+def _volume_files(spec: DatasetSpec, job: VolumeJob, seed: int) -> dict[str, bytes]:
+    """The image, its sidecar (and bval/bvec for DWI) and its mask, as relative path -> bytes."""
+    volume = render_job(spec.dataset_id, job, seed)
+    image, mask = volume.encode()
+    stem = job.image_path[: -len(".nii.gz")]
+    files = {job.image_path: image, job.mask_path: mask,
+             f"{stem}.json": (json.dumps(_sidecar(spec, job, volume, seed), indent=2, sort_keys=True) + "\n").encode()}
+    if spec.acquisitions[job.acquisition_index].datatype == "dwi":
+        # one trace-weighted mean volume: b = 800 with a zero direction, as scanners write TRACEW images
+        files[f"{stem}.bval"] = b"800\n"
+        files[f"{stem}.bvec"] = b"0\n0\n0\n"
+    return files
+
+
+def _stamp_matches(folder: Path, dataset_id: str, seed: int) -> bool:
+    """True when ``folder`` holds this generator version's output for ``seed``, every file unchanged."""
+    stamp_path = folder / STAMP_NAME
+    try:
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    identity = (stamp.get("generator_version"), stamp.get("seed"), stamp.get("dataset_id"))
+    if identity != (GENERATOR_VERSION, seed, dataset_id):
+        return False
+    files = stamp.get("files")
+    if not isinstance(files, dict) or not files:
+        return False
+    for relative, digest in files.items():
+        path = folder / relative
+        if not path.is_file() or sha256_file(path) != digest:
+            return False
+    return True
+
+
+def _generate(dataset_id: str, out_root: Path, seed: int, advance: Callable[[], None]) -> Path:
+    spec = dataset_spec(dataset_id)
+    out_root = Path(out_root)
+    folder = out_root / dataset_id
+    jobs = plan_dataset(dataset_id)
+    if _stamp_matches(folder, dataset_id, seed):
+        for _ in jobs:
+            advance()
+        return folder
+    out_root.mkdir(parents=True, exist_ok=True)
+    staging = out_root / f".{dataset_id}.partial-{os.getpid()}"
+    if staging.exists():
+        shutil.rmtree(staging)
+    digests: dict[str, str] = {}
+
+    def write(relative: str, data: bytes) -> None:
+        atomic_write_bytes(staging / relative, data)
+        digests[relative] = sha256_bytes(data)
+
+    try:
+        for relative, data in _static_files(spec, seed).items():
+            write(relative, data)
+        for job in jobs:
+            for relative, data in _volume_files(spec, job, seed).items():
+                write(relative, data)
+            advance()
+        stamp = {"generator": "cordbench synth", "generator_version": GENERATOR_VERSION, "seed": seed,
+                 "dataset_id": dataset_id, "files": dict(sorted(digests.items()))}
+        atomic_write_json(staging / STAMP_NAME, stamp)
+        _swap_in(staging, folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def _swap_in(staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by the finished ``staging`` folder (renames; the old tree is removed after)."""
+    if folder.exists():
+        retired = folder.parent / f".{folder.name}.old-{os.getpid()}"
+        if retired.exists():
+            shutil.rmtree(retired)
+        os.replace(folder, retired)
+        os.replace(staging, folder)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, folder)
+
+
+def generate_dataset(dataset_id: str, out_root: Path, seed: int = 0) -> Path:
+    """Write one synthetic BIDS dataset to ``out_root/dataset_id`` and return that folder.
+
+    Idempotent: a folder whose stamp (generator version, seed, sha256 of every file) still matches
+    is left untouched; otherwise the dataset is written to a staging folder and swapped in.
+    """
+    return _generate(dataset_id, Path(out_root), seed, lambda: None)
+
+
+def generate_suite(out_root: Path, seed: int = 0, *, progress: bool = True) -> dict[str, Path]:
+    """Write all :data:`SYNTHETIC_DATASET_IDS` under ``out_root``; dataset id -> folder."""
+    out_root = Path(out_root)
+    if not progress:
+        return {dataset_id: generate_dataset(dataset_id, out_root, seed) for dataset_id in SYNTHETIC_DATASET_IDS}
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    total = sum(count_volumes(dataset_id) for dataset_id in SYNTHETIC_DATASET_IDS)
+    folders: dict[str, Path] = {}
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task("synthetic volumes", total=total)
+        for dataset_id in SYNTHETIC_DATASET_IDS:
+            bar.update(task, description=dataset_id)
+            folders[dataset_id] = _generate(dataset_id, out_root, seed, lambda: bar.advance(task))
+    return folders
