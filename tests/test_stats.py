@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import math
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +22,7 @@ from benchmark.analysis.stats import (
 )
 
 ALTERNATIVES = ("two-sided", "less", "greater")
+DATA = Path(__file__).resolve().parent / "data"
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -141,23 +145,24 @@ def test_wilcoxon_all_differences_zero_is_one() -> None:
     assert math.isnan(paired_wilcoxon([], []))
 
 
+def _stats_reference():
+    """tests/data/make_stats_reference.py as a module, and the scipy p-values it stored."""
+    spec = importlib.util.spec_from_file_location("make_stats_reference", DATA / "make_stats_reference.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module, json.loads(module.REFERENCE.read_text(encoding="utf-8"))
+
+
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("alternative", ALTERNATIVES)
 def test_wilcoxon_matches_scipy(seed: int, alternative: str) -> None:
-    rng = np.random.default_rng(seed)
-    cases = []
-    for n in (5, 12, 13, 14, 30, 50, 51, 120):
-        base = rng.normal(0.9, 0.02, size=n)
-        shifted = base + rng.normal(rng.normal(0, 0.01), 0.01, size=n)
-        cases.append((base, shifted))  # continuous: exact (n <= 50) or normal
-        cases.append((np.round(base, 2), np.round(shifted, 2)))  # ties and zeros
-    for a, b in cases:
-        if np.all(a == b):
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            expected = scipy.stats.wilcoxon(a, b, alternative=alternative).pvalue
-        assert paired_wilcoxon(a, b, alternative=alternative) == pytest.approx(expected, rel=1e-10, abs=1e-300)
+    """Against scipy.stats.wilcoxon's p-values, computed once by tests/data/make_stats_reference.py."""
+    reference, stored = _stats_reference()
+    expected = stored["wilcoxon_pvalues"][alternative][str(seed)]
+    cases = reference.wilcoxon_cases(seed)  # continuous: exact (n <= 50) or normal; rounded: ties and zeros
+    assert len(cases) == len(expected) >= 14
+    for (a, b), pvalue in zip(cases, expected):
+        assert paired_wilcoxon(a, b, alternative=alternative) == pytest.approx(pvalue, rel=1e-10, abs=1e-300)
 
 
 def test_wilcoxon_rejects_bad_input() -> None:
