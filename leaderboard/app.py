@@ -376,18 +376,14 @@ def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Confi
         return
     st.subheader("Metrics of every submission on this case")
     st.dataframe(tables.case_metrics(loaded.cases, case_id, prep.benchmark_version), hide_index=True, width="stretch")
-    submission_dirs = {
-        submission: Path(path).parent.parent
-        for (submission, version), path in loaded.sources.items()
-        if version == prep.benchmark_version
-    }
+    submissions = [submission for submission, version in loaded.sources if version == prep.benchmark_version]
     files = cases_index_files(config, loaded, prep.benchmark_version)
     stamps = tuple(Path(path).stat().st_mtime_ns if Path(path).is_file() else 0 for _, path in files)
     index, problems = cases_index(tuple(files), stamps)
     for problem in problems:
         st.warning(md(problem))
     paths = tables.case_paths(
-        case_id, submission_dirs=submission_dirs, data_root=Path(config.data_root) if config.data_root else None, cases_index=index
+        case_id, submissions=submissions, data_root=Path(config.data_root) if config.data_root else None, cases_index=index
     )
     st.subheader("Slices")
     if paths.missing:

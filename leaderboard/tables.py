@@ -1017,15 +1017,15 @@ class CasePaths:
 def case_paths(
     case_id: str,
     *,
-    submission_dirs: Mapping[str, Path],
+    submissions: Iterable[str],
     data_root: Path | None = None,
     cases_index: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> CasePaths:
     """Where the case's image, ground truth and each submission's prediction are (if on disk).
 
-    image: the cases index, else ``<data_root>/<dataset>/<relative path>``; label: the cases index only
-    (the masks' layout is dataset-specific); prediction of a submission: the cases index, else the
-    cache ``<submission dir>/predictions/<dataset>/<relative path>``.
+    image: the cases index, else ``<data_root>/<dataset>/<relative path>``; label and predictions: the
+    cases index only (the masks' layout is dataset-specific; scoring's prediction cache is keyed by
+    image hash, and its cases index records each prediction's path).
     """
     dataset, relpath = split_case_id(case_id)
     entry = (cases_index or {}).get(case_id, {})
@@ -1050,14 +1050,13 @@ def case_paths(
         missing.append("ground truth: no cases-index entry for this case (pass --cases-index)")
     indexed = entry.get("prediction", {}) or {}
     predictions: dict[str, Path] = {}
-    for submission, directory in sorted(submission_dirs.items()):
-        candidates = [Path(indexed[submission])] if submission in indexed else []
-        candidates.append(Path(directory) / "predictions" / dataset / relpath)
-        found = next((candidate for candidate in candidates if candidate.is_file()), None)
-        if found is not None:
-            predictions[submission] = found
+    for submission in sorted(submissions):
+        if submission not in indexed:
+            missing.append(f"prediction of {submission}: no cases-index entry for this case")
+        elif Path(indexed[submission]).is_file():
+            predictions[submission] = Path(indexed[submission])
         else:
-            missing.append(f"prediction of {submission}: not on disk at {' or '.join(str(c) for c in candidates)}")
+            missing.append(f"prediction of {submission}: not on disk at {indexed[submission]}")
     return CasePaths(image, label, predictions, missing)
 
 

@@ -196,5 +196,5 @@ def test_case_view_draws_slices_from_the_cases_index(app, tmp_path):
     assert app.selectbox(key="case_prediction").options == ["agg"]
     notes = [rendered(info.value) for info in app.info]
     assert len(notes) == 1
-    assert "prediction of spec-alpha: not on disk at" in notes[0] and "image:" not in notes[0]
+    assert "prediction of spec-alpha: no cases-index entry for this case" in notes[0] and "image:" not in notes[0]
     assert len(app.get("image")) == 1  # the axial + sagittal figure

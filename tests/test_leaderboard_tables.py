@@ -332,17 +332,15 @@ def test_case_metrics_lists_every_submission(cases):
     assert table.loc[0, "failure"] == "prediction crashed"
 
 
-def test_case_paths_from_data_root_cases_index_and_prediction_cache(tmp_path):
+def test_case_paths_from_data_root_and_cases_index(tmp_path):
     case_id = "synth-ms:sub-01/anat/sub-01_T2w.nii.gz"
     image = tmp_path / "bids" / "synth-ms" / "sub-01" / "anat" / "sub-01_T2w.nii.gz"
     label = tmp_path / "bids" / "synth-ms" / "derivatives" / "labels" / "sub-01_T2w_seg.nii.gz"
     indexed_prediction = tmp_path / "subs" / "model-a" / "predictions" / "ab12" / "f00d.nii.gz"
-    cached_prediction = tmp_path / "subs" / "model-c" / "predictions" / "synth-ms" / "sub-01" / "anat" / "sub-01_T2w.nii.gz"
-    for path in (image, label, indexed_prediction, cached_prediction):
+    for path in (image, label, indexed_prediction):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"x")
-    dirs = {name: tmp_path / "subs" / name for name in ("model-a", "model-b", "model-c")}
-    nothing = tables.case_paths(case_id, submission_dirs={})
+    nothing = tables.case_paths(case_id, submissions=[])
     assert (nothing.image, nothing.label, nothing.predictions) == (None, None, {})
     assert nothing.missing == [
         "image: no --data-root given and no cases-index entry for this case",
@@ -362,15 +360,16 @@ def test_case_paths_from_data_root_cases_index_and_prediction_cache(tmp_path):
     )
     assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'broken.json'}: cannot read cases index")
     assert index[case_id] == {"image": image, "label": label, "prediction": {"model-a": indexed_prediction}}
-    found = tables.case_paths(case_id, submission_dirs=dirs, cases_index=index)
+    found = tables.case_paths(case_id, submissions=["model-b", "model-a"], cases_index=index)
     assert (found.image, found.label) == (image, label)
-    assert found.predictions == {"model-a": indexed_prediction, "model-c": cached_prediction}
-    assert found.missing == [
-        f"prediction of model-b: not on disk at {dirs['model-b'] / 'predictions' / 'synth-ms' / 'sub-01' / 'anat' / 'sub-01_T2w.nii.gz'}"
-    ]
-    from_root = tables.case_paths(case_id, submission_dirs={}, data_root=tmp_path / "bids")
+    assert found.predictions == {"model-a": indexed_prediction}
+    assert found.missing == ["prediction of model-b: no cases-index entry for this case"]
+    indexed_prediction.unlink()
+    deleted = tables.case_paths(case_id, submissions=["model-a"], cases_index=index)
+    assert deleted.predictions == {} and deleted.missing == [f"prediction of model-a: not on disk at {indexed_prediction}"]
+    from_root = tables.case_paths(case_id, submissions=[], data_root=tmp_path / "bids")
     assert from_root.image == image and from_root.label is None
-    gone = tables.case_paths(case_id, submission_dirs={}, data_root=tmp_path / "elsewhere")
+    gone = tables.case_paths(case_id, submissions=[], data_root=tmp_path / "elsewhere")
     assert gone.missing[0] == f"image: not on disk at {tmp_path / 'elsewhere' / 'synth-ms' / 'sub-01' / 'anat' / 'sub-01_T2w.nii.gz'}"
     with pytest.raises(ValueError, match="not '<dataset>:<relative path>'"):
         tables.split_case_id("no-colon")
