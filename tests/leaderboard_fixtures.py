@@ -1,4 +1,5 @@
-"""Synthetic leaderboard inputs shared by the leaderboard tests, benchmarks and docs screenshots.
+"""Synthetic leaderboard inputs shared by the leaderboard tests, benchmarks and docs screenshots (built with
+tests/factories.py).
 
 * :func:`hand_results` / :func:`write_hand_results` - the hand-computed fixture of the unit tests
   (3 submissions x 3 datasets x 4 cases).
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.evaluation.results import CaseResult, ResultsFile
+from factories import make_case, make_results, write_results_files
 
 # ------------------------------------------------------------------------------------------------
 # realistic results files: 4 dataset-specific models + 1 aggregated, 6 synthetic datasets
@@ -63,21 +65,14 @@ def _demo_case_rows(name: str, trained_on: set[str], rng: np.random.Generator, c
                 dice, failure = 0.0, "prediction failed: out of memory"
             worst = failure is not None
             rows.append(
-                CaseResult(
-                    case_id=case_id,
-                    dataset=dataset,
-                    subject=subject,
-                    contrast=contrast,
-                    image_sha256=f"{abs(hash(case_id)) % (1 << 64):064x}"[-64:],
-                    site=site,
-                    vendor=vendor,
-                    pathology=pathology,
-                    suite_role=role,
+                make_case(
+                    dataset, subject, round(dice, 4), contrast=contrast, case_id=case_id,
+                    image_sha256=f"{abs(hash(case_id)) % (1 << 64):064x}"[-64:], site=site, vendor=vendor,
+                    pathology=pathology, suite_role=role,
                     gt_provenance="automated" if c < round(automated_share * n_cases) else "manual",
                     dataset_in_training=in_training,
                     # the aggregated model's training data holds 2 subjects of the MP2RAGE test set
                     subject_in_training=aggregated and dataset == "synth-mp2rage" and c < 2,
-                    dice=round(dice, 4),
                     nsd=round(float(np.clip(dice + 0.03 + rng.normal(0, 0.015), 0, 1)), 4) if not worst else 0.0,
                     hd95=round(float(abs((1 - dice) * 9 + rng.normal(0, 0.25))), 3) if not worst else 96.5,
                     rve=round(float(abs(rng.normal(0, 0.04 + (1 - dice) * 0.3))), 4) if not worst else 1.0,
@@ -110,21 +105,13 @@ def write_demo_results(root: Path, *, seed: int = 7, corrupt: bool = False, inco
         rows = _demo_case_rows(name, trained_on, np.random.default_rng(seed + 100 + i), case_noise)
         if incomplete and name == "nnunet-specific-ms":
             rows = [row for row in rows if not (row.dataset == "synth-epi" and row.subject.endswith("05"))]
-        result = ResultsFile(
-            submission=name,
-            suite=DEMO_SUITE,
-            benchmark_version=DEMO_VERSION,
-            cordbench_version="0.1.0",
-            model_sha256="ab" * 32,
-            model_type="aggregated" if len(trained_on) > 1 else "specific",
+        result = make_results(
+            name, rows, suite=DEMO_SUITE, version=DEMO_VERSION, declared=sorted(trained_on), model_sha256="ab" * 32,
             licence="CC-BY-4.0" if len(trained_on) > 1 else "MIT",
             parameters=31_195_000 if len(trained_on) > 1 else 30_950_000,
-            declared_training_datasets=sorted(trained_on),
-            created_utc="2026-01-15T12:00:00Z",
-            environment={"torch": "2.14.1"},
-            cases=rows,
+            created_utc="2026-01-15T12:00:00Z", environment={"torch": "2.14.1"},
         )
-        write_results(results_path(root / name, DEMO_SUITE, DEMO_VERSION), result)
+        write_results_files(root, [result])
     if corrupt:
         bad = root / "broken-model" / "results" / f"{DEMO_SUITE}_{DEMO_VERSION}.json"
         bad.parent.mkdir(parents=True, exist_ok=True)
@@ -169,29 +156,25 @@ def hand_results() -> list[ResultsFile]:
                     continue
                 failed = (submission, key) in HAND_FAILED
                 rows.append(
-                    CaseResult(
-                        case_id=hand_case_id(dataset, key), dataset=dataset, subject=f"sub-{key}", contrast=contrast,
-                        image_sha256="0" * 64, site=site, vendor="Siemens", pathology="HC", suite_role=role,
-                        gt_provenance=provenance, dataset_in_training=dataset in declared,
-                        subject_in_training=(submission, key) in HAND_LEAKED,
-                        dice=dice, nsd=dice, hd95=round(10 * (1 - dice), 6), rve=round(1 - dice, 6), csa_error=round(20 * (1 - dice), 6),
+                    make_case(
+                        dataset, f"sub-{key}", dice, contrast=contrast, case_id=hand_case_id(dataset, key),
+                        image_sha256="0" * 64, site=site, suite_role=role, gt_provenance=provenance,
+                        dataset_in_training=dataset in declared, subject_in_training=(submission, key) in HAND_LEAKED,
+                        nsd=dice, rve=round(1 - dice, 6), runtime_s=None, peak_memory_mb=None,
                         failure="prediction crashed" if failed else None,
                     )
                 )
         results.append(
-            ResultsFile(
-                submission=submission, suite="hand", benchmark_version=HAND_VERSION, cordbench_version="0.1.0",
-                model_sha256="0" * 64, model_type="aggregated" if len(declared) > 1 else "specific",
-                licence="MIT", parameters=1_500_000, declared_training_datasets=declared,
-                created_utc="2026-01-01T00:00:00Z", cases=rows,
+            make_results(
+                submission, rows, suite="hand", version=HAND_VERSION, declared=declared, model_sha256="0" * 64,
+                parameters=1_500_000, created_utc="2026-01-01T00:00:00Z", environment={},
             )
         )
     return results
 
 
 def write_hand_results(root: Path, *, corrupt: bool = False) -> Path:
-    for result in hand_results():
-        write_results(results_path(Path(root) / result.submission, result.suite, result.benchmark_version), result)
+    write_results_files(root, hand_results())
     if corrupt:
         bad = Path(root) / "corrupt" / "results" / f"hand_{HAND_VERSION}.json"
         bad.parent.mkdir(parents=True, exist_ok=True)

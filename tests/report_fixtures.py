@@ -17,10 +17,10 @@ Contrasts: synth-multicontrast odd k -> T1w, even k -> T2w; other in-domain T2w;
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
+from benchmark.evaluation.results import CaseResult, ResultsFile
+from factories import case_id_for, make_case, make_results, write_results_files
 
 SUITE = "synthetic"
 VERSION = "f00dfeed1234"
@@ -64,29 +64,23 @@ def contrast_of(dataset: str, k: int) -> str:
 
 
 def case_id(dataset: str, k: int) -> str:
-    return f"{dataset}:sub-{k:02d}/anat/sub-{k:02d}_{contrast_of(dataset, k)}.nii.gz"
+    return case_id_for(dataset, f"sub-{k:02d}", contrast_of(dataset, k))
 
 
 def _case(model: str, declared: list[str], dataset: str, k: int, dice: float) -> CaseResult:
-    return CaseResult(
-        case_id=case_id(dataset, k), dataset=dataset, subject=f"sub-{k:02d}", contrast=contrast_of(dataset, k),
-        image_sha256=hashlib.sha256(case_id(dataset, k).encode()).hexdigest(),
-        site=f"site-{k % 3}", vendor=("Siemens", "GE", "Philips")[k % 3], pathology="HC",
-        suite_role="ood" if dataset in OOD else "in-domain", gt_provenance="manual",
+    return make_case(
+        dataset, f"sub-{k:02d}", dice, contrast=contrast_of(dataset, k), site=f"site-{k % 3}",
+        vendor=("Siemens", "GE", "Philips")[k % 3], suite_role="ood" if dataset in OOD else "in-domain",
         dataset_in_training=dataset in declared,
         subject_in_training=(model == "spec-ms" and dataset == "synth-ms" and k == 1),
-        dice=dice, nsd=min(1.0, dice + 0.05), hd95=round(10 * (1 - dice), 6), rve=round(abs(1 - dice) / 2, 6),
-        csa_error=round(20 * (1 - dice), 6), runtime_s=1.5, peak_memory_mb=900.0,
     )
 
 
 def _results(model: str, declared: list[str], dice) -> ResultsFile:
-    return ResultsFile(
-        submission=model, suite=SUITE, benchmark_version=VERSION, cordbench_version="0.1.0",
-        model_sha256=hashlib.sha256(model.encode()).hexdigest(), model_type="nnunet" if declared else "command",
-        licence="MIT", parameters=30_000_000 if declared else 0, declared_training_datasets=declared,
-        created_utc="2025-01-01T00:00:00+00:00", environment={"python": "3.11"},
-        cases=[_case(model, declared, dataset, k, dice(dataset, k)) for dataset in IN_DOMAIN + OOD for k in K],
+    return make_results(
+        model, [_case(model, declared, dataset, k, dice(dataset, k)) for dataset in IN_DOMAIN + OOD for k in K],
+        suite=SUITE, version=VERSION, declared=declared, model_type="nnunet" if declared else "command",
+        parameters=30_000_000 if declared else 0, created_utc="2025-01-01T00:00:00+00:00",
     )
 
 
@@ -101,4 +95,4 @@ def seed_results() -> list[ResultsFile]:
 
 def write_seed_results(root: Path) -> list[Path]:
     """Write the results files as ``<root>/<model>/results/<suite>_<version>.json``."""
-    return [write_results(results_path(root / result.submission, SUITE, VERSION), result) for result in seed_results()]
+    return write_results_files(root, seed_results())

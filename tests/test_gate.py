@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import itertools
 import json
@@ -27,6 +26,7 @@ from benchmark.analysis.gate import (
 )
 from benchmark.evaluation.results import CaseResult, ResultsFile, write_results
 from benchmark.analysis.stats import holm_adjust, paired_wilcoxon
+from factories import make_case, make_results
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = "3f2a9c1d0b7e"
@@ -38,30 +38,7 @@ VERSION = "3f2a9c1d0b7e"
 def _case(
     dataset: str, index: int, dice: float, *, hd95: float | None = None, failure: str | None = None
 ) -> CaseResult:
-    subject = f"sub-{index:03d}"
-    case_id = f"{dataset}:{subject}/anat/{subject}_T2w.nii.gz"
-    return CaseResult(
-        case_id=case_id,
-        dataset=dataset,
-        subject=subject,
-        contrast="T2w",
-        image_sha256=hashlib.sha256(case_id.encode()).hexdigest(),
-        site="site-1",
-        vendor="Siemens",
-        pathology="HC",
-        suite_role="in-domain",
-        gt_provenance="manual",
-        dataset_in_training=True,
-        subject_in_training=False,
-        dice=float(dice),
-        nsd=float(min(1.0, dice + 0.03)),
-        hd95=float(hd95 if hd95 is not None else 1.0 + 10 * (1 - dice)),
-        rve=float(abs(1 - dice) / 2),
-        csa_error=float(8 * (1 - dice)),
-        runtime_s=1.5,
-        peak_memory_mb=900.0,
-        failure=failure,
-    )
+    return make_case(dataset, f"sub-{index:03d}", float(dice), hd95=hd95, failure=failure)
 
 
 def _results(
@@ -72,20 +49,9 @@ def _results(
     version: str = VERSION,
     model_sha256: str | None = None,
 ) -> ResultsFile:
-    return ResultsFile(
-        submission=submission,
-        suite=suite,
-        benchmark_version=version,
-        cordbench_version="0.1.0",
-        model_sha256=model_sha256 or hashlib.sha256(submission.encode()).hexdigest(),
-        model_type="nnunet-3d-fullres",
-        licence="MIT",
-        parameters=30_000_000,
-        declared_training_datasets=["synth-a"],
-        created_utc="2025-01-01T00:00:00Z",
-        environment={"python": "3.11"},
-        cases=cases,
-    )
+    header = {"model_sha256": model_sha256} if model_sha256 else {}
+    return make_results(submission, cases, suite=suite, version=version, declared=["synth-a"],
+                        model_type="nnunet-3d-fullres", **header)
 
 
 def _pair(
