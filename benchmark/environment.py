@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from benchmark import __version__
+
+
+def available_cores() -> int:
+    """CPU cores this process may use: its affinity mask where the OS has one (Linux), else all cores."""
+    if hasattr(os, "sched_getaffinity"):  # absent on macOS and Windows
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def package_versions(packages=("cordbench", "nnunetv2", "torch", "numpy", "nibabel")) -> dict[str, str]:

@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +57,7 @@ try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its defaul
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
+from benchmark.environment import available_cores
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile, find_results_files, load_cases_index, load_many
 from benchmark.data.submissions import PREDICTIONS_NOTE
@@ -77,7 +77,7 @@ AUTOMATED_PROVENANCE = "automated"
 #: normal approximation above; the vectorised ranking only covers the latter regime.
 _EXACT_WILCOXON_MAX_N = stats.EXACT_MAX_N
 #: threads computing datasets in parallel (one per core, at most 4)
-_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+_WORKERS = min(4, available_cores())
 #: pairs per block in the vectorised Wilcoxon (bounds memory to ~ block * n_cases doubles).
 _PAIR_BLOCK_VALUES = 1 << 21
 

@@ -1,11 +1,12 @@
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.training.convert import CaseSource, ConvertError, convert_case, convert_suite, dataset_names
+from benchmark.training.convert import CaseSource, ConvertError, _run_cases, convert_case, convert_suite, dataset_names
 from benchmark.io import sha256_file
 from benchmark.data.splits import load_split
 
@@ -124,6 +125,17 @@ def _convert(tmp_path, source):
     outcome = convert_case(source, targets, None)
     assert _tree_checksums(tmp_path / "src") == before
     return outcome, targets[0]
+
+
+def test_default_workers_without_sched_getaffinity(tmp_path, monkeypatch):
+    """macOS has no os.sched_getaffinity: the default number of workers comes from os.cpu_count()."""
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)  # one core: cases are converted in this process
+    image = np.random.default_rng(0).random((8, 6, 4)).astype(np.float32)
+    source = _pair(tmp_path, image, (image > 0.5).astype(np.uint8))
+    [outcome] = _run_cases([source], {"synth-ms": [tmp_path / "out"]}, {}, None, False)
+    assert outcome.status == "converted"
+    assert (tmp_path / "out" / "labelsTr" / "synth-ms_sub-01_T2w.nii.gz").is_file()
 
 
 def test_soft_label_is_binarized_into_a_new_file(tmp_path):

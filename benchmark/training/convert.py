@@ -19,7 +19,6 @@ Policies (documented in docs/convert.md):
 from __future__ import annotations
 
 import json
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ import numpy as np
 
 from benchmark import __version__
 from benchmark.data.bids_index import Case, index_dataset
+from benchmark.environment import available_cores
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.data.registry import Suite, load_dataset, load_suite
@@ -307,7 +307,7 @@ def _refuse_id_clash(out: Path, names: dict[str, str]) -> None:
 def _run_cases(sources, folders_of, previous, workers, progress) -> list[CaseOutcome]:
     from rich.progress import Progress
 
-    workers = workers or max(1, min(len(os.sched_getaffinity(0)), 8))
+    workers = workers or min(available_cores(), 8)
     jobs = [(source, _targets(source, folders_of[source.dataset]), previous.get(source.case_id))
             for source in sources]
     outcomes: list[CaseOutcome] = []

@@ -27,6 +27,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from benchmark.environment import available_cores
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, sha256_bytes, sha256_file
 
@@ -63,14 +64,6 @@ class PlanResult:
     preprocessed_folder: Path
     inputs_sha256: str
     skipped: bool
-
-
-def default_num_processes() -> int:
-    """CPU cores this process may use (respects affinity masks, unlike ``os.cpu_count``)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - non-Linux
-        return max(1, os.cpu_count() or 1)
 
 
 @contextmanager
@@ -230,7 +223,7 @@ def plan_and_preprocess(
     preprocessed_root = Path(preprocessed_root).resolve()
     dataset_pre = preprocessed_root / dataset_name
     plans_path = dataset_pre / f"{PLANS_IDENTIFIER}.json"
-    n_proc = num_processes or default_num_processes()
+    n_proc = num_processes or available_cores()
     inputs_sha256 = raw_inputs_sha256(raw_dataset_folder)
 
     wanted = configuration
