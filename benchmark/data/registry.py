@@ -186,12 +186,6 @@ class Suite(_Strict):
     datasets: list[SuiteDataset] = Field(min_length=1)
     quick_recipe: QuickRecipe = QuickRecipe()
 
-    def role_of(self, dataset_id: str) -> Role:
-        for entry in self.datasets:
-            if entry.id == dataset_id:
-                return entry.role
-        raise KeyError(f"dataset {dataset_id!r} is not in suite {self.id!r}")
-
     def ids(self, role: Role | None = None) -> list[str]:
         return [entry.id for entry in self.datasets if role is None or entry.role == role]
 

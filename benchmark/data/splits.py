@@ -31,7 +31,7 @@ from benchmark import __version__
 from benchmark.data.bids_index import Case, DatasetIndex, index_dataset, participant_field
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text, sha256_file
-from benchmark.data.registry import ScoredRegion, Suite, SuiteDataset, load_dataset, load_suite
+from benchmark.data.registry import ScoredRegion, Suite, SuiteDataset, load_dataset
 
 SPLITS_DIR = Path(__file__).resolve().parents[1] / "splits"
 SPLIT_FORMAT = 1
@@ -373,6 +373,3 @@ def _mask_on_image_grid(root: Path, case: Case) -> bool:
     return (tuple(image.shape[:3]) == tuple(label.shape[:3])
             and bool(np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE_MM)))
 
-
-def load_suite_and_split(suite_id: str) -> tuple[Suite, SplitFile]:
-    return load_suite(suite_id), load_split(suite_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
 
@@ -358,10 +358,6 @@ def _remove_stale(folder: Path, keep: set[str]) -> None:
             case_id = path.name.removesuffix(".nii.gz").removesuffix("_0000")
             if case_id not in keep:
                 path.unlink()
-
-
-def report_rows(report: ConvertReport) -> list[dict]:
-    return [asdict(outcome) | {"provenance": None} for outcome in report.outcomes]
 
 
 __all__ = ["convert_suite", "ConvertReport", "ConvertError", "dataset_names", "nnunet_case_id",

@@ -14,7 +14,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,13 +35,10 @@ from benchmark.training.nnunet.trainer import (
     CHECKPOINT_LATEST,
     DEFAULT_CPU_THREADS,
     TRAINERS,
-    CordbenchTrainer,
     UnsafeCheckpointError,
     load_checkpoint_dict,
     weights_sha256,
 )
-
-TRAINER_NAME = CordbenchTrainer.__name__
 
 # quick profile: 40 epochs x 12 iterations = 480 training iterations of batch 8 patches (see docs/nnunet.md:
 # ~155 s on gmchallenge T2*w and ~70 s on the synthetic aggregated dataset with 1 CPU thread).
@@ -76,11 +73,6 @@ class TrainedModel:
     num_threads: int
     seed: int
     inputs_sha256: str
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (paths as strings)."""
-        data = asdict(self)
-        return {key: (str(value) if isinstance(value, Path) else value) for key, value in data.items()}
 
 
 def resolve_device(device: str | None) -> torch.device:
