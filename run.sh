@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything cordbench needs (idempotent), then run one job:
 #   ./run.sh demo   the seed experiment on the embedded synthetic suite (cordbench demo)
-#   ./run.sh test   the test suite
+#   ./run.sh test   the test suite, with its 15 slowest tests listed (./run.sh test -m "not slow": the inner loop)
 #   ./run.sh setup  only the set-up
 # Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch pinned in
 # pyproject.toml), Chromium for the browser test, git-annex for `cordbench fetch` and bubblewrap (the sandbox
@@ -51,7 +51,7 @@ case "$job" in
     test)
         system_packages
         python_env
-        exec .venv/bin/python -m pytest "$@"
+        exec .venv/bin/python -m pytest --durations=15 "$@"
         ;;
     *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;
 esac

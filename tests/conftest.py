@@ -21,6 +21,13 @@ def shared_bids() -> Path:
     return BIDS
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that needs the synthetic suite is slow: generating it takes ~30 s (once a session)."""
+    for item in items:
+        if "synthetic_suite" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def synthetic_suite(tmp_path_factory) -> Path:
     """The whole synthetic suite for seed 0, generated once for the test session. Tests only read it."""

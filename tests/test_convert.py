@@ -86,6 +86,7 @@ def test_rerun_skips_unchanged_cases(converted):
     assert {outcome.status for outcome in again.outcomes} == {"unchanged"}
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_nnunet_verify_dataset_integrity_passes(converted):
     from nnunetv2.experiment_planning.verify_dataset_integrity import verify_dataset_integrity

@@ -33,6 +33,7 @@ def _outputs_text(notebook) -> str:
     return "\n".join(parts)
 
 
+@pytest.mark.slow
 def test_notebook_reproduces_the_comparison_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     results_dir = tmp_path / "results"
     write_seed_results(results_dir)

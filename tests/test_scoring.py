@@ -37,6 +37,7 @@ def score(root, name, shared_bids, sandbox=True):
                             sandbox=sandbox)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_blank_model_scores_worst_and_nothing_is_dropped(tmp_path, shared_bids):
     write_submission(tmp_path, "blank", "blank")
@@ -122,6 +123,7 @@ def test_interrupted_run_resumes_with_identical_results(tmp_path, shared_bids, m
     assert strip(resumed) == strip(clean)
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_threshold_baseline_command_submission_through_the_same_path(tmp_path, shared_bids):
     shutil.copytree(REPO / "submissions/threshold-baseline", tmp_path / "threshold-baseline",
@@ -135,6 +137,7 @@ def test_threshold_baseline_command_submission_through_the_same_path(tmp_path, s
     assert len(index) == 7 and all(Path(entry["prediction"]).exists() for entry in index.values())
 
 
+@pytest.mark.slow
 @pytest.mark.real_data
 def test_gmchallenge_is_scored_within_the_slices_its_masks_span(tmp_path, shared_bids, monkeypatch):
     import nibabel as nib
