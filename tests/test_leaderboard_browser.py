@@ -22,7 +22,7 @@ import pytest
 from leaderboard import tables
 from leaderboard_fixtures import DEMO_DATASETS, write_demo_results
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
