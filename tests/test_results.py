@@ -1,4 +1,4 @@
-"""benchmark.results: writing, loading, and upgrading files written with an older schema."""
+"""benchmark.evaluation.results: writing, loading, and upgrading files written with an older schema."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.metrics import METRIC_NAMES
-from benchmark.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, write_results
+from benchmark.evaluation.metrics import METRIC_NAMES
+from benchmark.evaluation.results import SCHEMA_VERSION, ResultsError, ResultsFile, load_results, write_results
 from factories import make_case, make_results
 
 

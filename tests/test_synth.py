@@ -15,7 +15,7 @@ from scipy import ndimage
 from benchmark.data import synth
 from benchmark.data.synth.plan import dataset_key, seeded_rng
 from benchmark.io import sha256_file
-from benchmark.splits import load_split, verify_split
+from benchmark.data.splits import load_split, verify_split
 
 
 @pytest.fixture

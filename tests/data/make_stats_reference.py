@@ -2,7 +2,7 @@
 
 scipy takes ~70 s on 2 cores for these cases (exact null distributions up to n = 50, an exhaustive
 permutation test for small samples with ties), so the values are computed once, here, and stored with the scipy version that made them; the test rebuilds the
-same inputs with :func:`wilcoxon_cases` and compares ``benchmark.stats.paired_wilcoxon`` with the stored
+same inputs with :func:`wilcoxon_cases` and compares ``benchmark.analysis.stats.paired_wilcoxon`` with the stored
 values. Re-run after changing the cases: ``python tests/data/make_stats_reference.py``.
 """
 
