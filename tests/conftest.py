@@ -21,10 +21,16 @@ def shared_bids() -> Path:
     return BIDS
 
 
+#: fixtures that take well over 10 s on 2 cores: a test that needs one is slow (deselected by -m "not slow")
+SLOW_FIXTURES = {
+    "synthetic_suite": "generates the whole synthetic suite (~30 s, once a session)",
+    "tiny_model": "trains a tiny nnU-Net (tests/test_nnunet_engine.py, once a module)",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that needs the synthetic suite is slow: generating it takes ~30 s (once a session)."""
     for item in items:
-        if "synthetic_suite" in getattr(item, "fixturenames", ()):
+        if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

@@ -198,6 +198,7 @@ def tiny_model(tiny_raw, tiny_work) -> TrainedModel:
     return train_model(tiny_raw, tiny_work, seed=3, **TINY_RUN)
 
 
+@pytest.mark.slow
 def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tmp_path):
     # verify_dataset_integrity runs inside and raises on any problem
     first = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
@@ -225,6 +226,7 @@ def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_ra
     assert not third.skipped and third.inputs_sha256 != first.inputs_sha256
 
 
+@pytest.mark.slow
 def test_full_profile_trains_and_predicts_3d_fullres(tiny_raw, tmp_path):
     """nnU-Net's defaults (3d_fullres here), one short epoch: exercises 3D tiles in the batched predictor.
 
@@ -249,6 +251,7 @@ def test_full_profile_trains_and_predicts_3d_fullres(tiny_raw, tmp_path):
     assert np.abs(nnunet_prob - ours).max() < 5e-3
 
 
+@pytest.mark.slow
 def test_verify_dataset_integrity_rejects_unexpected_label(tiny_raw, tmp_path):
     broken = tmp_path / "raw" / tiny_raw.name
     shutil.copytree(tiny_raw, broken)
