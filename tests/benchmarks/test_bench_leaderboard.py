@@ -153,13 +153,13 @@ def naive_main_table(cases: pd.DataFrame, metric: str = "dice", filters: Filters
         ranked = stats.rank_with_ties({str(c): wide[c].to_numpy() for c in wide.columns}, higher_is_better=HIGHER_IS_BETTER[metric])
         for submission, rank in ranked.items():
             ranks[(submission, dataset)] = rank
-    summary = {}
+    macro_means = {}
     for submission, group in cells.groupby("submission"):
         for label, subset in (("in", group[group["trained"]]), ("ood", group[~group["trained"]])):
             if len(subset) and subset["complete"].all():
                 macro = np.mean([resamples[(submission, d)] for d in subset["dataset"]], axis=0)
-                summary[(submission, label)] = (subset["mean"].mean(), *np.quantile(macro, [0.025, 0.975]))
-    return means, ranks, summary
+                macro_means[(submission, label)] = (subset["mean"].mean(), *np.quantile(macro, [0.025, 0.975]))
+    return means, ranks, macro_means
 
 
 def _check_same_numbers(data: tables.MainTableData, naive) -> None:
