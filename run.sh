@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything cordbench needs (idempotent), then run one job:
-#   ./run.sh demo   the seed experiment on the embedded synthetic suite (cordbench demo)
+#   ./run.sh demo   the seed experiment on the embedded synthetic suite (cordbench demo), in the workspace
+#                   work/workspace (or $CORDBENCH_WORKSPACE)
 #   ./run.sh test   the test suite, with its 15 slowest tests listed (./run.sh test -m "not slow": the inner loop)
 #   ./run.sh setup  only the set-up
 # Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch pinned in
@@ -45,9 +46,15 @@ python_env() {
     fi
 }
 
+# The demo writes only into a workspace under work/ (ignored by git): the package and the tracked files never change.
+use_workspace() {
+    export CORDBENCH_WORKSPACE="${CORDBENCH_WORKSPACE:-$PWD/work/workspace}"
+    .venv/bin/cordbench init "$CORDBENCH_WORKSPACE" >/dev/null
+}
+
 case "$job" in
     setup) system_packages; python_env ;;
-    demo) python_env; exec .venv/bin/cordbench demo "$@" ;;
+    demo) python_env; use_workspace; exec .venv/bin/cordbench demo "$@" ;;
     test)
         system_packages
         python_env

@@ -110,33 +110,125 @@ def main_callback(
                                  help="Print the version and exit."),
     debug: bool = typer.Option(False, "--debug", envvar="CORDBENCH_DEBUG",
                                help="Show the full traceback of an error instead of its one-line message."),
+    workspace_dir: Optional[Path] = typer.Option(
+        None, "--workspace", "-w",
+        help="Workspace folder (made by `cordbench init`). Default: $CORDBENCH_WORKSPACE, else the current "
+             "directory when it holds cordbench.yaml. Everything cordbench writes goes there."),
 ) -> None:
     """cordbench: benchmark spinal cord segmentation models, in-domain and out-of-domain."""
     STATE.debug = debug
+    from benchmark import workspace
+
+    try:
+        workspace.use(workspace_dir)
+    except workspace.WorkspaceError as error:
+        fail(str(error))
+
+
+@app.command("init")
+def init_command(
+    folder: Path = typer.Argument(Path("."), help="Folder to make a workspace of (created when missing)."),
+) -> None:
+    """Create a workspace: cordbench.yaml (commented), datasets/, suites/, splits/, submissions/, work/, README.md.
+
+    Existing files are kept, so running it again is harmless.
+    """
+    from benchmark.workspace import init_workspace
+
+    created = init_workspace(folder)
+    console.print(f"workspace ready: {created.root}")
+    console.print("next: `cordbench datasets add ID --root BIDS_FOLDER` (see README.md there)")
+
+
+@app.command("schema")
+def schema_command(
+    kind: str = typer.Argument(..., help="dataset | suite | submission | workspace"),
+) -> None:
+    """Print the JSON Schema of a dataset, suite or submission file (or cordbench.yaml), for editors."""
+    from benchmark.data.schemas import json_schema
+
+    typer.echo(json.dumps(json_schema(kind), indent=2))
 
 
 # ---------------------------------------------------------------- datasets
 @datasets_app.command("list")
 def datasets_list() -> None:
-    """List every registered dataset with its access level, contrasts and source."""
-    from benchmark.data.registry import RegistryError, list_datasets, list_suites
+    """List every dataset (built-in and the workspace's) with where it comes from, access, contrasts and source.
 
-    datasets = list_datasets()
-    suites = list_suites()
+    An invalid workspace file is listed with its reason and does not hide the others (exit 1).
+    """
+    from benchmark.data.registry import registry_entries
+
+    entries = registry_entries("datasets")
+    suites = registry_entries("suites")
     membership: dict[str, list[str]] = {}
-    for suite in suites:
-        for entry in suite.datasets:
-            membership.setdefault(entry.id, []).append(f"{suite.id}:{entry.role}")
+    for entry in suites:
+        for member in entry.item.datasets if entry.item else []:
+            membership.setdefault(member.id, []).append(f"{entry.id}:{member.role}")
     table = Table(title="Registered datasets")
-    for column in ("id", "access", "contrasts", "source", "licence", "suites"):
+    for column in ("id", "from", "access", "contrasts", "source", "licence", "suites"):
         table.add_column(column)
-    for dataset in datasets:
+    for entry in entries:
+        if entry.item is None:
+            continue
+        dataset = entry.item
         source = dataset.source
         pinned = source.openneuro_id and f"{source.openneuro_id}@{source.openneuro_version}" or (
             f"{source.url}@{source.revision}" if source.url else source.kind)
-        table.add_row(dataset.id, dataset.access.level, ", ".join(dataset.contrasts), pinned,
+        table.add_row(dataset.id, entry.origin, dataset.access.level, ", ".join(dataset.contrasts), pinned,
                       dataset.licence, ", ".join(membership.get(dataset.id, [])))
     console.print(table)
+    suite_table = Table(title="Suites")
+    for column in ("id", "from", "in-domain", "out-of-domain"):
+        suite_table.add_column(column)
+    for entry in suites:
+        if entry.item is not None:
+            suite_table.add_row(entry.id, entry.origin, ", ".join(entry.item.ids("in-domain")),
+                                ", ".join(entry.item.ids("ood")))
+    console.print(suite_table)
+    invalid = [entry for entry in entries + suites if entry.error]
+    for entry in invalid:
+        err_console.print(f"[red]invalid {entry.kind[:-1]}[/] {entry.id} ({entry.origin}): {entry.error}", markup=True,
+                          highlight=False)
+    if invalid:
+        raise typer.Exit(1)
+
+
+@datasets_app.command("add")
+def datasets_add(
+    dataset_id: str = typer.Argument(..., help="Id of the new dataset (lower case, digits, dashes)."),
+    root: Path = typer.Option(..., "--root", help="The dataset's BIDS folder (only read)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the draft without writing it."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Also draft a suite of this id with the dataset "
+                                                              "in-domain (test fraction 0.2)."),
+) -> None:
+    """Draft a dataset file into the workspace by inspecting a BIDS folder; print what was guessed, validate it
+    and index the folder with it."""
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.drafting import dataset_yaml, draft_dataset
+    from benchmark.data.registry import workspace_file
+    from benchmark.io import atomic_write_text
+
+    target = None if dry_run else workspace_file("datasets", dataset_id)
+    suite_target = None if dry_run or suite is None else workspace_file("suites", suite)
+    dataset, guesses = draft_dataset(dataset_id, root)
+    index = index_dataset(root, dataset)
+    for line in guesses.lines():
+        console.print(line, markup=False, highlight=False)
+    text = dataset_yaml(dataset, root)
+    console.print(f"valid; indexed with it: {len(index.subjects())} subjects, {len(index.pairs)} image/mask pairs, "
+                  f"{len(index.images_without_label)} images without mask, {len(index.not_downloaded())} files not "
+                  "downloaded")
+    if target is None:
+        typer.echo(text)
+        return
+    atomic_write_text(target, text)
+    console.print(f"wrote {target} (check licence, citation and access; docs/registry.md)")
+    if suite_target is not None:
+        from benchmark.data.drafting import suite_yaml
+
+        atomic_write_text(suite_target, suite_yaml(suite, dataset_id))
+        console.print(f"wrote {suite_target}; next: `cordbench splits make --suite {suite}`")
 
 
 @datasets_app.command("show")
@@ -152,17 +244,38 @@ def datasets_show(dataset_id: str = typer.Argument(..., help="A dataset id from 
 @app.command("index")
 def index_command(
     path: Path = typer.Argument(..., help="The dataset's BIDS folder."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Registered dataset id (says which files are images and masks)."),
+    dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="Registered dataset id (says which files are images and masks)."),
+    image_glob: Optional[list[str]] = typer.Option(
+        None, "--image-glob", help="Instead of --dataset: try this image glob on an unregistered folder (repeatable), "
+                                   "e.g. 'sub-*/func/*_bold.nii.gz'."),
+    label: Optional[str] = typer.Option(
+        None, "--label", help="With --image-glob: the mask path template, e.g. "
+                              "'derivatives/labels/{dir}/{stem}_seg-manual.nii.gz' (docs/registry.md)."),
+    contrast: Optional[str] = typer.Option(None, help="With --image-glob: the contrast name (default: the suffix)."),
     sidecars: bool = typer.Option(False, help="Also read each image's sidecar JSON."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full index as JSON to this file."),
     show: int = typer.Option(10, help="How many rows of each list to print."),
 ) -> None:
-    """Find every image and its cord mask; report missing masks and content that is not downloaded."""
+    """Find every image and its cord mask; report missing masks and content that is not downloaded.
+
+    With --image-glob and --label instead of --dataset, try rules on a folder that is not registered; when nothing
+    matches, say which patterns were tried and what files are there instead (exit 1).
+    """
     from benchmark.data.bids_index import BidsIndexError, index_dataset
     from benchmark.io import atomic_write_json
     from benchmark.data.registry import RegistryError, load_dataset
 
-    index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
+    if (dataset is None) == (not image_glob):
+        fail("give either --dataset ID or --image-glob GLOB with --label TEMPLATE")
+    if image_glob and not label:
+        fail("--image-glob needs --label (the mask path template)")
+    if image_glob:
+        from benchmark.data.drafting import try_rules
+
+        trial = try_rules(path, image_glob, label, contrast)
+        index, dataset = trial.index, "unregistered folder"
+    else:
+        index = index_dataset(path, load_dataset(dataset), with_sidecars=sidecars)
     not_downloaded = index.not_downloaded()
     contrasts: dict[str, int] = {}
     for case in index.pairs:
@@ -201,6 +314,10 @@ def index_command(
             "labels_without_image": index.labels_without_image,
         })
         console.print(f"wrote {json_out}")
+    if image_glob and not index.pairs:
+        for line in trial.explain(show):
+            err_console.print(line, markup=False, highlight=False)
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- splits
@@ -210,17 +327,18 @@ def splits_make(
     data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
     dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH for a dataset stored elsewhere (repeatable)."),
     published_root: Path = typer.Option(DEFAULT_PUBLISHED_ROOT, help="Folder of published split lists (mp2rage/...)."),
-    out: Optional[Path] = typer.Option(None, help="Write here instead of benchmark/splits/<suite>.json."),
+    out: Optional[Path] = typer.Option(None, help="Write here instead of the workspace's splits/<suite>.json."),
 ) -> None:
     """Make a suite's split file, or freeze the not-yet-frozen datasets of an existing one.
 
     Frozen datasets are never changed: if the data now give a different split, this refuses.
     """
     from benchmark.data.registry import RegistryError, load_suite
-    from benchmark.data.splits import SplitError, load_split, make_split, split_path, write_split
+    from benchmark.data.splits import SplitError, load_split, make_split, split_path, workspace_split_path, write_split
 
-    target = out or split_path(suite)
-    existing = load_split(suite, target) if target.exists() else None
+    target = out or workspace_split_path(suite)
+    existing = load_split(suite, target) if target.exists() else (
+        load_split(suite) if split_path(suite).exists() else None)
     split = make_split(load_suite(suite), data_root=data_root, overrides=parse_overrides(dataset_dir),
                        published_root=published_root, existing=existing)
     write_split(split, target)
@@ -241,9 +359,10 @@ def _print_split(split) -> None:
 @splits_app.command("show")
 def splits_show(suite: str = typer.Option(..., "--suite", "-s")) -> None:
     """Print a suite's split: subjects per dataset and the benchmark version."""
-    from benchmark.data.splits import SplitError, load_split
+    from benchmark.data.splits import SplitError, load_split, split_path
 
     _print_split(load_split(suite))
+    console.print(f"from {split_path(suite)}")
 
 
 @splits_app.command("verify")
@@ -293,7 +412,7 @@ def print_verify_report(report) -> None:
 def convert_command(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite whose in-domain TRAIN splits become training sets."),
     data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
-    out: Optional[Path] = typer.Option(None, envvar="nnUNet_raw", help="nnU-Net raw folder (default: $nnUNet_raw)."),
+    out: Optional[Path] = typer.Option(None, envvar="nnUNet_raw", help="nnU-Net raw folder (default: $nnUNet_raw, else the workspace's work/nnUNet_raw)."),
     only: Optional[str] = typer.Option(None, help="aggregated | specific (default: both)."),
     with_test: bool = typer.Option(True, help="Also write imagesTs/labelsTs from the TEST splits."),
     base_id: Optional[int] = typer.Option(None, help="First nnU-Net dataset number (default: synthetic 500, real-mini 520, spinalcord-v1 540)."),
@@ -305,13 +424,12 @@ def convert_command(
     Sources are only read. Images and masks are reoriented to RAS+, masks binarized at 0.5 into new files.
     Cases that cannot be used are skipped and listed with the reason; re-running skips unchanged cases.
     """
-    from benchmark.training.convert import ConvertError, convert_suite
-    from benchmark.data.splits import SplitError
+    from benchmark import workspace
+    from benchmark.training.convert import convert_suite
 
-    if out is None:
-        fail("say where to write: --out DIR or set nnUNet_raw")
     if only not in (None, "aggregated", "specific"):
         fail("--only must be 'aggregated' or 'specific'")
+    out = out or workspace.require("`cordbench convert`").nnunet_raw
     report = convert_suite(suite, data_root=data_root, out=out, only=only, with_test=with_test, base_id=base_id,
                            overrides=parse_overrides(dataset_dir), workers=workers)
     print_convert_report(report)
@@ -341,17 +459,21 @@ app.add_typer(submissions_app, name="submissions")
 
 @submissions_app.command("list")
 def submissions_list() -> None:
-    """List every submission with its model type, declared training data and results files."""
-    from benchmark.data.submissions import list_submissions
+    """List every submission (built-in and the workspace's) with its model type, declared training data and
+    results files."""
+    from benchmark import workspace
+    from benchmark.data.submissions import list_submissions, origin
 
     valid, invalid = list_submissions()
+    active = workspace.active()
     table = Table(title="submissions")
-    for column in ("name", "model", "trained on", "results"):
+    for column in ("name", "from", "model", "trained on", "results"):
         table.add_column(column)
     for submission in valid:
-        results = sorted(path.name for path in (submission.folder / "results").glob("*.json"))
-        table.add_row(submission.name, submission.model.type, ", ".join(submission.training.datasets) or "-",
-                      ", ".join(results) or "-")
+        folders = [submission.folder / "results"] + ([active.results_dir(submission.name)] if active else [])
+        results = sorted({path.name for folder in folders for path in folder.glob("*.json")})
+        table.add_row(submission.name, origin(submission), submission.model.type,
+                      ", ".join(submission.training.datasets) or "-", ", ".join(results) or "-")
     console.print(table)
     for path, error in invalid.items():
         err_console.print(f"[red]invalid[/] {error}")
@@ -493,8 +615,8 @@ def _check_recipe_options(augmentation: str | None, postprocessing: str | None) 
 @app.command("train")
 def train_command(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite whose converted training sets to train on."),
-    raw: Optional[Path] = typer.Option(None, "--raw", envvar="nnUNet_raw", help="nnU-Net raw folder written by `convert` (default: $nnUNet_raw)."),
-    work_dir: Path = typer.Option(Path("work/nnunet"), help="Where nnU-Net's preprocessed data and results go."),
+    raw: Optional[Path] = typer.Option(None, "--raw", envvar="nnUNet_raw", help="nnU-Net raw folder written by `convert` (default: $nnUNet_raw, else the workspace's work/nnUNet_raw)."),
+    work_dir: Optional[Path] = typer.Option(None, help="Where nnU-Net's preprocessed data and results go (default: the workspace's work/nnunet)."),
     profile: str = typer.Option("quick", help="quick: reduced 2D plan for a CPU; full: nnU-Net defaults (GPU)."),
     only: Optional[str] = typer.Option(None, help="aggregated | specific (default: both)."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Train only the specific model(s) of these datasets."),
@@ -507,16 +629,24 @@ def train_command(
     base_id: Optional[int] = typer.Option(None, help="First nnU-Net dataset number used by `convert`."),
     augmentation: Optional[str] = typer.Option(None, help=AUGMENTATION_HELP),
     postprocessing: Optional[str] = typer.Option(None, help=POSTPROCESSING_HELP),
+    name: Optional[str] = typer.Option(
+        None, "--name", help="Submission name when one model is trained, else the prefix of NAME-aggregated and "
+                             "NAME-<dataset> (default: nnunet-<suite>-<model>-<profile>)."),
+    replace: bool = typer.Option(False, "--replace", help="Register over a workspace submission of the same name; its "
+                                                          "folder is moved aside (submissions/.replaced/NAME.<time>)."),
 ) -> None:
     """Train the specific models and the aggregated model with nnU-Net, and register each as a submission.
 
-    Interrupt and re-run to continue from the last checkpoint. Weights go to submissions/<name>/model/
-    (not in git); the manifest records their sha256, the exact training subjects and how to reproduce them.
+    Interrupt and re-run to continue from the last checkpoint. Weights go to the workspace's
+    submissions/<name>/model/; the manifest records their sha256, the exact training subjects and how to reproduce
+    them. A built-in reference submission's name is refused; a workspace one's needs --replace.
     """
+    from benchmark import workspace
     from benchmark.training.baselines import BaselineError, train_baselines
 
-    if raw is None:
-        fail("say where the converted datasets are: --raw DIR or set nnUNet_raw")
+    active = workspace.require("`cordbench train`")
+    raw = raw or active.nnunet_raw
+    work_dir = work_dir or active.nnunet_work
     if profile not in ("quick", "full"):
         fail("--profile must be quick or full")
     if only not in (None, "aggregated", "specific"):
@@ -526,7 +656,7 @@ def train_command(
         suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
         device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
         fold=fold if fold == "all" else int(fold), base_id=base_id, augmentation=augmentation,
-        postprocessing=postprocessing)
+        postprocessing=postprocessing, name=name, replace=replace)
     for submission in registered:
         console.print(f"registered {submission.name} (sha256 {submission.model.sha256[:12]}, "
                       f"{submission.training.training_time_s:.0f} s)")
@@ -606,22 +736,42 @@ def import_command(
 
 
 # ---------------------------------------------------------------- gate
+def results_folders(name: str) -> list[Path]:
+    """Where a submission's results files may be: the workspace's (scored here), then the built-in ones."""
+    from benchmark import workspace
+    from benchmark.data.submissions import SUBMISSIONS_DIR
+
+    active = workspace.active()
+    return ([active.results_dir(name)] if active else []) + [SUBMISSIONS_DIR / name / "results"]
+
+
+def default_results_roots() -> list[Path]:
+    """Folders searched for results files: the workspace's submissions (first: a re-score wins), the built-in."""
+    from benchmark import workspace
+    from benchmark.data.submissions import SUBMISSIONS_DIR
+
+    active = workspace.active()
+    return ([active.submissions_dir] if active else []) + [SUBMISSIONS_DIR]
+
+
 def resolve_results(name_or_path: str, suite: Optional[str]) -> Path:
     """A results file path, or a submission name -> its results file for the suite's current split version
     (or, when it has none for that version, its newest one, so that the gate reports the version change)."""
     from benchmark.data.splits import SplitError, load_split
-    from benchmark.data.submissions import SUBMISSIONS_DIR
 
     candidate = Path(name_or_path)
     if candidate.suffix == ".json":
         return candidate
     if suite is None:
         fail(f"--suite is needed to find the results of submission {name_or_path!r}")
-    folder = SUBMISSIONS_DIR / name_or_path / "results"
-    current = folder / f"{suite}_{load_split(suite).version}.json"
-    if current.exists():
-        return current
-    older = sorted(folder.glob(f"{suite}_*.json"), key=lambda path: path.stat().st_mtime)
+    folders = results_folders(name_or_path)
+    folder = folders[0]
+    version = load_split(suite).version
+    for results in folders:
+        if (results / f"{suite}_{version}.json").exists():
+            return results / f"{suite}_{version}.json"
+    older = sorted((path for results in folders for path in results.glob(f"{suite}_*.json")),
+                   key=lambda path: path.stat().st_mtime)
     if not older:
         fail(f"{folder}: no results of {name_or_path!r} on suite {suite!r}; run `cordbench score {name_or_path} --suite {suite}`")
     return older[-1]
@@ -692,15 +842,18 @@ def gate_command(
 # ---------------------------------------------------------------- synthetic data, demo, report, leaderboard
 @app.command("synth")
 def synth_command(
-    out: Path = typer.Argument(Path("work/data/synthetic"), help="Folder to write the six synthetic BIDS datasets into."),
+    out: Optional[Path] = typer.Argument(None, help="Folder to write the six synthetic BIDS datasets into "
+                                                    "(default: the workspace's work/data/synthetic)."),
     seed: int = typer.Option(0, help="Random seed (the committed synthetic split is for seed 0)."),
     figure: Optional[Path] = typer.Option(None, help="Also write a PNG with one slice per contrast and its mask."),
 ) -> None:
     """Generate the synthetic suite: phantom cervical cord MRI in BIDS with exact masks (no download)."""
+    from benchmark import workspace
     from benchmark.data.bids_index import index_dataset
     from benchmark.data.registry import load_dataset
     from benchmark.data.synth import generate_suite, render_contrast_figure
 
+    out = out or workspace.require("`cordbench synth`").data_dir / "synthetic"
     folders = generate_suite(out, seed=seed)
     table = Table(title=f"synthetic suite (seed {seed}) in {out}")
     table.add_column("dataset")
@@ -721,7 +874,8 @@ def synth_command(
 def demo_command(
     suite: str = typer.Option("synthetic", "--suite", "-s", help="synthetic (embedded, generated here) or a real suite."),
     data_root: Optional[Path] = typer.Option(None, help="Where the suite's datasets are (not needed for synthetic)."),
-    work_dir: Path = typer.Option(Path("work"), help="Where data, nnU-Net files and the report are written."),
+    work_dir: Optional[Path] = typer.Option(None, help="Where data, nnU-Net files and the report are written "
+                                                       "(default: the workspace's work/)."),
     profile: str = typer.Option("quick", help="quick (2-core CPU, minutes) or full (nnU-Net defaults, GPU)."),
     seed: int = typer.Option(0, help="Training seed."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present)."),
@@ -749,23 +903,28 @@ def demo_command(
 @app.command("report")
 def report_command(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite whose results to report."),
-    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: work/report/<suite>.html)."),
+    out: Optional[Path] = typer.Option(None, help="HTML file to write (default: the workspace's work/report/<suite>.html)."),
     results_dir: Optional[list[Path]] = typer.Option(None, "--results-dir", help="Extra folders with results files."),
     metric: str = typer.Option("dice", help="dice | nsd | hd95 | rve | csa_error."),
     seed: int = typer.Option(0, help="Seed of the bootstrap intervals."),
 ) -> None:
     """Write the self-contained HTML report (plotly figures, statistics, overlays) from the results files."""
+    from benchmark import workspace
     from benchmark.analysis.report import ReportError, case_images_from_cases_index, write_report
     from benchmark.evaluation.results import find_results_files, load_many
-    from benchmark.data.submissions import SUBMISSIONS_DIR
 
-    results, skipped = load_many(find_results_files(SUBMISSIONS_DIR, *(results_dir or [])))
+    out = out or workspace.require("`cordbench report`").report_dir / f"{suite}.html"
+    results, skipped = load_many(find_results_files(*default_results_roots(), *(results_dir or [])))
     for path, why in skipped.items():
         err_console.print(f"[yellow]skipped[/] {why}")
     from benchmark.evaluation.scoring import cases_index_path
 
-    indexes = {result.submission: cases_index_path(SUBMISSIONS_DIR / result.submission, suite) for result in results}
-    path = write_report(results, out or Path("work/report") / f"{suite}.html", suite=suite, metric=metric,
+    indexes = {}
+    for result in results:
+        for folder in results_folders(result.submission):
+            if cases_index_path(folder.parent, suite).exists():
+                indexes.setdefault(result.submission, cases_index_path(folder.parent, suite))
+    path = write_report(results, out, suite=suite, metric=metric,
                         case_images=case_images_from_cases_index(indexes), seed=seed)
     console.print(f"wrote {path}")
 
@@ -777,13 +936,18 @@ def leaderboard_command(
     port: int = typer.Option(8501, help="Port to serve on."),
     address: str = typer.Option("127.0.0.1", help="Address to listen on."),
 ) -> None:
-    """Start the Streamlit leaderboard (reads the results files under submissions/; never writes)."""
+    """Start the Streamlit leaderboard over the built-in reference results and the workspace's (each row marked
+    by where it comes from); never writes."""
+    import importlib.util
     import subprocess
 
-    app_path = REPO_ROOT / "leaderboard" / "app.py"
+    spec = importlib.util.find_spec("leaderboard")
+    if spec is None or spec.origin is None:
+        fail("the leaderboard package is not installed (reinstall cordbench: `pip install .`)")
+    app_path = Path(spec.origin).parent / "app.py"
     command = [sys.executable, "-m", "streamlit", "run", str(app_path), "--server.headless", "true",
                "--server.address", address, "--server.port", str(port), "--browser.gatherUsageStats", "false", "--"]
-    for folder in results_dir or []:
+    for folder in default_results_roots() + list(results_dir or []):
         command += ["--results-dir", str(folder)]
     if data_root:
         command += ["--data-root", str(data_root)]

@@ -19,14 +19,13 @@ from benchmark.data.registry import load_suite
 from benchmark.errors import CordbenchError
 from benchmark.evaluation.results import ResultsFile
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
 class DemoError(CordbenchError, ValueError):
     """The demo cannot run on this input (no data root for a real suite, data that differ from the split)."""
 
 
-DEFAULT_WORK = REPO_ROOT / "work"
+def demo_name(suite_id: str, profile: str) -> str:
+    """Prefix of the models the demo trains: never a built-in reference submission's name."""
+    return f"demo-{suite_id}-{profile}"
 
 
 @dataclass
@@ -46,7 +45,7 @@ def run_demo(
     *,
     suite_id: str = "synthetic",
     data_root: Path | None = None,
-    work_dir: Path = DEFAULT_WORK,
+    work_dir: Path | None = None,
     profile: str = "quick",
     seed: int = 0,
     device: str | None = None,
@@ -57,7 +56,10 @@ def run_demo(
     console: Console | None = None,
     submissions_root: Path | None = None,
 ) -> tuple[list[ResultsFile], Path, DemoTimings]:
-    """Run the whole experiment on one suite; return the results, the report path and step timings."""
+    """Run the whole experiment on one suite; return the results, the report path and step timings.
+
+    Everything is written into the active workspace (``work_dir`` defaults to its ``work/``; the models are
+    registered in its ``submissions/`` as ``demo-<suite>-<profile>-*``, replacing the demo's earlier models)."""
     from benchmark.training.baselines import train_baselines
     from benchmark.training.convert import convert_suite
     from benchmark.analysis.report import write_report
@@ -67,7 +69,9 @@ def run_demo(
     console = console or Console()
     timings = DemoTimings()
     suite = load_suite(suite_id)
-    work_dir = Path(work_dir).resolve()
+    from benchmark import workspace
+
+    work_dir = Path(work_dir).resolve() if work_dir is not None else workspace.require("the demo").work_dir
     if suite_id == "synthetic" and data_root is None:
         data_root = work_dir / "data" / "synthetic"
     if data_root is None:
@@ -96,7 +100,7 @@ def run_demo(
         lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
                                 seed=seed, device=device, num_epochs=epochs, iterations_per_epoch=iterations,
                                 augmentation=augmentation, postprocessing=postprocessing,
-                                submissions_root=submissions_root))
+                                submissions_root=submissions_root, name=demo_name(suite_id, profile), replace=True))
 
     def score_all() -> list[tuple[ResultsFile, Path]]:
         return [score_submission(submission.name, suite_id, data_root=data_root, device=device,
@@ -111,7 +115,9 @@ def run_demo(
 
         from benchmark.evaluation.scoring import cases_index_path
 
-        indexes = {submission.name: cases_index_path(submission.folder, suite_id) for submission in submissions}
+        from benchmark.data.submissions import output_dir
+
+        indexes = {submission.name: cases_index_path(output_dir(submission), suite_id) for submission in submissions}
         return write_report(results, work_dir / "report" / f"{suite_id}.html", suite=suite_id,
                             case_images=case_images_from_cases_index(indexes), seed=seed)
 
@@ -119,6 +125,12 @@ def run_demo(
     console.print(f"report: {report_path}")
     console.print("leaderboard: cordbench leaderboard   (then open http://localhost:8501)")
     return results, report_path, timings
+
+
+def _short(name: str, suite_id: str) -> str:
+    for prefix in (f"nnunet-{suite_id}-", f"demo-{suite_id}-"):
+        name = name.removeprefix(prefix)
+    return name
 
 
 def print_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
@@ -134,7 +146,7 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
     table.add_column("dataset")
     table.add_column("role")
     for model in models:
-        table.add_column(model.removeprefix(f"nnunet-{suite_id}-"), justify="right")
+        table.add_column(_short(model, suite_id), justify="right")
     for (dataset, role), rows in means.groupby(["dataset", "suite_role"], sort=False):
         cells = {row.submission: format_ci(row.mean, row.low, row.high, "dice") for row in rows.itertuples()}
         table.add_row(dataset, role, *(cells.get(model, "-") for model in models))
@@ -145,7 +157,7 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
                    "p (Holm)", "verdict"):
         versus.add_column(column)
     for row in comparison.itertuples():
-        versus.add_row(row.dataset, row.suite_role, row.reference.removeprefix(f"nnunet-{suite_id}-"), str(row.n),
+        versus.add_row(row.dataset, row.suite_role, _short(row.reference, suite_id), str(row.n),
                        f"{row.aggregated_mean:.3f}", f"{row.reference_mean:.3f}",
                        format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True),
                        format_p(row.p_holm), row.verdict)

@@ -5,7 +5,9 @@ Launch (from the repository root)::
     streamlit run leaderboard/app.py -- [--results-dir DIR ...] [--data-root DIR] [--cases-index FILE ...]
 
 ``--results-dir`` (repeatable; a submissions folder, any folder with ``*/results/*.json`` below it, or
-one results file) defaults to the repository's ``submissions/``. Without command-line arguments (e.g.
+one results file) defaults to the active workspace's ``submissions/`` and the built-in reference submissions
+(``cordbench leaderboard`` passes both). Each row's ``from`` column says whether the model is a built-in
+reference submission or the user's. Without command-line arguments (e.g.
 under ``streamlit.testing``) the environment is read instead: ``CORDBENCH_RESULTS_DIRS`` (folders
 separated by ``os.pathsep``), ``CORDBENCH_DATA_ROOT``, ``CORDBENCH_CASES_INDEX`` (files separated by
 ``os.pathsep``). Each option given on the command line wins over its environment variable.
@@ -40,7 +42,7 @@ from leaderboard.plain_text import html_literal, markdown_literal as md  # noqa:
 ENV_RESULTS_DIRS = "CORDBENCH_RESULTS_DIRS"
 ENV_DATA_ROOT = "CORDBENCH_DATA_ROOT"
 ENV_CASES_INDEX = "CORDBENCH_CASES_INDEX"
-DEFAULT_RESULTS_DIR = REPO_ROOT / "submissions"
+ORIGIN_COLUMN = "from"
 METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
 
 VIEW_MAIN = "Main table"
@@ -71,10 +73,34 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
     def env_list(name: str) -> list[str]:
         return [part for part in environ.get(name, "").split(os.pathsep) if part]
 
-    results_dirs = args.results_dir or env_list(ENV_RESULTS_DIRS) or [str(DEFAULT_RESULTS_DIR)]
+    results_dirs = args.results_dir or env_list(ENV_RESULTS_DIRS) or [str(root) for root in default_results_dirs()]
     data_root = args.data_root or environ.get(ENV_DATA_ROOT) or None
     cases_index = args.cases_index or env_list(ENV_CASES_INDEX)
     return Config(tuple(str(Path(p)) for p in results_dirs), data_root, tuple(cases_index))
+
+
+def default_results_dirs() -> list[Path]:
+    """The active workspace's submissions (scored here), then the built-in reference submissions."""
+    from benchmark import workspace
+
+    active = workspace.active()
+    return ([active.submissions_dir] if active else []) + [workspace.builtin_submissions_dir()]
+
+
+def submission_origin(name: str) -> str:
+    """built-in: a reference submission shipped with cordbench; workspace: anyone else's model."""
+    from benchmark.workspace import builtin_submissions_dir
+
+    return "built-in" if (builtin_submissions_dir() / name / "submission.yaml").is_file() else "workspace"
+
+
+def with_origin(table: pd.DataFrame) -> pd.DataFrame:
+    """The main table with a ``from`` column after the submission (built-in or workspace)."""
+    if table.empty or tables.KEY_COLUMN not in table.columns:
+        return table
+    origins = [submission_origin(str(name)) for name in table[tables.KEY_COLUMN]]
+    return table.drop(columns=[ORIGIN_COLUMN], errors="ignore").pipe(
+        lambda frame: frame.insert(1, ORIGIN_COLUMN, origins) or frame)
 
 
 def metric_label(metric: str) -> str:
@@ -114,7 +140,7 @@ def main_table(
     roots: tuple[str, ...], fingerprint: tuple, version: str, metric: str, zero_shot: bool, filters: tables.Filters,
     _prep: tables.Prepared,
 ) -> pd.DataFrame:
-    return tables.build_main_table(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters)
+    return with_origin(tables.build_main_table(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters))
 
 
 @st.cache_data(max_entries=16)

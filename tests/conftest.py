@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -9,6 +10,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests make their own workspaces: one exported in the caller's shell must not receive their files.
+os.environ.pop("CORDBENCH_WORKSPACE", None)
 SHARED_DATA = REPO.parent / "shared" / "data"
 BIDS = SHARED_DATA / "bids"
 

@@ -27,7 +27,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from benchmark import __version__
+from benchmark import __version__, workspace
 from benchmark.data.bids_index import Case, DatasetIndex, index_dataset, participant_field
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text, sha256_file
@@ -81,13 +81,48 @@ class SplitFile(BaseModel):
         return list(getattr(self.datasets[dataset_id], part))
 
 
+def split_candidates(suite_id: str) -> list[Path]:
+    """Where a suite's split may be, first match wins: the active workspace (and its ``include`` folders), then
+    the built-in splits. A workspace split of a built-in suite completes it (freezes its rule-only datasets);
+    its frozen datasets must equal the built-in ones."""
+    active = workspace.active()
+    folders = [folder / "splits" for folder in (active.registry_dirs() if active else [])] + [SPLITS_DIR]
+    return [folder / f"{suite_id}.json" for folder in folders]
+
+
 def split_path(suite_id: str) -> Path:
-    return SPLITS_DIR / f"{suite_id}.json"
+    """The split file a suite's split is read from (the first candidate when none exists yet)."""
+    candidates = split_candidates(suite_id)
+    return next((path for path in candidates if path.exists()), candidates[0])
+
+
+def workspace_split_path(suite_id: str) -> Path:
+    """Where ``splits make`` writes a suite's split: the active workspace, never the package."""
+    return workspace.require("`cordbench splits make`").splits_dir / f"{suite_id}.json"
 
 
 def load_split(suite_id: str, path: Path | None = None) -> SplitFile:
     """The frozen split of a suite; its ``version`` (the content hash) is the benchmark version of every score."""
-    path = path or split_path(suite_id)
+    if path is None:
+        path = split_path(suite_id)
+        split = _read_split(suite_id, path)
+        builtin = SPLITS_DIR / f"{suite_id}.json"
+        if path != builtin and builtin.exists():
+            _check_completes(path, split, builtin, _read_split(suite_id, builtin))
+        return split
+    return _read_split(suite_id, path)
+
+
+def _check_completes(path: Path, split: SplitFile, builtin_path: Path, builtin: SplitFile) -> None:
+    for dataset_id, entry in builtin.datasets.items():
+        mine = split.datasets.get(dataset_id)
+        if entry.status == "fixed" and (mine is None or _assignment(mine) != _assignment(entry)):
+            raise SplitError(f"{path}: datasets.{dataset_id}: differs from the built-in split {builtin_path}, whose "
+                             "frozen subjects a workspace split may not change (delete it and re-run "
+                             "`cordbench splits make`)")
+
+
+def _read_split(suite_id: str, path: Path) -> SplitFile:
     if not path.exists():
         raise SplitError(f"{path}: no split file for suite {suite_id!r}; run `cordbench splits make --suite {suite_id}`")
     try:
@@ -196,6 +231,8 @@ def _rule_of(entry: SuiteDataset, seed: int) -> dict:
         rule["test"] = "published list" if entry.published_split else "every labelled subject"
     if dataset.subject_grouping:
         rule["grouping"] = dataset.subject_grouping.pattern
+    if dataset.same_person:
+        rule["same_person"] = [sorted(group) for group in dataset.same_person]
     return rule
 
 
@@ -232,9 +269,17 @@ def _split_subjects(entry: SuiteDataset, index: DatasetIndex | None, *, seed: in
 
 
 def dataset_folder(dataset_id: str, data_root: Path | None, overrides: dict[str, Path] | None = None) -> Path | None:
-    """Where a dataset lives: an explicit override, else ``<data_root>/<folder name>``, else None."""
+    """Where a dataset lives: an explicit override, else its absolute ``local_path``, else
+    ``<data_root>/<folder name>`` (data root: the one given, else the active workspace's ``data_root``), else None."""
     if overrides and dataset_id in overrides:
         return Path(overrides[dataset_id])
+    local_path = load_dataset(dataset_id).local_path
+    if local_path and Path(local_path).expanduser().is_absolute():
+        folder = Path(local_path).expanduser()
+        return folder if folder.is_dir() else None
+    if data_root is None:
+        active = workspace.active()
+        data_root = active.default_data_root() if active else None
     if data_root is None:
         return None
     candidate = Path(data_root) / load_dataset(dataset_id).folder_name

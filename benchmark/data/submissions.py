@@ -17,11 +17,13 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from benchmark import workspace
 from benchmark.errors import CordbenchError
 from benchmark.io import describe_validation_error, read_yaml_mapping, sha256_file
 from benchmark.data.registry import Postprocessing
 
-SUBMISSIONS_DIR = Path(__file__).resolve().parents[2] / "submissions"
+#: The built-in reference submissions (read-only at run time); the user's live in the active workspace.
+SUBMISSIONS_DIR = workspace.builtin_submissions_dir()
 MANIFEST_NAME = "submission.yaml"
 
 
@@ -41,18 +43,19 @@ class _Strict(BaseModel):
 class NnunetModelSpec(_Strict):
     """A trained nnU-Net model: its results folder (or an exported zip) and the checkpoint's sha256."""
 
-    type: Literal["nnunet"]
+    type: Literal["nnunet"] = Field(description="nnunet: a trained nnU-Net v2 model")
     folder: str | None = Field(default=None, description="Trained model folder (relative to the submission or absolute)")
     archive: str | None = Field(default=None, description="A zip made by `cordbench export`")
     archive_sha256: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{64}$",
         description="sha256 of the archive file: pins it (the archive is then 'verified', see docs/scoring.md)")
-    checkpoint: str = "checkpoint_final.pth"
+    checkpoint: str = Field(default="checkpoint_final.pth", description="Checkpoint file name inside fold_<f>/")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the checkpoint file")
-    configuration: str
-    folds: list[Union[int, Literal["all"]]] = Field(default_factory=lambda: ["all"])
-    trainer: str | None = None
-    plans: str | None = None
+    configuration: str = Field(description="nnU-Net configuration, e.g. 2d or 3d_fullres")
+    folds: list[Union[int, Literal["all"]]] = Field(default_factory=lambda: ["all"],
+                                                    description="Folds to ensemble (0-4 or all)")
+    trainer: str | None = Field(default=None, description="nnU-Net trainer class name")
+    plans: str | None = Field(default=None, description="nnU-Net plans identifier, e.g. nnUNetPlans")
     files: dict[str, str] | None = Field(
         default=None,
         description="sha256 of every file of the model folder (path relative to it), recorded by `cordbench import` "
@@ -66,8 +69,8 @@ class CommandModelSpec(_Strict):
     folder, in a subprocess with a time limit, on a read-only copy of the input, writing to a fresh folder.
     """
 
-    type: Literal["command"]
-    command: str
+    type: Literal["command"] = Field(description="command: any program run once per image")
+    command: str = Field(description="Command line with {input} and {output} (NIfTI paths) and optionally {python}")
     timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
     memory_mb: int | None = Field(default=DEFAULT_MEMORY_MB, gt=0, description=MEMORY_HELP)
     orientation: Literal["native", "RAS"] = Field(
@@ -85,7 +88,7 @@ class CommandModelSpec(_Strict):
 class PythonModelSpec(_Strict):
     """A Python function ``module:function(image_ras, spacing_ras) -> probabilities`` (same grid)."""
 
-    type: Literal["python"]
+    type: Literal["python"] = Field(description="python: a function called in a separate process")
     entrypoint: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
                             description="module:function; the module is imported from the submission folder")
     timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
@@ -131,20 +134,23 @@ ModelSpec = Annotated[Union[NnunetModelSpec, CommandModelSpec, PythonModelSpec, 
 class TrainingData(_Strict):
     """What the model was trained on: datasets (required), subjects or a split version (optional)."""
 
-    datasets: list[str] = Field(default_factory=list)
+    datasets: list[str] = Field(default_factory=list, description="Registered dataset ids the model was trained on "
+                                                                  "(decides in-domain vs zero-shot)")
     subjects: dict[str, list[str]] | None = Field(
         default=None, description="dataset id -> exact subject list used for training")
     split: str | None = Field(default=None, description="'<suite>@<benchmark version>': trained on that split's train subjects")
     adapted_from: list[str] = Field(default_factory=list, description="Submissions this one was fine-tuned from")
-    training_time_s: float | None = None
-    packages: dict[str, str] = Field(default_factory=dict)
-    git_revision: str | None = None
+    training_time_s: float | None = Field(default=None, description="Training wall time, in seconds")
+    packages: dict[str, str] = Field(default_factory=dict, description="Package versions used for training")
+    git_revision: str | None = Field(default=None, description="cordbench revision used for training")
     reproduce: str | None = Field(default=None, description="The command that retrains this model")
 
 
 class InferenceSpec(_Strict):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    test_time_augmentation: bool = False
+    """How the model is run when scored."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: GPU when present")
+    test_time_augmentation: bool = Field(default=False, description="nnU-Net mirroring at inference")
     postprocessing: Postprocessing = Field(
         default="none",
         description="Applied to the binary mask before it is scored: 'largest-component' keeps only the largest "
@@ -153,14 +159,16 @@ class InferenceSpec(_Strict):
 
 
 class Submission(_Strict):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$")
-    description: str
-    authors: list[str] = Field(min_length=1)
-    licence: str
-    model: ModelSpec
-    training: TrainingData = TrainingData()
-    inference: InferenceSpec = InferenceSpec()
-    parameters: int | None = Field(default=None, ge=0)
+    """A model: what it is, what it was trained on, how to run it."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Unique name; equals the folder name")
+    description: str = Field(description="What the model is")
+    authors: list[str] = Field(min_length=1, description="Who made it")
+    licence: str = Field(description="Licence of the model and its weights")
+    model: ModelSpec = Field(description="The model (discriminated by type: nnunet, command, python)")
+    training: TrainingData = Field(default=TrainingData(), description="The DECLARED training data")
+    inference: InferenceSpec = Field(default=InferenceSpec(), description="How it is run when scored")
+    parameters: int | None = Field(default=None, ge=0, description="Number of trainable parameters")
     folder: Path | None = Field(default=None, exclude=True)
 
     def resolve(self, relative: str) -> Path:
@@ -180,28 +188,62 @@ def parse_manifest(path: Path) -> Submission:
     return submission
 
 
+def submission_roots() -> list[Path]:
+    """Where submissions are looked up by name: the built-in ones, then the active workspace's."""
+    active = workspace.active()
+    return [SUBMISSIONS_DIR] + ([active.submissions_dir] if active else [])
+
+
 def load_submission(name_or_path: str | Path, root: Path | None = None) -> Submission:
-    """A submission by name (``submissions/<name>``), by folder, or by manifest path."""
+    """A submission by name (built-in or in the active workspace's ``submissions/``), by folder, or by manifest
+    path. A name defined both as built-in and in the workspace is an error naming both manifests."""
     candidate = Path(name_or_path)
     if candidate.is_file():
         return parse_manifest(candidate)
     if (candidate / MANIFEST_NAME).is_file():
         return parse_manifest(candidate / MANIFEST_NAME)
-    path = (root or SUBMISSIONS_DIR) / str(name_or_path) / MANIFEST_NAME
-    if not path.exists():
-        raise SubmissionError(f"{path}: no such submission (see `cordbench submissions list`)")
-    return parse_manifest(path)
+    roots = [root] if root is not None else submission_roots()
+    found = [folder / str(name_or_path) / MANIFEST_NAME for folder in roots
+             if (folder / str(name_or_path) / MANIFEST_NAME).is_file()]
+    if not found:
+        where = " or ".join(str(folder / str(name_or_path) / MANIFEST_NAME) for folder in roots)
+        raise SubmissionError(f"{where}: no such submission (see `cordbench submissions list`)")
+    if len(found) > 1:
+        raise SubmissionError(f"submission {str(name_or_path)!r} is defined twice: {found[0]} and {found[1]}; rename "
+                              "the workspace's one (a workspace submission never overrides a built-in one)")
+    return parse_manifest(found[0])
 
 
 def list_submissions(root: Path | None = None) -> tuple[list[Submission], dict[Path, str]]:
-    """Every valid submission under root, plus the invalid ones with their error."""
+    """Every valid submission under root (default: built-in, then the workspace's), plus the invalid ones with
+    their error."""
     valid, invalid = [], {}
-    for manifest in sorted((root or SUBMISSIONS_DIR).glob(f"*/{MANIFEST_NAME}")):
-        try:
-            valid.append(parse_manifest(manifest))
-        except SubmissionError as error:
-            invalid[manifest] = str(error)
+    names: dict[str, Path] = {}
+    for folder in [root] if root is not None else submission_roots():
+        for manifest in sorted(folder.glob(f"*/{MANIFEST_NAME}")):
+            if manifest.parent.name in names:
+                invalid[manifest] = (f"{manifest}: name: {manifest.parent.name!r} is already a submission "
+                                     f"({names[manifest.parent.name]}); rename this one")
+                continue
+            try:
+                valid.append(parse_manifest(manifest))
+            except SubmissionError as error:
+                invalid[manifest] = str(error)
+            names[manifest.parent.name] = manifest
     return valid, invalid
+
+
+def origin(submission: Submission) -> workspace.Origin:
+    """built-in (a reference submission shipped with cordbench) or workspace (the user's)."""
+    return workspace.origin_of(submission.folder) if submission.folder else "workspace"
+
+
+def output_dir(submission: Submission) -> Path:
+    """Where scoring writes a submission's results, predictions and cases index: its own folder, except for a
+    built-in submission, whose outputs go to the active workspace (the package is never written)."""
+    if submission.folder is not None and origin(submission) == "workspace":
+        return submission.folder
+    return workspace.require(f"scoring {submission.name}").submission_dir(submission.name)
 
 
 def training_datasets(submission: Submission, root: Path | None = None, _seen: frozenset[str] = frozenset()) -> set[str]:

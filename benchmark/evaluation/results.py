@@ -146,7 +146,9 @@ def find_results_files(*roots: Path) -> list[Path]:
         if root.is_file():
             found.add(root)
         elif root.is_dir():
-            found.update(root.rglob("results/*.json"))
+            # hidden folders (submissions/.replaced/: models moved aside by `train --replace`) are not results
+            found.update(path for path in root.rglob("results/*.json")
+                         if not any(part.startswith(".") for part in path.relative_to(root).parts))
     return sorted(found)
 
 

@@ -29,7 +29,7 @@ from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
 from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
                                    verify_split)
-from benchmark.data.submissions import (Submission, load_submission, model_sha256, training_datasets,
+from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
                                         unregistered_datasets)
 
 
@@ -202,7 +202,9 @@ def score_submission(
     trained_on = training_datasets(submission, submissions_root)
     check_declared_datasets(submission.name, trained_on)
     trained_people = declared_training_people(submission)
-    predictor = predictor_for(submission, cache_dir or submission.folder / "predictions", cases=cases,
+    # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
+    outputs = output_dir(submission) if out_path is None or cache_dir is None else None
+    predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,
                               device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox)
     rows: list[CaseResult] = []
     index: dict[str, dict[str, str | None]] = {}
@@ -238,11 +240,11 @@ def score_submission(
         sandbox=predictor.sandbox_mode,
         cases=rows,
     )
-    path = out_path or results_path(submission.folder, suite_id, version)
+    path = out_path or results_path(outputs, suite_id, version)
     try:
         write_results(path, results)
         if out_path is None:
-            atomic_write_json(cases_index_path(submission.folder, suite_id), index)
+            atomic_write_json(cases_index_path(outputs, suite_id), index)
     except OSError as error:
         raise ScorerFaultError(f"{path}: the results file cannot be written ({error})") from error
     return results, path

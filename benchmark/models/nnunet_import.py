@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 
 from benchmark.errors import CordbenchError
 from benchmark.io import sha256_file
+from benchmark import workspace
 from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, TrainingData, parse_manifest,
                                    write_manifest)
 
@@ -277,8 +278,11 @@ def import_nnunet(
     if not NAME_RE.fullmatch(name):
         raise NnunetImportError(f"--name: {name!r} is not a submission name (lowercase letters, digits, '.', '_' "
                                 "and '-', starting with a letter or digit)")
-    root = Path(submissions_root or SUBMISSIONS_DIR)
+    root = Path(submissions_root or workspace.require("`cordbench import`").submissions_dir)
     target = root / name
+    if submissions_root is None and (SUBMISSIONS_DIR / name / "submission.yaml").exists():
+        raise NnunetImportError(f"{SUBMISSIONS_DIR / name}: {name!r} is a built-in reference submission; import the "
+                                "model under another --name")
     if target.exists() and not overwrite:
         raise NnunetImportError(f"{target}: a submission named {name!r} exists already (use --overwrite, or --name)")
     root.mkdir(parents=True, exist_ok=True)

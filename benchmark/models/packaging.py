@@ -16,7 +16,6 @@ digests recorded at import/extraction time on every load, so a file changed or p
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import stat
 import tempfile
@@ -27,6 +26,7 @@ from typing import Literal
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, sha256_bytes, sha256_file
+from benchmark import workspace
 from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
                                    parse_manifest)
 
@@ -63,9 +63,10 @@ class Verification:
 
 
 def extraction_cache_root() -> Path:
-    """Where verified archives are unpacked: ``work/cache/models`` under $CORDBENCH_WORKSPACE, else under the
-    current directory (never the home folder)."""
-    return Path(os.environ.get("CORDBENCH_WORKSPACE") or Path.cwd()).resolve() / "work" / "cache" / "models"
+    """Where verified archives are unpacked: the active workspace's ``work/cache/models``, else under the current
+    directory (never the home folder)."""
+    active = workspace.active()
+    return active.archive_cache if active else Path.cwd().resolve() / "work" / "cache" / "models"
 
 
 class ArchiveError(CordbenchError, ValueError):
@@ -198,7 +199,7 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
     import yaml
 
     verification = verify_archive(archive_path, expected_sha256)
-    root = Path(submissions_root or SUBMISSIONS_DIR)
+    root = Path(submissions_root or workspace.require("`cordbench import`").submissions_dir)
     root.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(archive_path) as archive:
         data = yaml.safe_load(archive.read("submission.yaml"))
@@ -208,6 +209,9 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
         if "/" in name or name.startswith("."):
             raise ArchiveError(f"{archive_path}: submission name {name!r} is not a folder name")
         target = root / name
+        if submissions_root is None and (SUBMISSIONS_DIR / name / "submission.yaml").exists():
+            raise ArchiveError(f"{SUBMISSIONS_DIR / name}: {name!r} is a built-in reference submission; a model "
+                               "imported under its name would clash with it (rename it in the archive's manifest)")
         if target.exists() and not overwrite:
             raise ArchiveError(f"{target}: a submission named {name!r} exists already (use --overwrite)")
         with tempfile.TemporaryDirectory(dir=root) as scratch:

@@ -2,13 +2,15 @@
 each trained model as a submission with its DECLARED training data.
 
 The raw datasets come from ``benchmark.training.convert``; training goes through ``benchmark.training.nnunet.train_model``.
-Weights stay out of git: the model folder is copied to ``submissions/<name>/model/`` (ignored by git) and
-the manifest records the checkpoint's sha256 and the command that reproduces it.
+Models are registered in the active workspace (``submissions/<name>/model/``), never over a built-in reference
+submission: a name in use is refused unless ``replace`` moves the old folder aside. The manifest records the
+checkpoint's sha256 and the command that reproduces it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import re
@@ -21,12 +23,15 @@ from typing import Literal
 from benchmark.training.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
 from benchmark.errors import CordbenchError
+from benchmark import workspace
 from benchmark.data.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
 from benchmark.data.splits import load_split
 from benchmark.data.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
                                    write_manifest)
 
 Profile = Literal["quick", "full"]
+#: Where replaced submissions are moved (inside the submissions folder; hidden from listings and the leaderboard).
+REPLACED_DIR = ".replaced"
 
 
 class BaselineError(CordbenchError, ValueError):
@@ -50,7 +55,9 @@ def submission_name(suite_id: str, key: str, profile: Profile) -> str:
 
 def plan_baselines(suite_id: str, raw_root: Path, profile: Profile, *,
                    only: Literal["aggregated", "specific"] | None = None, base_id: int | None = None,
-                   datasets: list[str] | None = None) -> list[BaselinePlan]:
+                   datasets: list[str] | None = None, name: str | None = None) -> list[BaselinePlan]:
+    """The models to train. ``name``: the submission name when one model is planned, else the prefix of
+    ``<name>-aggregated`` and ``<name>-<dataset>`` (default: ``nnunet-<suite>-<key>-<profile>``)."""
     suite = load_suite(suite_id)
     in_domain = suite.ids("in-domain")
     names = dataset_names(suite_id, in_domain, base_id)
@@ -62,6 +69,10 @@ def plan_baselines(suite_id: str, raw_root: Path, profile: Profile, *,
     if only in (None, "aggregated"):
         plans.append(BaselinePlan(submission_name(suite_id, "aggregated", profile),
                                   Path(raw_root) / names["aggregated"], "aggregated", tuple(in_domain)))
+    if name is not None:
+        plans = [dataclasses.replace(plan, submission_name=name if len(plans) == 1 else
+                                     f"{name}-{'aggregated' if plan.kind == 'aggregated' else plan.datasets[0]}")
+                 for plan in plans]
     for plan in plans:
         if not (plan.raw_folder / "dataset.json").exists():
             raise BaselineError(f"{plan.raw_folder}: converted dataset not found; run "
@@ -97,8 +108,11 @@ def copy_model(model_folder: Path, checkpoint: Path, target: Path) -> Path:
 
 def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profile, *, seed: int,
                      submissions_root: Path | None = None, reproduce: str,
-                     postprocessing: Postprocessing = "none") -> Submission:
-    folder = Path(submissions_root or SUBMISSIONS_DIR) / plan.submission_name
+                     postprocessing: Postprocessing = "none", replace: bool = False) -> Submission:
+    root = Path(submissions_root) if submissions_root else workspace.require("`cordbench train`").submissions_dir
+    folder = root / plan.submission_name
+    if submissions_root is None:
+        refuse_name_clash(plan.submission_name, folder, replace=replace, new_sha256=trained.checkpoint_sha256)
     copy_model(trained.model_folder, trained.checkpoint, folder / "model")
     split = load_split(suite_id)
     description = (f"nnU-Net ({trained.configuration}, {profile} profile) trained on "
@@ -127,6 +141,48 @@ def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profil
     write_manifest(submission, folder)
     submission.folder = folder.resolve()
     return submission
+
+
+def refuse_name_clash(name: str, folder: Path, *, replace: bool, new_sha256: str | None = None) -> None:
+    """A trained model never takes a built-in submission's name, nor silently a workspace one's: with ``replace``
+    the old folder is moved aside (``submissions/.replaced/<name>.<UTC time>``, out of every listing), so its results
+    never sit beside another model.
+    Re-registering the very same weights (a resumed run) is not a clash."""
+    import datetime
+
+    from benchmark.submissions import SubmissionError, parse_manifest
+
+    builtin = SUBMISSIONS_DIR / name / "submission.yaml"
+    if builtin.exists() and SUBMISSIONS_DIR.resolve() != folder.parent.resolve():
+        raise BaselineError(f"{builtin}: {name!r} is a built-in reference submission; give the model another name "
+                            "with --name")
+    manifest = folder / "submission.yaml"
+    if not manifest.exists():
+        return
+    try:
+        existing_sha = parse_manifest(manifest).model.sha256
+    except (SubmissionError, AttributeError):
+        existing_sha = None
+    if new_sha256 is not None and existing_sha == new_sha256:
+        return
+    if not replace:
+        raise BaselineError(f"{manifest}: a submission named {name!r} exists already (another model); pass --replace "
+                            "to move it aside, or --name to register this one under another name")
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    aside = folder.parent / REPLACED_DIR / f"{name}.{stamp}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    folder.rename(aside)
+
+
+def check_names_free(plans: list[BaselinePlan], *, replace: bool) -> None:
+    """Before training: refuse names of built-in submissions (they cannot be replaced). Workspace names are checked
+    when registering, where a resumed run's unchanged weights are recognised."""
+    root = workspace.require("`cordbench train`").submissions_dir
+    for plan in plans:
+        builtin = SUBMISSIONS_DIR / plan.submission_name / "submission.yaml"
+        if builtin.exists() and SUBMISSIONS_DIR.resolve() != root.resolve():
+            raise BaselineError(f"{builtin}: {plan.submission_name!r} is a built-in reference submission; give the "
+                                "model another name with --name")
 
 
 def count_parameters(checkpoint: Path) -> int | None:
@@ -194,7 +250,8 @@ def reproduce_command(suite_id: str, plan: BaselinePlan, profile: Profile, seed:
     options += f" --postprocessing {recipe.postprocessing}" if recipe.postprocessing != "none" else ""
     return (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
             f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
-            + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options)
+            + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options
+            + ("" if plan.submission_name.startswith("nnunet-") else f" --name {plan.submission_name}"))
 
 
 def train_baselines(
@@ -217,6 +274,8 @@ def train_baselines(
     submissions_root: Path | None = None,
     on_start=None,
     verbose_progress: bool = True,
+    name: str | None = None,
+    replace: bool = False,
 ) -> list[Submission]:
     """Train every planned baseline in turn (resuming any that was interrupted) and register it.
 
@@ -239,7 +298,10 @@ def train_baselines(
     screen = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     with Progress(*columns, console=screen, disable=not verbose_progress, redirect_stdout=False,
                   redirect_stderr=False) as bar:
-        for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets):
+        plans = plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets, name=name)
+        if submissions_root is None:
+            check_names_free(plans, replace=replace)
+        for plan in plans:
             if on_start:
                 on_start(plan)
             task = bar.add_task(f"training {plan.submission_name}", total=epochs)
@@ -254,5 +316,5 @@ def train_baselines(
             registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
                                                submissions_root=submissions_root,
                                                reproduce=reproduce_command(suite_id, plan, profile, seed, recipe),
-                                               postprocessing=recipe.postprocessing))
+                                               postprocessing=recipe.postprocessing, replace=replace))
     return registered

@@ -33,7 +33,7 @@ from benchmark.data.bids_index import Case, index_dataset
 from benchmark.environment import available_cores
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
-from benchmark.data.registry import Suite, load_dataset, load_suite
+from benchmark.data.registry import Suite, entry_path, load_dataset, load_suite
 from benchmark.data.splits import SplitFile, dataset_folder, load_split
 
 CONVERTER_VERSION = "1"
@@ -103,14 +103,33 @@ def nnunet_case_id(dataset_id: str, image_relative: str) -> str:
 
 
 def dataset_names(suite_id: str, in_domain: list[str], base_id: int | None = None) -> dict[str, str]:
-    """nnU-Net folder names: ``Dataset<base>_<suite>-aggregated`` and ``Dataset<base+i>_<suite>-<dataset>``."""
-    base = DEFAULT_BASE_IDS.get(suite_id, 600) if base_id is None else base_id
+    """nnU-Net folder names: ``Dataset<base>_<suite>-aggregated`` and ``Dataset<base+i>_<suite>-<dataset>``.
+
+    Built-in suites have fixed bases; any other suite gets a block of numbers allocated once in the active
+    workspace (``benchmark.training.nnunet_ids``), so that two suites never share a number."""
+    if not in_domain:
+        raise ConvertError(f"{entry_path('suites', suite_id)}: datasets: suite {suite_id!r} has no in-domain dataset, "
+                           "so there is nothing to train on; give at least one dataset `role: in-domain`")
+    if base_id is not None:
+        base = base_id
+    elif suite_id in DEFAULT_BASE_IDS:
+        base = DEFAULT_BASE_IDS[suite_id]
+    else:
+        from benchmark.training.nnunet_ids import allocate_base_id
+
+        base = allocate_base_id(suite_id, len(in_domain) + 1, reserved=builtin_id_blocks())
     if not 1 <= base <= 999 - len(in_domain):
         raise ConvertError(f"base dataset id {base} leaves no room for {len(in_domain) + 1} nnU-Net datasets (1..999)")
     names = {"aggregated": f"Dataset{base:03d}_{suite_id}-aggregated"}
     for offset, dataset_id in enumerate(in_domain, start=1):
         names[dataset_id] = f"Dataset{base + offset:03d}_{suite_id}-{dataset_id}"
     return names
+
+
+def builtin_id_blocks() -> dict[str, range]:
+    """The nnU-Net dataset numbers the built-in suites use."""
+    return {suite_id: range(base, base + len(load_suite(suite_id).ids("in-domain")) + 1)
+            for suite_id, base in DEFAULT_BASE_IDS.items()}
 
 
 def collect_sources(suite: Suite, split: SplitFile, data_root: Path | None,
@@ -269,9 +288,9 @@ def convert_suite(
 ) -> ConvertReport:
     """Write the aggregated and/or specific nnU-Net raw datasets of a suite under ``out``."""
     suite = load_suite(suite_id)
-    split = load_split(suite_id)
     in_domain = suite.ids("in-domain")
     names = dataset_names(suite_id, in_domain, base_id)
+    split = load_split(suite_id)
     _refuse_id_clash(Path(out), names)
     parts: list[Part] = ["train", "test"] if with_test else ["train"]
     sources = collect_sources(suite, split, data_root, overrides, parts)
