@@ -150,7 +150,7 @@ def refuse_name_clash(name: str, folder: Path, *, replace: bool, new_sha256: str
     Re-registering the very same weights (a resumed run) is not a clash."""
     import datetime
 
-    from benchmark.submissions import SubmissionError, parse_manifest
+    from benchmark.data.submissions import SubmissionError, parse_manifest
 
     builtin = SUBMISSIONS_DIR / name / "submission.yaml"
     if builtin.exists() and SUBMISSIONS_DIR.resolve() != folder.parent.resolve():
