@@ -147,7 +147,10 @@ def test_unsafe_or_ambiguous_sources_are_refused(stock_zip, tmp_path):
 
 def test_cli_import_names_the_missing_flag_and_registers(stock_zip, tmp_path, monkeypatch):
     _folder, archive = stock_zip
-    monkeypatch.setattr(nnunet_import, "SUBMISSIONS_DIR", tmp_path)
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
+
+    workspace = init_workspace(tmp_path / "ws")  # `cordbench import` registers into the active workspace
+    monkeypatch.setenv(ENV_WORKSPACE, str(workspace.root))
     monkeypatch.setattr(cli, "console", Console(width=220, no_color=True))
     monkeypatch.setattr(cli, "err_console", Console(width=220, no_color=True, stderr=True))
     runner = CliRunner()
@@ -156,7 +159,7 @@ def test_cli_import_names_the_missing_flag_and_registers(stock_zip, tmp_path, mo
     done = runner.invoke(cli.app, ["import", str(archive), "--trained-on", "gmchallenge", "--trust-checkpoint",
                                    "--name", "mine", "--author", "A. Person", "--licence", "CC-BY-4.0"])
     assert done.exit_code == 0, done.output
-    manifest = load_submission("mine", tmp_path)
+    manifest = load_submission("mine", workspace.submissions_dir)
     assert manifest.authors == ["A. Person"] and manifest.licence == "CC-BY-4.0"
     assert json.loads(json.dumps(manifest.model.files))["fold_0/checkpoint_final.pth"] == manifest.model.sha256
 
