@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterator, Literal
 
@@ -176,14 +177,12 @@ class Workspace:
         return self.submission_dir(name) / "predictions"
 
     def config(self) -> WorkspaceConfig:
-        from benchmark.io import describe_validation_error, read_yaml_mapping
-
-        if not self.config_path.exists():
-            raise WorkspaceError(f"{self.config_path}: not a cordbench workspace (run `cordbench init {self.root}`)")
         try:
-            return WorkspaceConfig.model_validate(read_yaml_mapping(self.config_path, WorkspaceError))
-        except ValidationError as error:
-            raise WorkspaceError(describe_validation_error(self.config_path, error, "workspace file")) from error
+            stat = self.config_path.stat()
+        except FileNotFoundError:
+            raise WorkspaceError(f"{self.config_path}: not a cordbench workspace (run `cordbench init {self.root}`)") \
+                from None
+        return _read_config(str(self.config_path), stat.st_mtime_ns, stat.st_size)
 
     def registry_dirs(self) -> list[Path]:
         """The workspace's own registry folder, then each ``include`` folder."""
@@ -196,6 +195,17 @@ class Workspace:
             return None
         path = Path(configured).expanduser()
         return path if path.is_absolute() else self.root / path
+
+
+@lru_cache(maxsize=32)
+def _read_config(path: str, _mtime_ns: int, _size: int) -> WorkspaceConfig:
+    """cordbench.yaml parsed once per content (every registry lookup asks for it)."""
+    from benchmark.io import describe_validation_error, read_yaml_mapping
+
+    try:
+        return WorkspaceConfig.model_validate(read_yaml_mapping(Path(path), WorkspaceError))
+    except ValidationError as error:
+        raise WorkspaceError(describe_validation_error(Path(path), error, "workspace file")) from error
 
 
 def init_workspace(folder: Path) -> Workspace:

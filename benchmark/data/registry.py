@@ -9,6 +9,7 @@ error names the file and the field path (``source.revision: Field required``).
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -281,11 +282,25 @@ def search_path() -> list[Path]:
 
 def registry_files(kind: Literal["datasets", "suites"]) -> dict[str, list[Path]]:
     """id -> every file defining it on the search path (more than one is an error, never an override)."""
+    listing = tuple((str(folder / kind), _folder_stamp(folder / kind)) for folder in search_path())
+    return {item_id: list(paths) for item_id, paths in _registry_files(listing).items()}
+
+
+def _folder_stamp(folder: Path) -> tuple[str, ...]:
+    """The folder's YAML file names: listing a folder is cheap, building Paths and sorting them is not."""
+    try:
+        return tuple(sorted(name for name in os.listdir(folder) if name.endswith(".yaml")))
+    except FileNotFoundError:
+        return ()
+
+
+@lru_cache(maxsize=64)
+def _registry_files(listing: tuple[tuple[str, tuple[str, ...]], ...]) -> dict[str, tuple[Path, ...]]:
     found: dict[str, list[Path]] = {}
-    for folder in search_path():
-        for path in sorted((folder / kind).glob("*.yaml")):
-            found.setdefault(path.stem, []).append(path)
-    return found
+    for folder, names in listing:
+        for name in names:
+            found.setdefault(name.removesuffix(".yaml"), []).append(Path(folder) / name)
+    return {item_id: tuple(paths) for item_id, paths in found.items()}
 
 
 def _one_file(kind: Literal["datasets", "suites"], item_id: str) -> Path:
