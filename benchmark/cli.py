@@ -233,11 +233,13 @@ def datasets_add(
 
 @datasets_app.command("show")
 def datasets_show(dataset_id: str = typer.Argument(..., help="A dataset id from `cordbench datasets list`.")) -> None:
-    """Print one dataset's full metadata as YAML-like JSON."""
-    from benchmark.data.registry import RegistryError, load_dataset
+    """Print one dataset's full metadata as YAML-like JSON, and the file it comes from."""
+    from benchmark.data.registry import entry_path, load_dataset, origin_of_entry
 
     dataset = load_dataset(dataset_id)
     console.print_json(json.dumps(dataset.model_dump(mode="json")))
+    console.print(f"from {origin_of_entry('datasets', dataset_id)}: {entry_path('datasets', dataset_id)}",
+                  highlight=False)
 
 
 # ---------------------------------------------------------------- index

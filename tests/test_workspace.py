@@ -94,6 +94,8 @@ def test_workspace_dataset_is_layered_and_listed_with_its_origin(ws):
     assert result.exit_code == 0
     row = next(line for line in result.output.splitlines() if "my-sct" in line)
     assert "workspace" in row
+    shown = invoke("datasets", "show", "my-sct")
+    assert f"from workspace: {ws.datasets_dir / 'my-sct.yaml'}" in shown.output
 
 
 def test_an_id_in_both_places_is_an_error_naming_both_files(ws):
