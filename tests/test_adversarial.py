@@ -184,6 +184,7 @@ def world(tmp_path, monkeypatch):
     monkeypatch.chdir(data_root)  # the scorer's cwd leads to the data: /proc/<scorer>/cwd would reveal it
     monkeypatch.setenv("CORDBENCH_TEST_SECRET", SECRET)
     monkeypatch.setenv("CORDBENCH_WORKSPACE", str(workspace))
+    (workspace / "cordbench.yaml").write_text("format: 1\n")  # what `cordbench init` writes first
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen()
@@ -439,12 +440,12 @@ def test_a_zip_bomb_is_refused_from_its_headers(tmp_path):
 def test_the_import_command_says_what_it_verified(world, monkeypatch):
     from typer.testing import CliRunner
 
-    import benchmark.models.packaging as packaging
     from benchmark.cli import app
     from benchmark.io import sha256_file
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
 
     archive, _ = _exported_archive(world)
-    monkeypatch.setattr(packaging, "SUBMISSIONS_DIR", world.workspace.parent / "lab-b")
+    monkeypatch.setenv(ENV_WORKSPACE, str(init_workspace(world.workspace.parent / "lab-b").root))  # another lab
     wrong = CliRunner().invoke(app, ["import", str(archive), "--sha256", "0" * 64])
     assert wrong.exit_code == 1 and "differs from the expected" in " ".join(wrong.output.split())
     unpinned = CliRunner().invoke(app, ["import", str(archive)])
