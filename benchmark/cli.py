@@ -76,6 +76,17 @@ err_console = Console(stderr=True) if sys.stderr.isatty() else Console(stderr=Tr
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PUBLISHED_ROOT = REPO_ROOT.parent / "shared" / "data" / "splits"
+RUNTIME_HELP = ("What runs an nnU-Net network: auto (OpenVINO on CPU when installed, else ONNX Runtime, else "
+                "PyTorch; PyTorch on CUDA) | openvino | onnxruntime | torch. Default: the manifest's inference.runtime.")
+THREADS_HELP = ("Inference threads (runtime, torch, nnU-Net's resampling). Default: the cores available to this "
+                "process. Masks are byte-identical on re-run for the same runtime and thread count.")
+
+
+def check_runtime(runtime: str | None) -> None:
+    from benchmark.models.runtime.selection import RUNTIMES
+
+    if runtime is not None and runtime not in RUNTIMES:
+        fail(f"--runtime: unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
 
 
 NO_SANDBOX_HELP = ("Run command/python submissions WITHOUT the bubblewrap sandbox (their code can then read and "
@@ -511,6 +522,8 @@ def score_command(
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help=(
         "Score even when the local test data differ from the frozen split; the results then carry the version "
         "'<version>+changed-data-<digest>' and never mix with the official ones.")),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Predict every test case of the suite with one submission, score it, write its versioned results file.
 
@@ -519,10 +532,12 @@ def score_command(
     """
     from benchmark.evaluation.scoring import DataChangedError, score_submission
 
+    check_runtime(runtime)
     try:
         results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
                                          device=device, trust_checkpoint=trust_checkpoint, sandbox=not no_sandbox,
-                                         allow_changed_data=allow_changed_data)
+                                         allow_changed_data=allow_changed_data, runtime=runtime,
+                                         threads=threads)
     except DataChangedError as error:
         print_verify_report(error.report)
         fail(str(error), code=1)
@@ -807,6 +822,13 @@ def gate_command(
     tolerance: float = typer.Option(0.005, help="With --reproduce: largest tolerated change of a per-dataset mean."),
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="With --reproduce: see `score`."),
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help=f"With --reproduce: {NO_SANDBOX_HELP}"),
+    max_slowdown: Optional[float] = typer.Option(
+        None, "--max-slowdown", min=0,
+        help="Also fail when the candidate's median s/volume is more than this fraction above the baseline's "
+             "(0.2 = 20 %), measured on the same hardware; on different hardware the speed is reported as not "
+             "comparable. Default: speed not gated."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="With --reproduce: " + RUNTIME_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="With --reproduce: " + THREADS_HELP),
 ) -> None:
     """Fail (exit 1) when the candidate drops the metric by more than the margin AND significantly, on any dataset.
 
@@ -823,6 +845,7 @@ def gate_command(
 
         if suite is None:
             fail("--reproduce needs --suite")
+        check_runtime(runtime)
         refusal = reproduce_refusal(reproduce)
         if refusal:
             fail(refusal)
@@ -831,14 +854,14 @@ def gate_command(
             _results, rescored = score_submission(
                 reproduce, suite, data_root=data_root, trust_checkpoint=trust_checkpoint,
                 out_path=Path(scratch) / "rescored.json", cache_dir=Path(scratch) / "predictions",
-                sandbox=not no_sandbox)
+                sandbox=not no_sandbox, runtime=runtime, threads=threads)
             raise typer.Exit(run_reproduce(stored, rescored, tolerance=tolerance, markdown_path=markdown,
                                            json_path=json_out))
     if not candidate or not baseline:
         fail("give --candidate and --baseline (or --reproduce NAME)")
     raise typer.Exit(run_gate(resolve_results(candidate, suite), resolve_results(baseline, suite), suite=suite,
                               metric=metric, margin=margin, alpha=alpha, seed=seed, markdown_path=markdown,
-                              json_path=json_out))
+                              json_path=json_out, max_slowdown=max_slowdown))
 
 
 # ---------------------------------------------------------------- synthetic data, demo, report, leaderboard

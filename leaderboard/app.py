@@ -190,7 +190,9 @@ def view_main(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
         f"Column groups follow the suite's roles; per model, a dataset it was trained on is marked "
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
         f"towards *mean OOD*. `incomplete`: cases missing, so no mean. Sorted by mean rank "
-        f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {summary.ALPHA})."
+        f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {summary.ALPHA}). "
+        f"*CPU s/volume*: median inference seconds per case over the suite, with the CPU, thread count and "
+        f"runtime it was measured on (compare only rows measured on the same hardware)."
     )
     leak_notes = [
         f"**{md(row[tables.KEY_COLUMN])}**: {md(note)}"

@@ -86,6 +86,7 @@ META_COLUMNS = {
     "model_type": "model type",
     "declared_training_datasets": "training datasets",
     "parameters": "parameters",
+    "cpu_s_per_volume": "CPU s/volume",
     "licence": "licence",
 }
 MEAN_IN_COLUMN = "mean in-domain"
@@ -140,6 +141,16 @@ _CATEGORY_COLUMNS = (
 )
 
 
+def cpu_seconds_per_volume(result: ResultsFile) -> str:
+    """'median s (hardware, runtime)' of the file's per-case inference seconds on CPU; '' when not measured on
+    a known CPU (GPU runs, files from before the results header named the CPU)."""
+    seconds = result.median_runtime_s()
+    if seconds is None or result.hardware() is None or result.inference_device not in (None, "cpu"):
+        return ""
+    runtime = f", {result.runtime}" if result.runtime else ""
+    return f"{seconds:.2f} ({result.hardware()}{runtime})"
+
+
 def cases_from_results(results: Sequence[ResultsFile], paths: Sequence[Path | str] | None = None) -> pd.DataFrame:
     """Per-case rows of several results files plus the header fields the leaderboard shows."""
     frames = []
@@ -151,6 +162,7 @@ def cases_from_results(results: Sequence[ResultsFile], paths: Sequence[Path | st
         frame["parameters"] = float(result.parameters) if result.parameters is not None else math.nan
         frame["declared_training_datasets"] = ", ".join(result.declared_training_datasets)
         frame["results_path"] = str(paths[i]) if paths is not None else ""
+        frame["cpu_s_per_volume"] = cpu_seconds_per_volume(result)
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["submission", "case_id", "dataset", "benchmark_version", *METRIC_NAMES])

@@ -17,6 +17,11 @@ or a case id whose image hash or dataset differs. Verdicts are still computed on
 (for information) but ``passed`` is false. Rows of failed predictions are never dropped: they are
 scored worst in the results file and count like any other case.
 
+Speed (``max_slowdown``, off by default): the candidate also fails when its median per-case inference
+seconds (``runtime_s``, over all cases of the file) is more than ``max_slowdown`` (0.2 = 20 %) above the
+baseline's, provided both were measured on the same hardware (CPU model, device and thread count from the
+results headers). Otherwise the speed is reported as not comparable and does not fail the gate.
+
 Reproducibility gate (:func:`reproduce_check`): a re-scored run of a registered model must reproduce
 every per-dataset mean of the stored results within ``tolerance`` (``|mean_rescored - mean_stored| <=
 tolerance`` for each metric asked for), on the same cases, suite, benchmark version and model.
@@ -78,6 +83,18 @@ class DatasetVerdict:
 
 
 @dataclass
+class SpeedVerdict:
+    """The speed rule: candidate's median s/volume against the baseline's, on the same hardware."""
+
+    baseline_median_s: float | None
+    candidate_median_s: float | None
+    max_slowdown: float
+    verdict: Literal["pass", "fail", "not comparable"]
+    reason: str
+    hardware: str | None = None
+
+
+@dataclass
 class GateReport:
     """All verdicts of one gate run; ``passed`` is false on any failed verdict or any problem."""
 
@@ -92,6 +109,7 @@ class GateReport:
     baseline: str = ""
     suite: str = ""
     benchmark_version: str = ""
+    speed: SpeedVerdict | None = None
 
 
 # --------------------------------------------------------------------------- checks
@@ -202,6 +220,34 @@ def _regression_reason(drop: float, p_value: float, margin: float, alpha: float,
     return f"worse by {drop:.4f} > margin {margin:.4g} but not significant ({p_text} > {alpha:g})"
 
 
+# --------------------------------------------------------------------------- speed
+
+
+def speed_check(candidate: ResultsFile, baseline: ResultsFile, max_slowdown: float) -> SpeedVerdict:
+    """Fail when the candidate's median s/volume exceeds the baseline's by more than ``max_slowdown`` (a fraction),
+    on the same hardware; different or unknown hardware, or no timings, is 'not comparable', never a failure."""
+    if not (max_slowdown >= 0 and math.isfinite(max_slowdown)):
+        raise GateInputError(f"max_slowdown must be a finite number >= 0, got {max_slowdown}")
+    base_s, cand_s = baseline.median_runtime_s(), candidate.median_runtime_s()
+    base_hw, cand_hw = baseline.hardware(), candidate.hardware()
+
+    def verdict(kind: Literal["pass", "fail", "not comparable"], reason: str) -> SpeedVerdict:
+        return SpeedVerdict(base_s, cand_s, float(max_slowdown), kind, reason, base_hw if kind != "not comparable" else None)
+
+    if base_s is None or cand_s is None:
+        return verdict("not comparable", "no per-case runtime_s in " + ("the baseline" if base_s is None else "the candidate"))
+    if base_hw is None or cand_hw is None or base_hw != cand_hw:
+        return verdict("not comparable", f"measured on different hardware: baseline {base_hw or 'unknown'}, "
+                                         f"candidate {cand_hw or 'unknown'}")
+    limit = base_s * (1 + max_slowdown)
+    change = cand_s / base_s - 1 if base_s > 0 else math.inf
+    if cand_s > limit + _FLOAT_SLACK:
+        return verdict("fail", f"median {cand_s:.3g} s/volume is {change:+.0%} vs the baseline's {base_s:.3g} s "
+                               f"(> +{max_slowdown:.0%} allowed)")
+    return verdict("pass", f"median {cand_s:.3g} s/volume, {change:+.0%} vs the baseline's {base_s:.3g} s "
+                           f"(<= +{max_slowdown:.0%} allowed)")
+
+
 # --------------------------------------------------------------------------- regression gate
 
 
@@ -214,6 +260,7 @@ def compare_results(
     alpha: float = 0.05,
     seed: int = 0,
     suite: str | None = None,
+    max_slowdown: float | None = None,
 ) -> GateReport:
     """Regression gate of ``candidate`` against ``baseline`` (see the module docstring).
 
@@ -268,13 +315,15 @@ def compare_results(
                 metric=metric,
             )
         )
+    speed = speed_check(candidate, baseline, max_slowdown) if max_slowdown is not None else None
     return GateReport(
         verdicts=verdicts,
-        passed=not problems and all(v.verdict == "pass" for v in verdicts),
+        passed=not problems and all(v.verdict == "pass" for v in verdicts) and not (speed and speed.verdict == "fail"),
         problems=problems,
         metric=metric,
         margin=float(margin),
         alpha=float(alpha),
+        speed=speed,
         kind="regression",
         candidate=candidate.submission,
         baseline=baseline.submission,
@@ -433,6 +482,9 @@ def gate_markdown(report: GateReport) -> str:
     if not report.verdicts:
         lines.append("| (no shared cases) | | | | | | |")
     lines.append("")
+    if report.speed is not None:
+        lines.append(f"**Speed ({report.speed.verdict.upper()}):** {report.speed.reason}.")
+        lines.append("")
     if report.problems:
         lines.append("**Problems (the gate fails on each):**")
         lines.extend(f"- {problem}" for problem in report.problems)
@@ -479,6 +531,7 @@ def gate_json(report: GateReport) -> dict[str, Any]:
         "alpha": _json_number(report.alpha),
         "problems": list(report.problems),
         "verdicts": verdicts,
+        "speed": asdict(report.speed) if report.speed is not None else None,
     }
 
 
@@ -526,6 +579,7 @@ def run_gate(
     json_path: Path | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
+    max_slowdown: float | None = None,
 ) -> int:
     """``cordbench gate`` without the CLI: load both files, compare, print Markdown, return the exit code.
 
@@ -544,6 +598,7 @@ def run_gate(
             alpha=alpha,
             seed=seed,
             suite=suite,
+            max_slowdown=max_slowdown,
         )
     except GateInputError as error:
         err.write(f"cordbench gate: error: {error}\n")
@@ -578,6 +633,8 @@ def run_reproduce(
 __all__ = [
     "DatasetVerdict",
     "GateReport",
+    "SpeedVerdict",
+    "speed_check",
     "GateInputError",
     "compare_results",
     "reproduce_check",

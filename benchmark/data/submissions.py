@@ -151,6 +151,11 @@ class InferenceSpec(_Strict):
 
     device: Literal["auto", "cpu", "cuda"] = Field(default="auto", description="auto: GPU when present")
     test_time_augmentation: bool = Field(default=False, description="nnU-Net mirroring at inference")
+    runtime: Literal["auto", "openvino", "onnxruntime", "torch"] = Field(
+        default="auto",
+        description="What runs an nnU-Net network: 'auto' is OpenVINO on CPU when installed, else ONNX Runtime, "
+                    "else PyTorch, and PyTorch on CUDA (benchmark.models.runtime; `--runtime` overrides it).",
+    )
     postprocessing: Postprocessing = Field(
         default="none",
         description="Applied to the binary mask before it is scored: 'largest-component' keeps only the largest "

@@ -67,6 +67,9 @@ class PredictionRecord:
     runtime_s: float
     peak_memory_mb: float | None
     prediction_sha256: str | None = None  # checked before a cached prediction is reused
+    runtime: str | None = None  # what ran the network (nnU-Net models: openvino, onnxruntime, torch)
+    threads: int | None = None
+    device: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -192,10 +195,16 @@ class Predictor:
     """Runs one submission on images, one case at a time, with the shared checks and caching."""
 
     def __init__(self, submission: Submission, cache_dir: Path, *, device: str | None = None,
-                 trust_checkpoint: bool = False, sandbox: bool = True):
+                 trust_checkpoint: bool = False, sandbox: bool = True, runtime: str | None = None,
+                 threads: int | None = None):
         """``sandbox=False`` (``--no-sandbox``) runs command and python models without bubblewrap (python ones
-        in-process); with ``sandbox=True`` and no working bubblewrap, untrusted models are refused."""
+        in-process); with ``sandbox=True`` and no working bubblewrap, untrusted models are refused. ``runtime``
+        overrides the manifest's ``inference.runtime``; ``threads`` is the nnU-Net inference thread count."""
+        if runtime is not None:  # part of the submission hash, so predictions of each runtime are cached apart
+            inference = submission.inference.model_copy(update={"runtime": runtime})
+            submission = submission.model_copy(update={"inference": inference})
         self.submission = submission
+        self.threads = threads
         self.hash = submission_hash(submission)
         self.sandbox_mode: SandboxMode = ("not-needed" if isinstance(submission.model, NnunetModelSpec)
                                           else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
@@ -211,13 +220,20 @@ class Predictor:
         if self._array_model is None:
             try:
                 self._array_model = load_array_model(self.submission, device=self.device,
-                                                     trust_checkpoint=self.trust_checkpoint)
+                                                     trust_checkpoint=self.trust_checkpoint, threads=self.threads)
             except Exception as error:
                 raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: "
                                      f"{type(error).__name__}: {error}") from error
         return self._array_model
 
     # -- cache ------------------------------------------------------------------------------------
+    def _runtime_info(self) -> dict:
+        """What ran the network and with how many threads, for models that say so (nnU-Net)."""
+        model = self._array_model
+        if model is None or not hasattr(model, "runtime"):
+            return {}
+        return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type)}
+
     def _cached(self, image_sha256: str) -> PredictionRecord | None:
         record_path = self.cache_dir / f"{image_sha256}.json"
         if not record_path.exists():
@@ -264,6 +280,7 @@ class Predictor:
             runtime_s=round(time.perf_counter() - started, 3),
             peak_memory_mb=memory.peak_mb,
             prediction_sha256=sha256_file(out_path) if failure is None else None,
+            **self._runtime_info(),
         )
         try:
             atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
@@ -407,7 +424,8 @@ def _fresh_dirs(scratch: Path) -> tuple[Path, Path]:
     return input_dir, output_dir
 
 
-def load_array_model(submission: Submission, *, device: str | None, trust_checkpoint: bool) -> ArrayModel:
+def load_array_model(submission: Submission, *, device: str | None, trust_checkpoint: bool,
+                     threads: int | None = None) -> ArrayModel:
     model = submission.model
     if isinstance(model, PythonModelSpec):
         module_name, _, function_name = model.entrypoint.partition(":")
@@ -424,6 +442,8 @@ def load_array_model(submission: Submission, *, device: str | None, trust_checkp
             device=_device(device or submission.inference.device),
             trust_checkpoint=trust_checkpoint,
             use_mirroring=submission.inference.test_time_augmentation,
+            runtime=submission.inference.runtime,
+            num_threads=threads,
         )
     raise SubmissionError(f"{submission.name}: model type {model.type!r} is not an array model")
 

@@ -76,7 +76,31 @@ class ResultsFile(BaseModel):
     sandbox: Literal["bubblewrap", "none", "not-needed"] | None = Field(
         default=None, description="How the model was isolated: bubblewrap; none (--no-sandbox); not-needed (nnU-Net "
                                   "checkpoints rebuilt by cordbench from allow-listed classes); null: not recorded")
+    runtime: str | None = Field(default=None, description="What ran the network (openvino, onnxruntime, torch); "
+                                                          "None for models that do not say or older files")
+    threads: int | None = Field(default=None, description="Inference thread count")
+    cpu_model: str | None = Field(default=None, description="CPU the per-case runtime_s were measured on")
+    inference_device: str | None = Field(default=None, description="cpu or cuda: where the network ran")
     cases: list[CaseResult]
+
+    def median_runtime_s(self) -> float | None:
+        """Median per-case inference seconds over the file's cases that have one (None when none has)."""
+        seconds = sorted(case.runtime_s for case in self.cases if case.runtime_s is not None)
+        if not seconds:
+            return None
+        middle = len(seconds) // 2
+        return seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
+
+    def hardware(self) -> str | None:
+        """Where runtime_s was measured: 'CPU model, device, N threads' (None when the file does not say)."""
+        if self.cpu_model is None:
+            return None
+        parts = [self.cpu_model]
+        if self.inference_device and self.inference_device != "cpu":
+            parts.append(self.inference_device)
+        if self.threads is not None:
+            parts.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        return ", ".join(parts)
 
     def frame(self) -> pd.DataFrame:
         """Per-case rows with the header fields the leaderboard groups by."""

@@ -182,6 +182,8 @@ def score_submission(
     cache_dir: Path | None = None,
     sandbox: bool = True,
     allow_changed_data: bool = False,
+    runtime: str | None = None,
+    threads: int | None = None,
 ) -> tuple[ResultsFile, Path]:
     """Predict and score every test case of the suite; write and return the results file.
 
@@ -190,7 +192,8 @@ def score_submission(
     command/python models run without bubblewrap and the results say ``sandbox: none``.
 
     ``out_path`` and ``cache_dir`` redirect the results file and the prediction cache (the reproducibility
-    gate re-scores from scratch into a scratch folder, never over the stored results).
+    gate re-scores from scratch into a scratch folder, never over the stored results). ``runtime`` overrides
+    the manifest's ``inference.runtime``; ``threads`` is the inference thread count (default: available cores).
     """
     from rich.progress import Progress
 
@@ -205,8 +208,10 @@ def score_submission(
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
     predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,
-                              device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox)
+                              device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
+                              runtime=runtime, threads=threads)
     rows: list[CaseResult] = []
+    records: list[PredictionRecord] = []
     index: dict[str, dict[str, str | None]] = {}
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
@@ -221,6 +226,7 @@ def score_submission(
             except OSError as error:  # the scorer's, never the model's: stop without recording anything
                 raise ScorerFaultError(f"{test_case.case.case_id}: scorer fault (not the model's; nothing recorded): "
                                        f"{error}") from error
+            records.append(record)
             rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
             index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
                                              "prediction": record.prediction}
@@ -238,6 +244,7 @@ def score_submission(
         created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         environment=environment(),
         sandbox=predictor.sandbox_mode,
+        **inference_header(records),
         cases=rows,
     )
     path = out_path or results_path(outputs, suite_id, version)
@@ -281,6 +288,19 @@ def check_declared_datasets(submission_name: str, declared: set[str]) -> None:
     problems = unregistered_datasets(declared)
     if problems:
         raise ScoringError(f"{submission_name}: training.datasets: " + "; ".join(problems))
+
+
+def inference_header(records: list[PredictionRecord]) -> dict:
+    """The results header's runtime, threads, device and CPU model, from the records that name them."""
+    from benchmark.models.runtime.hardware import cpu_model
+
+    described = [record for record in records if record.runtime is not None]
+    if not described:
+        return {"cpu_model": cpu_model()}
+    first = described[0]
+    runtimes = sorted({record.runtime for record in described})
+    return {"runtime": "+".join(runtimes), "threads": first.threads, "inference_device": first.device,
+            "cpu_model": cpu_model()}
 
 
 def cases_index_path(submission_folder: Path, suite_id: str) -> Path:

@@ -95,9 +95,11 @@ class SuppliedPredictor:
 
 
 def predictor_for(submission: Submission, cache_dir: Path, *, cases: Sequence["TestCase"], device: str | None = None,
-                  trust_checkpoint: bool = False, sandbox: bool = True) -> CasePredictor:
+                  trust_checkpoint: bool = False, sandbox: bool = True, runtime: str | None = None,
+                  threads: int | None = None) -> CasePredictor:
     """The predictor scoring uses for a submission: supplied masks, or the model run by :class:`Predictor`
     (``sandbox=False`` is ``--no-sandbox``, see benchmark.models.sandbox)."""
     if isinstance(submission.model, PredictionsModelSpec):
         return SuppliedPredictor(submission, cache_dir, cases)
-    return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox)
+    return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
+                     runtime=runtime, threads=threads)

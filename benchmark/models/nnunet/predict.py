@@ -6,20 +6,23 @@ looked up by name and checkpoints are read with ``torch.load(weights_only=True)`
 
 Changes to ``nnUNetPredictor``'s sliding window (see docs/nnunet.md for measurements): tiles are predicted in
 batches (``tile_batch_size`` tiles per forward, mirrored copies in the same forward) instead of one tile per
-forward, logits are accumulated in float32 directly into the output (nnU-Net uses float16 buffers), and torch
-runs with a fixed thread count (``num_threads``, default 1; see trainer.DEFAULT_CPU_THREADS). Test-time
-mirroring is off by default (nnU-Net's default is on), which is most of the speed-up over nnU-Net's defaults;
-with identical settings the batched loop is ~1.1x faster with 1 thread. Pre- and post-processing (crop, normalise, resample, softmax,
-resample back) are nnU-Net's own functions, so outputs agree with nnU-Net's predictor. ``precision="bfloat16"``
-(opt-in) runs the network under CPU bfloat16 autocast: about 2x faster again on CPUs with native bfloat16
-(AVX512-BF16), Dice >= 0.998 against float32 on the gmchallenge scans; on CUDA nnU-Net's own float16 autocast
-applies either way.
+forward, logits are accumulated in float32 directly into the output (nnU-Net uses float16 buffers), and the
+network call goes through a runtime (benchmark.models.runtime): on CPU OpenVINO when installed, else ONNX
+Runtime, else PyTorch; on CUDA PyTorch. The ONNX export is cached and checked against PyTorch before use.
+``num_threads`` (default: the cores available) applies to the runtime, torch and nnU-Net's resampling.
+Test-time mirroring is off by default (nnU-Net's default is on). Pre- and post-processing (crop, normalise,
+resample, softmax, resample back) are nnU-Net's own functions, so outputs agree with nnU-Net's predictor.
+``precision="bfloat16"`` (opt-in) is used only on CPUs with native bfloat16 (AVX512-BF16, AMX), else ignored
+with a warning; on CUDA nnU-Net's own float16 autocast applies either way.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,14 +40,18 @@ from nnunetv2.utilities.label_handling.label_handling import determine_num_input
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from benchmark.errors import CordbenchError
+from benchmark.models.runtime.hardware import default_threads, native_bf16
+from benchmark.models.runtime.runner import VerifiedRunner
+from benchmark.models.runtime.selection import select_runtime
 from benchmark.training.nnunet.train import resolve_device
-from benchmark.training.nnunet.trainer import DEFAULT_CPU_THREADS, UnsafeCheckpointError, load_checkpoint_dict
+from benchmark.training.nnunet.trainer import UnsafeCheckpointError, load_checkpoint_dict, weights_sha256
 
 # Voxels fed to the network per forward pass (tiles x mirrors x tile voxels): 2**17 = 8 tiles of 128x128, or 2
 # tiles x 4 mirrorings. On the 2-core CPU measured, 4-8 tiles per forward were fastest and 32+ slower again
 # (cache); 3D tiles are usually larger than the budget and then go one per forward (docs/nnunet.md).
 DEFAULT_VOXELS_PER_FORWARD = 2**17
 
+logger = logging.getLogger(__name__)
 
 Precision = Literal["float32", "bfloat16"]
 
@@ -64,6 +71,9 @@ class BatchedPredictor(nnUNetPredictor):
             raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
         self.tile_batch_size = tile_batch_size
         self.precision = precision
+        # one runner per entry of list_of_parameters (fold), set by load_model; None: the network itself
+        self.runners: list[VerifiedRunner] | None = None
+        self._active_runner: VerifiedRunner | None = None
 
     def _tiles_per_forward(self) -> int:
         if self.tile_batch_size is not None:
@@ -85,9 +95,8 @@ class BatchedPredictor(nnUNetPredictor):
         """Network output for a batch of tiles, averaged over mirrorings in one forward pass."""
         combos = self._mirror_combinations(tiles.ndim)
         stacked = torch.cat([tiles] + [torch.flip(tiles, axes) for axes in combos]) if combos else tiles
-        if self.precision == "bfloat16" and self.device.type == "cpu":
-            with torch.autocast("cpu", dtype=torch.bfloat16):
-                output = self.network(stacked).float()
+        if self._active_runner is not None:
+            output = self._active_runner.run(stacked).to(tiles.device)
         else:
             output = self.network(stacked)
         if not combos:
@@ -97,6 +106,24 @@ class BatchedPredictor(nnUNetPredictor):
         for axes, output in zip(combos, outputs[1:]):
             prediction += torch.flip(output, axes)
         prediction /= len(combos) + 1
+        return prediction
+
+    @torch.inference_mode()
+    def predict_logits_from_preprocessed_data(self, data: torch.Tensor) -> torch.Tensor:
+        """nnU-Net's fold loop (weights loaded, logits averaged), with each fold's runner active in turn."""
+        if self.runners is None:
+            return super().predict_logits_from_preprocessed_data(data)
+        prediction = None
+        for params, runner in zip(self.list_of_parameters, self.runners):
+            self.network.load_state_dict(params)  # the runner's PyTorch reference and fallback use it
+            self._active_runner = runner
+            try:
+                logits = self.predict_sliding_window_return_logits(data).to("cpu")
+            finally:
+                self._active_runner = None
+            prediction = logits if prediction is None else prediction + logits
+        if len(self.list_of_parameters) > 1:
+            prediction /= len(self.list_of_parameters)
         return prediction
 
     @torch.inference_mode()
@@ -184,7 +211,18 @@ class NnunetModel:
     configuration: str
     folds: tuple[int | str, ...]
     device: torch.device
-    num_threads: int = DEFAULT_CPU_THREADS
+    num_threads: int = 1
+
+    @property
+    def runtime(self) -> str:
+        """The runtime running the network (``torch`` for folds that fell back; several folds: joined by '+')."""
+        names = sorted({runner.name for runner in self.predictor.runners or []}) or ["torch"]
+        return "+".join(names)
+
+    @property
+    def runtime_fallbacks(self) -> list[str]:
+        """Why a fold runs on PyTorch instead of the runtime asked for (empty when none fell back)."""
+        return [runner.fallback_reason for runner in self.predictor.runners or [] if runner.fallback_reason]
 
     @property
     def foreground_channel(self) -> int:
@@ -268,6 +306,8 @@ def load_model(
     tile_batch_size: int | None = None,
     num_threads: int | None = None,
     precision: Precision = "float32",
+    runtime: str = "auto",
+    runtime_cache_dir: Path | None = None,
 ) -> NnunetModel:
     """Load a model folder written by nnU-Net training (``.../Trainer__Plans__configuration``).
 
@@ -275,7 +315,14 @@ def load_model(
     averaged). Checkpoints are loaded with ``weights_only=True``; one that needs full unpickling raises
     :class:`UnsafeCheckpointError` unless ``trust_checkpoint``. ``use_mirroring`` enables nnU-Net's test-time
     mirroring (2**n_axes forwards per tile; nnU-Net's default is on, cordbench's is off). ``num_threads`` is
-    torch's CPU thread count while predicting (default :data:`DEFAULT_CPU_THREADS`, restored afterwards).
+    the thread count of the runtime, of torch and of nnU-Net's resampling while predicting (default: the cores
+    available to this process; torch's count is restored afterwards).
+
+    ``runtime`` (``auto|openvino|onnxruntime|torch``) runs the network: ``auto`` is OpenVINO on CPU when
+    installed, else ONNX Runtime, else PyTorch, and PyTorch on CUDA. ONNX runtimes use the network exported
+    once per fold into ``runtime_cache_dir`` (default: ``cordbench-runtime/`` in the fold folder when writable,
+    else ``~/.cache/cordbench/runtime``), verified against PyTorch before use (benchmark.models.runtime).
+    ``precision="bfloat16"`` is used only when the CPU computes bfloat16 natively, else ignored with a warning.
     """
     model_folder = Path(model_folder)
     plans_path = model_folder / "plans.json"
@@ -285,6 +332,11 @@ def load_model(
     dataset_json = _read_json(model_folder / "dataset.json")
     fold_list = _normalise_folds(folds)
     torch_device = resolve_device(device)
+    threads = num_threads if num_threads is not None else default_threads()
+    if threads < 1:
+        raise ValueError(f"num_threads must be >= 1, got {threads}")
+    selected_runtime = select_runtime(runtime, torch_device.type)
+    precision = _fenced_precision(precision, torch_device, selected_runtime)
 
     paths = tuple(model_folder / f"fold_{fold}" / checkpoint for fold in fold_list)
     loaded = [load_checkpoint_dict(path, trust_checkpoint=trust_checkpoint) for path in paths]
@@ -325,8 +377,52 @@ def load_model(
         network.to(torch_device), plans_manager, configuration_manager, parameters, dataset_json,
         loaded[0]["trainer_name"], tuple(mirror_axes) if mirror_axes is not None else None,
     )
+    in_channels = determine_num_input_channels(plans_manager, configuration_manager, dataset_json)
+    saved_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runners = []
+        for path, params in zip(paths, parameters):
+            network.load_state_dict(params)
+            runners.append(VerifiedRunner(
+                network, runtime=selected_runtime, device=torch_device, threads=threads,
+                bfloat16=precision == "bfloat16", weights_sha256=weights_sha256(params),
+                tile_shape=tuple(configuration_manager.patch_size), in_channels=in_channels,
+                cache_dir=_runtime_cache_dir(runtime_cache_dir, path), label=str(path),
+            ))
+        network.load_state_dict(parameters[0])
+    finally:
+        torch.set_num_threads(saved_threads)
+    predictor.runners = runners
     return NnunetModel(
         predictor=predictor, model_folder=model_folder, checkpoints=paths, configuration=configuration,
-        folds=fold_list, device=torch_device,
-        num_threads=num_threads if num_threads is not None else DEFAULT_CPU_THREADS,
+        folds=fold_list, device=torch_device, num_threads=threads,
     )
+
+
+def _fenced_precision(precision: Precision, device: torch.device, runtime: str) -> Precision:
+    """bfloat16 only where it is native and the runtime has it; otherwise float32, saying why."""
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    if precision == "float32" or device.type != "cpu":
+        return precision
+    native, why = native_bf16()
+    if not native:
+        warnings.warn(f"precision bfloat16 ignored, running float32: {why}", UserWarning, stacklevel=3)
+        return "float32"
+    if runtime == "onnxruntime":
+        warnings.warn("precision bfloat16 ignored, running float32: ONNX Runtime's CPU provider has no bfloat16 "
+                      "convolutions", UserWarning, stacklevel=3)
+        return "float32"
+    logger.info("using bfloat16 on %s: %s", runtime, why)
+    return precision
+
+
+def _runtime_cache_dir(requested: Path | None, checkpoint: Path) -> Path:
+    """Where exported networks are cached: the caller's folder, else next to the checkpoint, else the user cache."""
+    if requested is not None:
+        return Path(requested)
+    beside = checkpoint.parent / "cordbench-runtime"
+    if os.access(beside if beside.is_dir() else checkpoint.parent, os.W_OK):
+        return beside
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cordbench" / "runtime"

@@ -1,0 +1,1 @@
+"""Inference runtimes for nnU-Net networks: torch, onnxruntime, openvino behind ``logits = run(tiles)``."""

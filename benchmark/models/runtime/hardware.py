@@ -1,0 +1,56 @@
+"""What the CPU running inference offers: usable cores, its model name, native bfloat16."""
+
+from __future__ import annotations
+
+import os
+import platform
+from functools import lru_cache
+from pathlib import Path
+
+# /proc/cpuinfo flags meaning the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
+NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def default_threads() -> int:
+    """Cores this process may run on (its CPU affinity, which respects taskset/cgroups/SLURM), else all cores."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS and Windows have no sched_getaffinity
+        return max(1, os.cpu_count() or 1)
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return None
+
+
+@lru_cache(maxsize=1)
+def cpu_model() -> str:
+    """The CPU's marketing name ('AMD EPYC 9654 96-Core Processor'), or the best the platform says."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+@lru_cache(maxsize=1)
+def native_bf16() -> tuple[bool, str]:
+    """(does this CPU compute bfloat16 natively, why we think so)."""
+    flags = (_cpuinfo_field("flags") or "").split()
+    found = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    if found:
+        return True, f"the CPU reports {', '.join(found)}"
+    if flags:
+        return False, f"the CPU reports none of {', '.join(NATIVE_BF16_FLAGS)} (bfloat16 would be emulated, slower)"
+    try:  # no /proc/cpuinfo (macOS): ask oneDNN through torch
+        import torch
+
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return True, "oneDNN reports native bfloat16 support"
+    except Exception:  # an old torch without the probe: treat as unsupported
+        pass
+    return False, "no native bfloat16 support found"
