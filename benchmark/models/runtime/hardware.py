@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import platform
 from functools import lru_cache
 from pathlib import Path
+
+from benchmark.environment import available_cores
 
 # /proc/cpuinfo flags meaning the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -13,10 +14,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 def default_threads() -> int:
     """Cores this process may run on (its CPU affinity, which respects taskset/cgroups/SLURM), else all cores."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # macOS and Windows have no sched_getaffinity
-        return max(1, os.cpu_count() or 1)
+    return available_cores()
 
 
 def _cpuinfo_field(name: str) -> str | None:
