@@ -399,6 +399,7 @@ def test_predictor_records_runtime_and_threads_and_caches_each_runtime_apart(tin
         "model": {"type": "nnunet", "folder": str(folder), "configuration": "2d",
                   "sha256": sha256_file(folder / "fold_all" / "checkpoint_final.pth")},
     })
+    submission.folder = tmp_path
     runtime = ONNX_RUNTIMES[0] if ONNX_RUNTIMES else "torch"
     predictor = Predictor(submission, tmp_path / "predictions", device="cpu", runtime=runtime, threads=1)
     record = predictor.predict(images[0], "a" * 64)
