@@ -555,6 +555,8 @@ def predict_command(
     trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint",
                                           help="Allow a checkpoint that needs full unpickling (runs its code!)."),
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
 ) -> None:
     """Run a model on images that have no mask; write cord masks with a JSON sidecar each (model, weights sha256,
     cordbench version, inference settings), through the same inference path as scoring.
@@ -563,8 +565,9 @@ def predict_command(
     """
     from benchmark.evaluation.predict import predict
 
+    check_runtime(runtime)
     report = predict(name, input_path, out, include=include, device=device, trust_checkpoint=trust_checkpoint,
-                     sandbox=not no_sandbox)
+                     sandbox=not no_sandbox, runtime=runtime, threads=threads)
     table = Table(title=f"predict {name}", caption=str(report.derivatives))
     table.add_column("status")
     table.add_column("images", justify="right")

@@ -65,7 +65,8 @@ def test_single_nifti_keeps_its_grid_and_gets_a_bids_place_and_sidecar(tmp_path)
     submission = load_submission("ident", subs)
     assert sidecar["Model"] == {"Name": "ident", "Type": "python", "SHA256": model_sha256(submission)}
     assert sidecar["CordbenchVersion"] == __version__
-    assert sidecar["Inference"] == {"device": "auto", "test_time_augmentation": False, "postprocessing": "none",
+    assert sidecar["Inference"] == {"device": "auto", "test_time_augmentation": False, "runtime": "auto",
+                                    "postprocessing": "none",
                                     "threshold": 0.5}
     assert sidecar["SourceSHA256"] == sha256_file(image) and sidecar["Sources"] == [str(image.resolve())]
     assert sidecar["Label"] == "SC"

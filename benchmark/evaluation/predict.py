@@ -156,6 +156,7 @@ def inference_settings(submission: Submission, device: str | None) -> dict[str, 
     """The settings that shape a mask, as recorded in every sidecar."""
     return {"device": device or submission.inference.device,
             "test_time_augmentation": submission.inference.test_time_augmentation,
+            "runtime": submission.inference.runtime,
             "postprocessing": submission.inference.postprocessing,
             "threshold": BINARY_THRESHOLD}
 
@@ -207,13 +208,19 @@ def predict(
     submissions_root: Path | None = None,
     progress: bool = True,
     sandbox: bool = True,
+    runtime: str | None = None,
+    threads: int | None = None,
 ) -> PredictReport:
     """Predict a cord mask for every image of ``input_path`` (a NIfTI file or a BIDS folder) into ``out_dir``.
 
-    Command and python models run in the bubblewrap sandbox; ``sandbox=False`` is ``--no-sandbox``."""
+    Command and python models run in the bubblewrap sandbox; ``sandbox=False`` is ``--no-sandbox``. ``runtime``
+    overrides the manifest's ``inference.runtime`` (recorded in the sidecars); ``threads``: inference threads."""
     from rich.progress import Progress
 
     submission = load_submission(name, submissions_root)
+    if runtime is not None:
+        submission = submission.model_copy(
+            update={"inference": submission.inference.model_copy(update={"runtime": runtime})})
     if isinstance(submission.model, PredictionsModelSpec):
         raise PredictError(f"{submission.name}: a predictions submission supplies masks; it has no model to run")
     targets = find_targets(input_path, include)
@@ -227,7 +234,7 @@ def predict(
     report = PredictReport(derivatives)
     with tempfile.TemporaryDirectory(prefix="cordbench-predict-") as scratch, Progress(disable=not progress) as bar:
         predictor = Predictor(submission, Path(scratch), device=device, trust_checkpoint=trust_checkpoint,
-                              sandbox=sandbox)
+                              sandbox=sandbox, threads=threads)
         task = bar.add_task(f"predicting with {submission.name}", total=len(targets))
         for target in targets:
             report.outcomes.append(_predict_one(predictor, model, target, derivatives, settings))
