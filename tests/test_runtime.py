@@ -407,4 +407,6 @@ def test_predictor_records_runtime_and_threads_and_caches_each_runtime_apart(tin
     header = inference_header([record])
     assert header["runtime"] == runtime and header["threads"] == 1 and header["cpu_model"] == hardware.cpu_model()
     assert Predictor(submission, tmp_path / "predictions", runtime="torch").cache_dir != predictor.cache_dir
+    assert not list(folder.rglob("*.onnx"))  # never planted in the model folder (imports are re-checked)
+    assert len(list((tmp_path / "predictions" / "runtime").glob("*.onnx"))) == (runtime != "torch")
     assert inference_header([]) == {"cpu_model": hardware.cpu_model()}  # e.g. command models: CPU only

@@ -220,7 +220,8 @@ class Predictor:
         if self._array_model is None:
             try:
                 self._array_model = load_array_model(self.submission, device=self.device,
-                                                     trust_checkpoint=self.trust_checkpoint, threads=self.threads)
+                                                     trust_checkpoint=self.trust_checkpoint, threads=self.threads,
+                                                     runtime_cache_dir=self.cache_dir.parent / "runtime")
             except Exception as error:
                 raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: "
                                      f"{type(error).__name__}: {error}") from error
@@ -425,7 +426,7 @@ def _fresh_dirs(scratch: Path) -> tuple[Path, Path]:
 
 
 def load_array_model(submission: Submission, *, device: str | None, trust_checkpoint: bool,
-                     threads: int | None = None) -> ArrayModel:
+                     threads: int | None = None, runtime_cache_dir: Path | None = None) -> ArrayModel:
     model = submission.model
     if isinstance(model, PythonModelSpec):
         module_name, _, function_name = model.entrypoint.partition(":")
@@ -444,6 +445,7 @@ def load_array_model(submission: Submission, *, device: str | None, trust_checkp
             use_mirroring=submission.inference.test_time_augmentation,
             runtime=submission.inference.runtime,
             num_threads=threads,
+            runtime_cache_dir=runtime_cache_dir,
         )
     raise SubmissionError(f"{submission.name}: model type {model.type!r} is not an array model")
 

@@ -320,8 +320,8 @@ def load_model(
 
     ``runtime`` (``auto|openvino|onnxruntime|torch``) runs the network: ``auto`` is OpenVINO on CPU when
     installed, else ONNX Runtime, else PyTorch, and PyTorch on CUDA. ONNX runtimes use the network exported
-    once per fold into ``runtime_cache_dir`` (default: ``cordbench-runtime/`` in the fold folder when writable,
-    else ``~/.cache/cordbench/runtime``), verified against PyTorch before use (benchmark.models.runtime).
+    once per fold into ``runtime_cache_dir`` (default: ``$XDG_CACHE_HOME/cordbench/runtime``, else
+    ``~/.cache/cordbench/runtime``; scoring uses ``runtime/`` beside its prediction cache), verified against PyTorch before use (benchmark.models.runtime).
     ``precision="bfloat16"`` is used only when the CPU computes bfloat16 natively, else ignored with a warning.
     """
     model_folder = Path(model_folder)
@@ -419,10 +419,9 @@ def _fenced_precision(precision: Precision, device: torch.device, runtime: str) 
 
 
 def _runtime_cache_dir(requested: Path | None, checkpoint: Path) -> Path:
-    """Where exported networks are cached: the caller's folder, else next to the checkpoint, else the user cache."""
+    """Where exported networks are cached: the caller's folder, else the user cache. Never inside the model folder:
+    imported and extracted model folders are re-checked file by file, and a file added there is refused as planted
+    (benchmark.models.packaging.verify_extracted); the key (weights sha256 + versions) makes a shared cache safe."""
     if requested is not None:
         return Path(requested)
-    beside = checkpoint.parent / "cordbench-runtime"
-    if os.access(beside if beside.is_dir() else checkpoint.parent, os.W_OK):
-        return beside
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "cordbench" / "runtime"
