@@ -508,9 +508,13 @@ def submissions_check(name: str = typer.Argument(..., help="Submission name or f
     console.print(f"[green]{submission.name}: manifest and files OK[/]")
 
 
+EXECUTOR_HELP = ("local (a process pool on this machine), shards (print one `cordbench score ... --shard i/N` command "
+                 "per work unit), or a SLURM profile: slurm, or a profile name under executors: in cordbench.yaml.")
+
+
 @app.command("score")
 def score_command(
-    name: str = typer.Argument(..., help="Submission name (folder under submissions/) or path."),
+    names: list[str] = typer.Argument(..., help="Submission name(s) (folders under submissions/) or paths."),
     suite: str = typer.Option(..., "--suite", "-s", help="Suite to score on (every test split of it)."),
     data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
     dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
@@ -521,28 +525,137 @@ def score_command(
     no_sandbox: bool = typer.Option(False, "--no-sandbox", help=NO_SANDBOX_HELP),
     allow_changed_data: bool = typer.Option(False, "--allow-changed-data", help=(
         "Score even when the local test data differ from the frozen split; the results then carry the version "
-        "'<version>+changed-data-<digest>' and never mix with the official ones.")),
+        "'<version>+changed-data-<digest>' and never mix with the official ones (runs in this process, not as "
+        "work units).")),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    workers: Optional[int] = typer.Option(None, help="local: units run at once (default: cores // --threads)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help=RUNTIME_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help=THREADS_HELP + " With work units: the "
+                                          "threads of each unit (default 1; --workers defaults to cores // threads)."),
+    shard_size: int = typer.Option(25, help="Cases per work unit (a unit loads the model once)."),
+    shard: Optional[str] = typer.Option(None, help="Run only part i/N of the work units (see --executor shards)."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return; follow with `cordbench status`, "
+                                                          "then re-run the command (or `cordbench merge`) to merge."),
 ) -> None:
-    """Predict every test case of the suite with one submission, score it, write its versioned results file.
+    """Predict every test case of the suite with each submission, score it, write its versioned results file.
 
     Every image and mask of the split is first verified against the frozen split (as `splits verify`); a
     difference stops with exit 1. Command and python submissions run in a bubblewrap sandbox (docs/scoring.md).
+    The work is cut into units (submission x dataset x shard of cases) under work/units/ (or
+    $CORDBENCH_WORKSPACE/work): a re-run does only what is missing. Each submission's first case runs alone first
+    (canary): when it fails, the submission's other units are not started.
     """
     from benchmark.evaluation.scoring import DataChangedError, score_submission
+    from benchmark.execution.api import merge_command, run_request, shard_commands
+    from benchmark.execution.planner import plan_score_request
 
     check_runtime(runtime)
+    if allow_changed_data:
+        for name in names:
+            results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                             device=device, trust_checkpoint=trust_checkpoint,
+                                             sandbox=not no_sandbox, allow_changed_data=True, runtime=runtime,
+                                             threads=threads)
+            print_summary(results, metric)
+            console.print(f"wrote {path}")
+        return
     try:
-        results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
-                                         device=device, trust_checkpoint=trust_checkpoint, sandbox=not no_sandbox,
-                                         allow_changed_data=allow_changed_data, runtime=runtime,
-                                         threads=threads)
+        plan, units = plan_score_request(names, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                         device=device, trust_checkpoint=trust_checkpoint, shard_size=shard_size,
+                                         sandbox=not no_sandbox, runtime=runtime, threads=threads or 1)
+        if executor == "shards" and shard is None:
+            for command in shard_commands(plan, sys.argv[1:]):
+                typer.echo(command)
+            typer.echo(merge_command(sys.argv[1:]))
+            return
+        outcome = run_request(plan, units, executor=executor, workers=workers, threads=threads or 1, shard=shard,
+                              wait=not no_wait, progress=True, merge=shard is None)
     except DataChangedError as error:
         print_verify_report(error.report)
         fail(str(error), code=1)
-    print_summary(results, metric)
-    console.print(f"wrote {path}")
+    except CordbenchError as error:
+        fail(str(error))
+    _report_request(outcome, metric, shard_argv=sys.argv[1:] if shard else None)
+
+
+@app.command("merge")
+def merge_command_(
+    names: list[str] = typer.Argument(..., help="The submissions of the `cordbench score` request."),
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite of the request."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    device: Optional[str] = typer.Option(None, help="As given to `score`."),
+    trust_checkpoint: bool = typer.Option(False, "--trust-checkpoint", help="As given to `score`."),
+    metric: str = typer.Option("dice", help="Metric for the summary table."),
+    executor: str = typer.Option("local", help="Ignored (accepted so that a `score` command line can be reused)."),
+    workers: Optional[int] = typer.Option(None, help="Ignored."),
+    threads: Optional[int] = typer.Option(None, help="As given to `score`."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="As given to `score`."),
+    shard_size: int = typer.Option(25, help="As given to `score`."),
+    no_sandbox: bool = typer.Option(False, "--no-sandbox", help="As given to `score`."),
+) -> None:
+    """Write the results files of a `cordbench score` request whose units have all run (e.g. every --shard)."""
+    from benchmark.execution.api import RequestOutcome, finish
+    from benchmark.execution.planner import plan_score_request, save_plan
+    from benchmark.execution.runner import RunReport
+    from benchmark.execution.units import UnitStore
+    from benchmark.execution.workdir import work_root
+
+    try:
+        plan, units = plan_score_request(names, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                         device=device, trust_checkpoint=trust_checkpoint, shard_size=shard_size,
+                                         sandbox=not no_sandbox, runtime=runtime, threads=threads or 1)
+        store = UnitStore(work_root())
+        outcome = RequestOutcome(save_plan(store, plan, units), store, RunReport())
+        finish(outcome)
+    except CordbenchError as error:
+        fail(str(error))
+    _report_request(outcome, metric)
+
+
+def _report_request(outcome, metric: str, shard_argv: list[str] | None = None) -> None:
+    """Summaries of the results files written; canary stops, failed units with their logs; exit 1 if incomplete."""
+    from benchmark.execution.api import merge_command
+    from benchmark.execution.runner import failure_lines
+    from benchmark.evaluation.results import load_results
+
+    report = outcome.report
+    if report.submitted_jobs:
+        console.print(f"submitted SLURM job(s) {', '.join(report.submitted_jobs)} for plan {outcome.plan.request_id}; "
+                      "follow with `cordbench status`, then run the same command again to merge")
+        return
+    if report.skipped:
+        console.print(f"{report.skipped} unit(s) already done (skipped)")
+    for path in outcome.written.values():
+        if outcome.plan.kind == "score":
+            print_summary(load_results(path), metric)
+        console.print(f"wrote {path}")
+    for line in failure_lines(report, outcome.store):
+        err_console.print(f"[red]{line}[/]", markup=True, highlight=False)
+    if shard_argv is not None:
+        console.print(f"shard done; when every shard has run: {merge_command(shard_argv)}")
+        raise typer.Exit(1 if report.failed else 0)
+    if outcome.incomplete:
+        missing = ", ".join(f"{group} ({count} units)" for group, count in outcome.incomplete.items())
+        err_console.print(f"[bold red]not complete:[/] {missing}; nothing was averaged over missing cases. "
+                          "Run the same command again to redo only the missing units.")
+        raise typer.Exit(1)
+
+
+@app.command("status")
+def status_command() -> None:
+    """Work units of every planned request in work/ (or $CORDBENCH_WORKSPACE/work): done, running, failed, pending."""
+    from benchmark.execution.api import status
+    from benchmark.execution.workdir import work_root
+
+    rows = status()
+    table = Table(title=f"work units in {work_root()}")
+    for column in ("plan", "kind", "suite", "group", "units", "done", "running", "failed", "pending", "last failure"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row["plan"], row["kind"], row["suite"], row["group"], str(row["units"]), str(row["done"]),
+                      str(row["running"]), str(row["failed"]), str(row["pending"]), row["problem"])
+    console.print(table)
 
 
 @app.command("predict")
@@ -654,6 +767,11 @@ def train_command(
                              "NAME-<dataset> (default: nnunet-<suite>-<model>-<profile>)."),
     replace: bool = typer.Option(False, "--replace", help="Register over a workspace submission of the same name; its "
                                                           "folder is moved aside (submissions/.replaced/NAME.<time>)."),
+    executor: str = typer.Option("local", help="local (a process pool: --workers models train at once), or a "
+                                               "SLURM profile: slurm, or a name under executors: in cordbench.yaml."),
+    workers: Optional[int] = typer.Option(None, help="local: models trained at once (default: cores // --threads)."),
+    threads: int = typer.Option(1, help="Torch/OpenMP threads per model."),
+    no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return (see `cordbench status`)."),
 ) -> None:
     """Train the specific models and the aggregated model with nnU-Net, and register each as a submission.
 
@@ -662,7 +780,7 @@ def train_command(
     them. A built-in reference submission's name is refused; a workspace one's needs --replace.
     """
     from benchmark import workspace
-    from benchmark.training.baselines import BaselineError, train_baselines
+    from benchmark.training.baselines import BaselineError
 
     active = workspace.require("`cordbench train`")
     raw = raw or active.nnunet_raw
@@ -672,14 +790,26 @@ def train_command(
     if only not in (None, "aggregated", "specific"):
         fail("--only must be 'aggregated' or 'specific'")
     _check_recipe_options(augmentation, postprocessing)
-    registered = train_baselines(
-        suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
-        device=device, num_epochs=epochs, iterations_per_epoch=iterations, configuration=configuration,
-        fold=fold if fold == "all" else int(fold), base_id=base_id, augmentation=augmentation,
-        postprocessing=postprocessing, name=name, replace=replace)
-    for submission in registered:
-        console.print(f"registered {submission.name} (sha256 {submission.model.sha256[:12]}, "
-                      f"{submission.training.training_time_s:.0f} s)")
+    from benchmark.execution.api import run_request
+    from benchmark.execution.planner import plan_train_request
+    from benchmark.data.submissions import load_submission
+
+    try:
+        plan, units = plan_train_request(
+            suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
+            device=device, epochs=epochs, iterations=iterations, configuration=configuration, fold=fold,
+            base_id=base_id, augmentation=augmentation, postprocessing=postprocessing, num_threads=threads,
+            name=name, replace=replace)
+        outcome = run_request(plan, units, executor=executor, workers=workers, threads=threads, wait=not no_wait)
+    except (BaselineError, CordbenchError) as error:
+        fail(str(error))
+    for group, uids in outcome.plan.groups.items():
+        if outcome.store.is_done(uids[0]):
+            submission = load_submission(Path(outcome.store.output(uids[0])["submission"]))
+            console.print(f"registered {submission.name} (sha256 {submission.model.sha256[:12]}, "
+                          f"{submission.training.training_time_s:.0f} s; nnU-Net log: "
+                          f"{Path(work_dir) / 'logs' / (group + '.log')})")
+    _report_request(outcome, "dice")
 
 
 @app.command("export")

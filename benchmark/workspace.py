@@ -66,6 +66,10 @@ class WorkspaceConfig(BaseModel):
     nnunet_first_id: int = Field(
         default=600, ge=1, le=999,
         description="First nnU-Net dataset number allocated to this workspace's suites (built-in suites keep theirs).")
+    executors: dict[str, dict] = Field(
+        default_factory=dict,
+        description="Named executor profiles for `--executor NAME` (SLURM: partition, time, mem, cpus_per_task, "
+                    "gpus_per_task, array_parallelism, ...); validated by benchmark.execution (docs/execution.md).")
 
 
 CONFIG_TEMPLATE = """\

@@ -168,6 +168,56 @@ def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, f
     )
 
 
+def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_people: dict[str, set[str]] | None,
+                on_case=None) -> tuple[list[CaseResult], dict[str, dict[str, str | None]], list[PredictionRecord]]:
+    """Predict and score ``cases`` in order with one predictor (the model loads once): the per-case rows,
+    cases-index entries and prediction records. A model that cannot be loaded raises ScoringError; a failed case
+    is scored as worst."""
+    rows: list[CaseResult] = []
+    records: list[PredictionRecord] = []
+    index: dict[str, dict[str, str | None]] = {}
+    for test_case in cases:
+        try:
+            record = predictor.predict(test_case.image_path, test_case.image_sha256)
+            metrics = case_metrics(test_case, record)
+        except ModelLoadError as error:
+            raise ScoringError(str(error)) from error
+        except ScorerFaultError:
+            raise
+        except OSError as error:  # the scorer's, never the model's: stop without recording anything
+            raise ScorerFaultError(f"{test_case.case.case_id}: scorer fault (not the model's; nothing recorded): "
+                                   f"{error}") from error
+        records.append(record)
+        rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
+        index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
+                                         "prediction": record.prediction}
+        if on_case is not None:
+            on_case(test_case)
+    return rows, index, records
+
+
+def results_file(submission: Submission, suite_id: str, benchmark_version: str, trained_on: set[str],
+                 rows: list[CaseResult], *, created_utc: str, environment_info: dict[str, str],
+                 sandbox, inference: dict | None = None) -> ResultsFile:
+    """The results file of a submission's scored rows (the header every scoring path writes)."""
+    return ResultsFile(
+        submission=submission.name,
+        suite=suite_id,
+        benchmark_version=benchmark_version,
+        cordbench_version=__version__,
+        model_sha256=model_sha256(submission),
+        model_type=submission.model.type,
+        licence=submission.licence,
+        parameters=submission.parameters,
+        declared_training_datasets=sorted(trained_on),
+        created_utc=created_utc,
+        environment=environment_info,
+        sandbox=sandbox,
+        **(inference or {}),
+        cases=rows,
+    )
+
+
 def score_submission(
     name: str | Path,
     suite_id: str,
@@ -210,43 +260,14 @@ def score_submission(
     predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,
                               device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
                               runtime=runtime, threads=threads)
-    rows: list[CaseResult] = []
-    records: list[PredictionRecord] = []
-    index: dict[str, dict[str, str | None]] = {}
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
-        for test_case in cases:
-            try:
-                record = predictor.predict(test_case.image_path, test_case.image_sha256)
-                metrics = case_metrics(test_case, record)
-            except ModelLoadError as error:
-                raise ScoringError(str(error)) from error
-            except ScorerFaultError:
-                raise
-            except OSError as error:  # the scorer's, never the model's: stop without recording anything
-                raise ScorerFaultError(f"{test_case.case.case_id}: scorer fault (not the model's; nothing recorded): "
-                                       f"{error}") from error
-            records.append(record)
-            rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
-            index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
-                                             "prediction": record.prediction}
-            bar.advance(task)
-    results = ResultsFile(
-        submission=submission.name,
-        suite=suite_id,
-        benchmark_version=version,
-        cordbench_version=__version__,
-        model_sha256=model_sha256(submission),
-        model_type=submission.model.type,
-        licence=submission.licence,
-        parameters=submission.parameters,
-        declared_training_datasets=sorted(trained_on),
-        created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        environment=environment(),
-        sandbox=predictor.sandbox_mode,
-        **inference_header(records),
-        cases=rows,
-    )
+        rows, index, records = score_cases(predictor, cases, trained_on, trained_people,
+                                           on_case=lambda _case: bar.advance(task))
+    results = results_file(submission, suite_id, version, trained_on, rows,
+                           created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                           environment_info=environment(), sandbox=predictor.sandbox_mode,
+                           inference=inference_header(records))
     path = out_path or results_path(outputs, suite_id, version)
     try:
         write_results(path, results)

@@ -285,7 +285,7 @@ def train_baselines(
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from benchmark.training.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS, train_model
+    from benchmark.training.nnunet.train import FULL_NUM_EPOCHS, QUICK_NUM_EPOCHS
 
     recipe = training_recipe(suite_id, profile, epochs=num_epochs, iterations=iterations_per_epoch,
                              augmentation=augmentation, postprocessing=postprocessing)
@@ -305,16 +305,38 @@ def train_baselines(
             if on_start:
                 on_start(plan)
             task = bar.add_task(f"training {plan.submission_name}", total=epochs)
-            log_path = Path(work_dir) / "logs" / f"{plan.submission_name}.log"
-            with _quiet_training(log_path, lambda epoch, task=task: bar.update(task, completed=epoch)):
-                trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration,
-                                      fold=fold, num_epochs=num_epochs, iterations_per_epoch=iterations_per_epoch,
-                                      device=device, seed=seed, resume=True, augmentation=recipe.augmentation)
+            log_path = training_log_path(work_dir, plan)
+            trained, submission = train_one_baseline(
+                plan, suite_id, work_dir=work_dir, profile=profile, recipe=recipe, configuration=configuration,
+                fold=fold, device=device, seed=seed, submissions_root=submissions_root, replace=replace,
+                on_epoch=lambda epoch, task=task: bar.update(task, completed=epoch))
             bar.update(task, completed=trained.epochs, description=f"trained {plan.submission_name}")
             screen.print(f"  {plan.submission_name}: pseudo-Dice {trained.final_pseudo_dice or 0:.3f} on "
                          f"{trained.device}, {trained.training_seconds:.0f} s; nnU-Net log: {log_path}")
-            registered.append(register_trained(plan, trained, suite_id, profile, seed=seed,
-                                               submissions_root=submissions_root,
-                                               reproduce=reproduce_command(suite_id, plan, profile, seed, recipe),
-                                               postprocessing=recipe.postprocessing, replace=replace))
+            registered.append(submission)
     return registered
+
+
+def training_log_path(work_dir: Path, plan: BaselinePlan) -> Path:
+    return Path(work_dir) / "logs" / f"{plan.submission_name}.log"
+
+
+def train_one_baseline(plan: BaselinePlan, suite_id: str, *, work_dir: Path, profile: Profile, recipe: QuickRecipe,
+                       configuration: str | None = None, fold: int | str = "all", device: str | None = None,
+                       seed: int = 0, submissions_root: Path | None = None, num_threads: int | None = None,
+                       replace: bool = False, on_epoch=lambda epoch: None):
+    """Train (or resume) one planned baseline, nnU-Net's output going to its log, and register it.
+
+    Returns ``(trained model, registered submission)``; one work unit of ``cordbench train``.
+    """
+    from benchmark.training.nnunet.train import train_model
+
+    with _quiet_training(training_log_path(work_dir, plan), on_epoch):
+        trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration,
+                              fold=fold, num_epochs=recipe.epochs, iterations_per_epoch=recipe.iterations,
+                              device=device, seed=seed, resume=True, augmentation=recipe.augmentation,
+                              num_threads=num_threads)
+    submission = register_trained(plan, trained, suite_id, profile, seed=seed, submissions_root=submissions_root,
+                                  reproduce=reproduce_command(suite_id, plan, profile, seed, recipe),
+                                  postprocessing=recipe.postprocessing, replace=replace)
+    return trained, submission

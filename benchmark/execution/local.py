@@ -1,0 +1,151 @@
+"""The local executor: a pool of worker processes on this machine.
+
+``workers`` processes (default: cores // threads per worker) each run one unit at a time, loading Python and the
+libraries once; their OpenMP/BLAS/torch threads are capped at ``threads``, so the pool never oversubscribes the
+cores. A worker that dies (kill -9, the OOM killer, a crash in native code) fails only the unit it was running;
+a fresh worker takes its place.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import benchmark
+from benchmark.execution.units import UnitStore
+from benchmark.execution.worker import run_logged, thread_environment
+
+PACKAGE_PARENT = Path(benchmark.__file__).resolve().parents[1]
+
+
+@dataclass
+class Failure:
+    reason: str
+    log: Path | None
+
+
+def default_workers(threads: int = 1) -> int:
+    return max(1, (os.cpu_count() or 1) // max(1, threads))
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """This process's environment with the thread caps, and the package importable from where it is."""
+    env = dict(os.environ)
+    env.update(thread_environment(threads))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
+    return env
+
+
+def exit_reason(returncode: int) -> str:
+    if returncode < 0:
+        return f"the unit's worker process was killed by signal {-returncode}"
+    return f"the unit's worker process exited with code {returncode}"
+
+
+class _Worker:
+    """One worker process and the unit it is running."""
+
+    def __init__(self, work: Path, threads: int, env: dict[str, str]):
+        read_fd, write_fd = os.pipe()
+        log = Path(work) / "logs" / "local-workers.log"  # what a worker prints outside of any unit
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "benchmark.execution.worker", str(work), str(threads), str(write_fd)],
+                stdin=subprocess.PIPE, stdout=handle, stderr=handle, pass_fds=(write_fd,), env=env, text=True)
+        os.close(write_fd)
+        self.replies = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.unit: tuple[str, Path] | None = None
+
+    def send(self, uid: str, log: Path) -> None:
+        self.unit = (uid, log)
+        self.process.stdin.write(f"{uid}\t{log}\n")
+        self.process.stdin.flush()
+
+    def stop(self, kill: bool = False) -> None:
+        if kill:
+            self.process.kill()
+        try:
+            self.process.stdin.close()
+        except OSError:  # the process is gone and the pipe broken
+            pass
+        self.process.wait()
+        self.replies.close()
+
+
+class LocalExecutor:
+    """Runs units on a pool of ``workers`` long-lived worker processes."""
+
+    name = "local"
+
+    def __init__(self, workers: int | None = None, threads: int = 1, poll_s: float = 0.2):
+        self.threads = max(1, threads)
+        self.workers = workers or default_workers(self.threads)
+        self.poll_s = poll_s
+
+    def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
+            ) -> dict[str, Failure | None]:
+        """Run every unit of ``uids`` (in order); returns unit id -> None (done) or its Failure."""
+        pending = list(uids)
+        outcome: dict[str, Failure | None] = {}
+        env = worker_environment(self.threads)
+        pool: list[_Worker] = []
+        try:
+            while pending or any(worker.unit for worker in pool):
+                for worker in pool:
+                    if worker.unit is None and pending:
+                        uid = pending.pop(0)
+                        worker.send(uid, store.attempt_log(uid))
+                while pending and len(pool) < min(self.workers, len(uids)):
+                    worker = _Worker(store.work, self.threads, env)
+                    pool.append(worker)
+                    uid = pending.pop(0)
+                    worker.send(uid, store.attempt_log(uid))
+                on_change()
+                busy = {worker.replies.fileno(): worker for worker in pool if worker.unit}
+                readable, _, _ = select.select(list(busy), [], [], self.poll_s)
+                for fd in readable:
+                    worker = busy[fd]
+                    line = worker.replies.readline()
+                    if not line:  # the process died: its unit failed
+                        continue
+                    status, uid, *reason = line.rstrip("\n").split("\t")
+                    log = worker.unit[1]
+                    outcome[uid] = None if status == "ok" and store.is_done(uid) else Failure(
+                        reason[0] if reason else "the unit did not finish", log)
+                    worker.unit = None
+                for worker in list(pool):
+                    if worker.process.poll() is not None:
+                        if worker.unit is not None:
+                            uid, log = worker.unit
+                            outcome[uid] = Failure(exit_reason(worker.process.returncode), log)
+                        worker.stop()
+                        pool.remove(worker)
+                time.sleep(0 if readable else 0.01)
+        finally:
+            for worker in pool:
+                worker.stop(kill=worker.unit is not None)
+        on_change()
+        return outcome
+
+
+class InProcessExecutor:
+    """Runs units one after another in this process (a `--shard i/N` command: the job is the worker)."""
+
+    name = "local"
+
+    def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
+            ) -> dict[str, Failure | None]:
+        outcome: dict[str, Failure | None] = {}
+        for uid in uids:
+            log = store.attempt_log(uid)
+            reason = run_logged(str(store.work), uid, str(log))
+            outcome[uid] = None if reason is None else Failure(reason, log)
+            on_change()
+        return outcome

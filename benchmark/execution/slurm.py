@@ -1,0 +1,213 @@
+"""The SLURM executor: one submitit job array per batch of units, resources from a named profile.
+
+Profiles live in ``cordbench.yaml`` (current folder, or ``$CORDBENCH_WORKSPACE``)::
+
+    executors:
+      slurm-gpu:
+        partition: gpu
+        gpus_per_task: 1
+        cpus_per_task: 8
+        mem: 32G
+        time: "24:00:00"
+        array_parallelism: 16
+
+Every job runs ``run_unit`` (the same code as the local executor) inside a ``submitit.helpers.Checkpointable``:
+when SLURM pre-empts a job or its time runs out, submitit requeues it and the unit starts again; a training unit
+continues from nnU-Net's latest checkpoint (``train_model(resume=True)``), a scoring unit from the prediction
+cache. Job files and logs go to ``<work>/slurm/<request id>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from benchmark.errors import CordbenchError
+from benchmark.execution.local import PACKAGE_PARENT, Failure
+from benchmark.execution.units import UnitStore
+from benchmark.execution.worker import thread_environment
+from benchmark.io import atomic_write_json, describe_validation_error, read_yaml_mapping
+
+CONFIG_NAME = "cordbench.yaml"
+
+
+class ExecutorConfigError(CordbenchError, ValueError):
+    """cordbench.yaml is missing, or names no such profile, or a profile has a bad field."""
+
+
+class SlurmProfile(BaseModel):
+    """Resources of every job of a request (sbatch options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    partition: str | None = Field(default=None, description="sbatch --partition")
+    time: str | int = Field(default="04:00:00", description="Time limit per job: minutes, HH:MM:SS or D-HH:MM:SS")
+    mem: str | None = Field(default=None, description="Memory per node, e.g. 16G")
+    cpus_per_task: int = Field(default=1, ge=1, description="CPUs per job; also each job's thread count")
+    gpus_per_task: int | None = Field(default=None, ge=0, description="GPUs per job")
+    array_parallelism: int = Field(default=64, ge=1, description="Jobs of an array running at once")
+    account: str | None = None
+    qos: str | None = None
+    signal_delay_s: int = Field(default=90, ge=0, description="SIGUSR2 this long before the time limit: "
+                                                             "checkpoint and requeue")
+    max_requeues: int = Field(default=3, ge=0, description="Requeues after running out of time")
+    additional: dict[str, str | int] = Field(default_factory=dict, description="Further sbatch options")
+
+    def minutes(self) -> int:
+        if isinstance(self.time, int):
+            return self.time
+        match = re.fullmatch(r"(?:(\d+)-)?(\d+):(\d{2})(?::(\d{2}))?", self.time)
+        if not match:
+            raise ExecutorConfigError(f"time: {self.time!r} is not minutes, HH:MM:SS or D-HH:MM:SS")
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        return days * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+
+    def submitit_parameters(self) -> dict:
+        parameters = {"time": self.minutes(), "cpus_per_task": self.cpus_per_task,
+                      "array_parallelism": self.array_parallelism, "signal_delay_s": self.signal_delay_s}
+        for name in ("partition", "mem", "gpus_per_task", "account", "qos"):
+            value = getattr(self, name)
+            if value is not None:
+                parameters[name] = value
+        if self.additional:
+            parameters["additional_parameters"] = dict(self.additional)
+        return parameters
+
+
+def load_profile(name: str, folder: Path) -> SlurmProfile:
+    """The named profile of ``<folder>/cordbench.yaml``'s ``executors`` (``slurm`` alone: defaults if absent)."""
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        if name == "slurm":
+            return SlurmProfile()
+        raise ExecutorConfigError(f"{path}: not found; profile {name!r} must be defined under executors:")
+    profiles = read_yaml_mapping(path, ExecutorConfigError).get("executors") or {}
+    if not isinstance(profiles, dict):
+        raise ExecutorConfigError(f"{path}: executors: must map profile names to sbatch settings")
+    if name not in profiles:
+        if name == "slurm":
+            return SlurmProfile()
+        raise ExecutorConfigError(f"{path}: executors: no profile {name!r} (have: {', '.join(profiles) or 'none'})")
+    try:
+        profile = SlurmProfile.model_validate(profiles[name] or {})
+    except ValidationError as error:
+        raise ExecutorConfigError(describe_validation_error(path, error, f"executor profile {name!r}")) from error
+    profile.minutes()
+    return profile
+
+
+class UnitJob:
+    """The callable a SLURM job runs; checkpointable, so a pre-empted or timed-out job is requeued and resumes."""
+
+    def __init__(self, work: str, uid: str, threads: int):
+        self.work, self.uid, self.threads = work, uid, threads
+
+    def __call__(self) -> str:
+        import signal
+
+        from benchmark.execution.units import run_unit
+        from benchmark.execution.worker import limit_threads
+
+        # submitit ignores SIGTERM in the job's process (it waits for SIGUSR2 to checkpoint). Forked children
+        # (nnU-Net's multiprocessing pools) would inherit that and survive Pool.terminate(): the pool then
+        # waits for them forever. Children get the default back.
+        os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
+        limit_threads(self.threads)
+        return run_unit(self.work, self.uid)
+
+    def checkpoint(self):
+        """Called by submitit on SIGUSR2 (pre-emption, time limit): requeue the same unit. The unit's own state
+        (nnU-Net's latest checkpoint, the prediction cache) is already on disk."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(UnitJob(self.work, self.uid, self.threads))
+
+
+class SlurmExecutor:
+    """Submits units as a job array and (unless ``wait`` is False) follows them to the end."""
+
+    name = "slurm"
+
+    def __init__(self, profile: SlurmProfile, folder: Path, *, poll_s: float = 2.0):
+        self.profile = profile
+        self.folder = Path(folder)
+        self.poll_s = poll_s
+
+    def _executor(self, dependency: str | None):
+        import submitit
+
+        executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.profile.max_requeues,
+                                          python=sys.executable)
+        exports = {**thread_environment(self.profile.cpus_per_task),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
+        if "CORDBENCH_WORKSPACE" in os.environ:
+            exports["CORDBENCH_WORKSPACE"] = os.environ["CORDBENCH_WORKSPACE"]
+        parameters = self.profile.submitit_parameters()
+        parameters["setup"] = [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
+        parameters["job_name"] = "cordbench"
+        if dependency:
+            parameters.setdefault("additional_parameters", {})["dependency"] = dependency
+        executor.update_parameters(**parameters)
+        return executor
+
+    def submit(self, store: UnitStore, uids: list[str], after: list[str] | None = None) -> dict[str, object]:
+        """Submit one job array (after the given jobs ended, when ``after``); unit id -> submitit job."""
+        if not uids:
+            return {}
+        executor = self._executor(f"afterany:{':'.join(after)}" if after else None)
+        with executor.batch():
+            jobs = [executor.submit(UnitJob(str(store.work), uid, self.profile.cpus_per_task)) for uid in uids]
+        submitted = dict(zip(uids, jobs))
+        self._record(store, submitted)
+        return submitted
+
+    def _record(self, store: UnitStore, submitted: dict[str, object]) -> None:
+        path = self.folder / "jobs.json"
+        known = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        known.update({uid: job.job_id for uid, job in submitted.items()})
+        atomic_write_json(path, known)
+
+    def wait(self, store: UnitStore, submitted: dict[str, object], on_change: Callable[[], None] = lambda: None
+             ) -> dict[str, Failure | None]:
+        """Follow the jobs until each has ended; unit id -> None (done) or its Failure with the job's log."""
+        if not submitted:
+            return {}
+        watcher = next(iter(submitted.values())).watcher
+        outcome: dict[str, Failure | None] = {}
+        while len(outcome) < len(submitted):
+            time.sleep(self.poll_s)
+            watcher.update()
+            for uid, job in submitted.items():
+                if uid in outcome:
+                    continue
+                if job.paths.result_pickle.exists() or watcher.is_done(job.job_id, mode="cache"):
+                    outcome[uid] = self._outcome(store, uid, job)
+            on_change()
+        return outcome
+
+    def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
+            ) -> dict[str, Failure | None]:
+        return self.wait(store, self.submit(store, uids), on_change)
+
+    @staticmethod
+    def _outcome(store: UnitStore, uid: str, job) -> Failure | None:
+        if store.is_done(uid):
+            return None
+        log = job.paths.stderr
+        try:
+            error = job.exception()
+        except Exception as problem:  # the job left no result (cancelled, node failure, OOM)
+            error = problem
+        state = job.watcher.get_state(job.job_id, mode="cache")
+        if error is None:
+            return Failure(f"job {job.job_id} ended ({state}) without finishing the unit", log)
+        lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        detail = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
+        return Failure(f"job {job.job_id} {state}: {detail.strip()[:300]}", log)

@@ -1,0 +1,89 @@
+"""``python -m benchmark.execution.worker WORK THREADS REPLY_FD``: a local worker process serving work units.
+
+The local executor starts ``workers`` such processes; each runs the units it is sent one after another. Thread
+limits are set before numpy/torch load so that N workers with T threads each use N x T cores, no more. Each
+unit's output goes to its own log (``units/<id>/attempt-N.log``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "VECLIB_MAXIMUM_THREADS")
+
+
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment variables that cap every runtime's threads (OpenMP, BLAS). nnU-Net's augmentation workers are
+    set by the trainer itself (in-process by default)."""
+    values = {name: str(threads) for name in THREAD_VARIABLES}
+    values["CORDBENCH_THREADS"] = str(threads)
+    return values
+
+
+def limit_threads(threads: int) -> None:
+    """Cap this process's threads: environment (for libraries not loaded yet), threadpoolctl, torch if loaded."""
+    os.environ.update(thread_environment(threads))
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def failure_reason(error: BaseException) -> str:
+    from benchmark.errors import CordbenchError
+
+    message = str(error).strip().splitlines()
+    text = message[0] if message else ""
+    return text if isinstance(error, CordbenchError) else f"{type(error).__name__}: {text}"
+
+
+def run_logged(work: str, uid: str, log: str) -> str | None:
+    """Run one unit with this process's stdout/stderr (file descriptors too) going to ``log``; the failure reason
+    or None."""
+    from benchmark.execution.units import run_unit
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log, "a", encoding="utf-8") as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            print(f"unit {uid}: {run_unit(work, uid)}", flush=True)
+            return None
+        except Exception as error:  # reported to the executor, which records it with this log's path
+            traceback.print_exc()
+            return failure_reason(error)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def serve(work: str, threads: int, reply_fd: int) -> int:
+    """Run the units named on stdin (``<unit id> TAB <log path>`` lines), one after another, answering
+    ``ok TAB <id>`` or ``fail TAB <id> TAB <reason>`` on ``reply_fd``. One process serves many units: the
+    interpreter and libraries load once."""
+    limit_threads(threads)
+    with os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8") as replies:
+        for line in sys.stdin:
+            uid, log = line.rstrip("\n").split("\t")
+            reason = run_logged(work, uid, log)
+            replies.write(f"ok\t{uid}\n" if reason is None else f"fail\t{uid}\t{reason}\n")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    work, threads, reply_fd = argv[0], int(argv[1]), int(argv[2])
+    return serve(work, threads, reply_fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
