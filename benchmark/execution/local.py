@@ -31,7 +31,10 @@ class Failure:
 
 
 def default_workers(threads: int = 1) -> int:
-    return max(1, (os.cpu_count() or 1) // max(1, threads))
+    """Cores this process may use // threads per worker (at least one worker)."""
+    from benchmark.environment import available_cores
+
+    return max(1, available_cores() // max(1, threads))
 
 
 def worker_environment(threads: int) -> dict[str, str]:
