@@ -87,19 +87,14 @@ def test_merge_10_submissions_x_10000_cases(benchmark, tmp_path, monkeypatch):
         print(f"\nmerged {SUBMISSIONS} x {CASES} rows; mean {benchmark.stats.stats.mean:.3f} s (target < 2 s)")
 
 
-@pytest.fixture(scope="module")
-def synthetic_data(tmp_path_factory):
-    from benchmark.data.synth import generate_suite
-
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_suite(root, seed=0, progress=False)
-    return root
-
-
 @pytest.mark.slow
-def test_local_pool_speedup_on_inference_bound_scoring(benchmark, synthetic_data, tmp_path, monkeypatch):
+def test_local_pool_speedup_on_inference_bound_scoring(benchmark, tmp_path, monkeypatch):
     if benchmark.disabled:  # minutes (the synthetic suite, scored twice): only when benchmarking
         pytest.skip("a speed measurement: run with --benchmark-enable")
+    from benchmark.data.synth import generate_suite
+
+    synthetic_data = tmp_path / "synthetic"
+    generate_suite(synthetic_data, seed=0, progress=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("CORDBENCH_TEST_SLEEP", "0.3")
     monkeypatch.syspath_prepend(str(TESTS))
