@@ -39,9 +39,14 @@ def default_workers(threads: int = 1) -> int:
 
 def worker_environment(threads: int) -> dict[str, str]:
     """This process's environment with the thread caps, and the package importable from where it is."""
+    from benchmark import workspace
+
     env = dict(os.environ)
     env.update(thread_environment(threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
+    active = workspace.active()
+    if active is not None:  # `--workspace DIR` holds in this process only: the workers get it from the environment
+        env[workspace.ENV_WORKSPACE] = str(active.root)
     return env
 
 

@@ -147,8 +147,11 @@ class SlurmExecutor:
                                           python=sys.executable)
         exports = {**thread_environment(self.profile.cpus_per_task),
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
-        if "CORDBENCH_WORKSPACE" in os.environ:
-            exports["CORDBENCH_WORKSPACE"] = os.environ["CORDBENCH_WORKSPACE"]
+        from benchmark import workspace
+
+        active = workspace.active()
+        if active is not None:
+            exports[workspace.ENV_WORKSPACE] = str(active.root)
         parameters = self.profile.submitit_parameters()
         parameters["setup"] = [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
         parameters["job_name"] = "cordbench"
