@@ -420,6 +420,30 @@ def print_verify_report(report) -> None:
                 console.print(f"  [red]{title}[/] {dataset_id}: {item}")
 
 
+@splits_app.command("ceilings")
+def splits_ceilings(
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite id."),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    out: Optional[Path] = typer.Option(None, help="Write here instead of benchmark/splits/<suite>.ceilings.json."),
+) -> None:
+    """Measure the one-voxel-ring Dice of every test reference mask (Dice vs itself dilated / eroded by one in-plane
+    voxel) and store it per dataset next to the split, keyed by the split version. The report shows it beside Dice:
+    differences below 1 - ring Dice are within one voxel of boundary placement."""
+    from benchmark.evaluation.ceilings import compute_ceilings, write_ceilings
+
+    ceilings = compute_ceilings(suite, data_root, parse_overrides(dataset_dir), progress=True)
+    table = Table(title=f"one-voxel ceilings of {suite} (benchmark version {ceilings.benchmark_version})")
+    for column in ("dataset", "n", "Dice vs dilated", "Dice vs eroded", "one-voxel Dice [min, max]", "within one voxel"):
+        table.add_column(column)
+    for dataset, ring in ceilings.datasets.items():
+        table.add_row(dataset, str(ring.n), f"{ring.dilated_dice:.3f}", f"{ring.eroded_dice:.3f}",
+                      f"{ring.one_voxel_dice:.3f} [{ring.one_voxel_dice_min:.3f}, {ring.one_voxel_dice_max:.3f}]",
+                      f"{ring.within_one_voxel:.3f}")
+    console.print(table)
+    console.print(f"wrote {write_ceilings(ceilings, out)}")
+
+
 # ---------------------------------------------------------------- convert
 @app.command("convert")
 def convert_command(
@@ -745,6 +769,19 @@ def _check_recipe_options(augmentation: str | None, postprocessing: str | None) 
             fail(f"{option} must be one of {', '.join(allowed)}, got {value!r}")
 
 
+def parse_seeds(value: str | None) -> list[int] | None:
+    """``"0,1,2"`` -> [0, 1, 2]; None stays None."""
+    if value is None:
+        return None
+    try:
+        listed = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        fail(f"--seeds expects comma-separated non-negative integers, got {value!r}")
+    if not listed or any(seed < 0 for seed in listed) or len(set(listed)) != len(listed):
+        fail(f"--seeds expects distinct non-negative integers, got {value!r}")
+    return listed
+
+
 @app.command("train")
 def train_command(
     suite: str = typer.Option(..., "--suite", "-s", help="Suite whose converted training sets to train on."),
@@ -754,6 +791,9 @@ def train_command(
     only: Optional[str] = typer.Option(None, help="aggregated | specific (default: both)."),
     dataset: Optional[list[str]] = typer.Option(None, "--dataset", help="Train only the specific model(s) of these datasets."),
     seed: int = typer.Option(0, help="Random seed of the training runs."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated seeds, e.g. 0,1,2: train and register every model "
+                                                   "once per seed, as one family (seed N>0 is named <family>-seed<N>). "
+                                                   "Overrides --seed."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present, else CPU)."),
     epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
     iterations: Optional[int] = typer.Option(None, help=ITERATIONS_HELP),
@@ -799,7 +839,7 @@ def train_command(
             suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
             device=device, epochs=epochs, iterations=iterations, configuration=configuration, fold=fold,
             base_id=base_id, augmentation=augmentation, postprocessing=postprocessing, num_threads=threads,
-            name=name, replace=replace)
+            name=name, replace=replace, seeds=parse_seeds(seeds))
         outcome = run_request(plan, units, executor=executor, workers=workers, threads=threads, wait=not no_wait)
     except (BaselineError, CordbenchError) as error:
         fail(str(error))
@@ -943,7 +983,9 @@ def gate_command(
     candidate: Optional[str] = typer.Option(None, help="Candidate: submission name or results file."),
     baseline: Optional[str] = typer.Option(None, help="Baseline: submission name or results file."),
     suite: Optional[str] = typer.Option(None, "--suite", "-s", help="Suite (needed when giving names)."),
-    metric: str = typer.Option("dice", help="dice | nsd | hd95 | rve | csa_error."),
+    metric: str = typer.Option("dice", help="dice | nsd | hd95 | rve | csa_error (mm²; e.g. --margin 0.5: a third "
+                                            "of a year's MS atrophy) | csa_drift (two models' CSA per case, no ground "
+                                            "truth; fails on a shift beyond --margin mm²). See docs/gate.md."),
     margin: float = typer.Option(0.01, help="Largest tolerated drop of the per-dataset mean, in the metric's units."),
     alpha: float = typer.Option(0.05, help="Significance level of the one-sided paired test (Holm across datasets)."),
     seed: int = typer.Option(0, help="Seed of the bootstrap confidence intervals."),
@@ -992,9 +1034,63 @@ def gate_command(
                                            json_path=json_out))
     if not candidate or not baseline:
         fail("give --candidate and --baseline (or --reproduce NAME)")
+    if metric == "csa_drift":
+        from benchmark.analysis.csa_drift import run_csa_drift
+
+        raise typer.Exit(run_csa_drift(resolve_results(candidate, suite), resolve_results(baseline, suite),
+                                       margin=margin, alpha=alpha, seed=seed, markdown_path=markdown,
+                                       json_path=json_out))
     raise typer.Exit(run_gate(resolve_results(candidate, suite), resolve_results(baseline, suite), suite=suite,
                               metric=metric, margin=margin, alpha=alpha, seed=seed, markdown_path=markdown,
                               json_path=json_out, max_slowdown=max_slowdown))
+
+
+@app.command("audit")
+def audit_command(
+    data_root: Optional[Path] = typer.Option(None, help="Data root: datasets found here are hashed from their files "
+                                                        "(else the split files' checksums are used)."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+    name: Optional[list[str]] = typer.Option(None, "--submission", help="Audit only these submissions (repeatable)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the whole report as JSON here."),
+    write: bool = typer.Option(True, help="Write submissions/<name>/audit.json (the leaderboard marks those rows "
+                                          "leaked and hides them by default)."),
+) -> None:
+    """Content-hash leakage audit: the sha256 of every test image of every suite vs every image each submission
+    declares as training data (any registered dataset: the same scan is often re-released under another name),
+    and vs the other test splits. Unresolvable training declarations are reported. Exit 1 when a leak is found."""
+    from benchmark.data.audit import run_audit, write_submission_audits
+    from benchmark.io import atomic_write_json
+    from benchmark.data.submissions import list_submissions
+
+    valid, invalid = list_submissions()
+    for path, error in invalid.items():
+        err_console.print(f"[yellow]skipped[/] {error}")
+    chosen = [submission for submission in valid if not name or submission.name in name]
+    report = run_audit(chosen, data_root=data_root, overrides=parse_overrides(dataset_dir))
+    table = Table(title=f"audit: {report.test_images} test images of {', '.join(report.suites)}")
+    for column in ("submission", "training images hashed", "leaked test images", "unresolved declarations"):
+        table.add_column(column)
+    for audit in report.submissions:
+        table.add_row(audit.submission, str(audit.training_images), str(len(audit.findings)), str(len(audit.unresolved)))
+    console.print(table)
+    for audit in report.submissions:
+        for finding in audit.findings:
+            console.print(f"  [red]leak[/] {audit.submission}: {finding.suite} test {finding.case_id} = training image "
+                          f"{finding.training_dataset}:{finding.training_image}", markup=True)
+        for problem in audit.unresolved:
+            console.print(f"  [yellow]unresolved[/] {audit.submission}: {problem}")
+    for duplicate in report.duplicates:
+        console.print(f"  duplicate content {duplicate.sha256[:12]}: {'; '.join(duplicate.places)}")
+    if report.not_checked:
+        console.print(f"  {len(report.not_checked)} test subject(s) have no content hash (restricted or not "
+                      f"downloaded), e.g. {report.not_checked[0]}")
+    if write:
+        for path in write_submission_audits(report, chosen):
+            console.print(f"wrote {path}")
+    if json_out:
+        atomic_write_json(json_out, report.model_dump(mode="json"))
+    if report.leaked:
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- synthetic data, demo, report, leaderboard
@@ -1035,7 +1131,9 @@ def demo_command(
     work_dir: Optional[Path] = typer.Option(None, help="Where data, nnU-Net files and the report are written "
                                                        "(default: the workspace's work/)."),
     profile: str = typer.Option("quick", help="quick (2-core CPU, minutes) or full (nnU-Net defaults, GPU)."),
-    seed: int = typer.Option(0, help="Training seed."),
+    seed: int = typer.Option(0, help="Training seed (the first one with --seeds)."),
+    seeds: int = typer.Option(1, min=1, help="Train every model with this many seeds (seed, seed+1, ...) and give "
+                                             "the seed-aware verdict; 1 (default) prints a single-seed verdict."),
     device: Optional[str] = typer.Option(None, help="cpu | cuda (default: GPU when present)."),
     epochs: Optional[int] = typer.Option(None, help=EPOCHS_HELP),
     iterations: Optional[int] = typer.Option(None, help=ITERATIONS_HELP),
@@ -1052,7 +1150,7 @@ def demo_command(
     _check_recipe_options(augmentation, postprocessing)
     started = time.perf_counter()
     _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
-                                         seed=seed, device=device, epochs=epochs, iterations=iterations,
+                                         seed=seed, seeds=seeds, device=device, epochs=epochs, iterations=iterations,
                                          augmentation=augmentation, postprocessing=postprocessing, console=console)
     console.print(f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: "
                   + ", ".join(f"{name.split('. ', 1)[0]}) {seconds:.0f} s" for name, seconds in timings.steps.items()))

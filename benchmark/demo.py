@@ -48,6 +48,7 @@ def run_demo(
     work_dir: Path | None = None,
     profile: str = "quick",
     seed: int = 0,
+    seeds: int = 1,
     device: str | None = None,
     epochs: int | None = None,
     iterations: int | None = None,
@@ -59,7 +60,9 @@ def run_demo(
     """Run the whole experiment on one suite; return the results, the report path and step timings.
 
     Everything is written into the active workspace (``work_dir`` defaults to its ``work/``; the models are
-    registered in its ``submissions/`` as ``demo-<suite>-<profile>-*``, replacing the demo's earlier models)."""
+    registered in its ``submissions/`` as ``demo-<suite>-<profile>-*``, replacing the demo's earlier models).
+    ``seeds`` models of each kind are trained (seeds ``seed .. seed + seeds - 1``) and the verdict averages over
+    them (:mod:`benchmark.analysis.seeds`); with one seed the verdict is printed as single-seed."""
     from benchmark.training.baselines import train_baselines
     from benchmark.training.convert import convert_suite
     from benchmark.analysis.report import write_report
@@ -96,9 +99,10 @@ def run_demo(
     timings.run("3. convert the train splits to nnU-Net datasets", console,
                 lambda: convert_suite(suite_id, data_root=data_root, out=raw_root, progress=True))
     submissions = timings.run(
-        f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile})", console,
+        f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile}, "
+        f"{seeds} seed{'s' if seeds > 1 else ''})", console,
         lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
-                                seed=seed, device=device, num_epochs=epochs, iterations_per_epoch=iterations,
+                                seed=seed, seeds=[seed + offset for offset in range(seeds)], device=device, num_epochs=epochs, iterations_per_epoch=iterations,
                                 augmentation=augmentation, postprocessing=postprocessing,
                                 submissions_root=submissions_root, name=demo_name(suite_id, profile), replace=True))
 
@@ -162,3 +166,27 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
                        format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True),
                        format_p(row.p_holm), row.verdict)
     console.print(versus)
+    print_seed_comparison(results, suite_id, console, seed=seed)
+
+
+def print_seed_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
+    """The seed-aware verdict: seed-averaged paired difference, its CI and the between-seed spread."""
+    from benchmark.analysis.labels import format_ci
+    from benchmark.analysis.report import report_cases
+    from benchmark.analysis.seeds import families, is_single_seed, seed_comparison_table
+
+    cases = report_cases(results, load_suite(suite_id).ids("in-domain"))
+    table = seed_comparison_table(cases, families(results), metric="dice", seed=seed)
+    seeds = Table(title="Seed-aware verdict: aggregated minus reference family, averaged over seeds")
+    for column in ("dataset", "role", "seeds", "difference [95% CI]", "seed spread", "verdict"):
+        seeds.add_column(column)
+    for row in table.itertuples():
+        spread = "unknown" if row.seed_spread != row.seed_spread else f"{row.seed_spread:.3f}"
+        seeds.add_row(row.dataset, row.suite_role, f"{row.aggregated_seeds}/{row.reference_seeds}",
+                      format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True), spread,
+                      row.verdict)
+    console.print(seeds)
+    if is_single_seed(table):
+        console.print("[yellow]single-seed verdict:[/] one training seed per model; retraining moves per-dataset "
+                      "means by more than many of these differences. Run `cordbench demo --seeds 3` for the full "
+                      "protocol (a verdict only where the difference exceeds the between-seed spread).")

@@ -57,6 +57,7 @@ try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its defaul
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover - depends on the environment
     threadpool_limits = None
+from benchmark.data.audit import mark_audited_leaks
 from benchmark.environment import available_cores
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile, find_results_files, load_cases_index, load_many
@@ -189,6 +190,8 @@ def load_results_dirs(roots: Iterable[Path | str]) -> LoadedResults:
     results, skipped_raw = load_many(paths)
     skipped = {str(path): reason for path, reason in skipped_raw.items()}
     valid_paths = [path for path in paths if path not in skipped_raw]
+    # rows the content-hash audit found leaked (submissions/<name>/audit.json) count as leaked
+    results = [mark_audited_leaks(result, path) for result, path in zip(results, valid_paths)]
     kept: list[ResultsFile] = []
     kept_paths: list[Path] = []
     sources: dict[tuple[str, str], str] = {}

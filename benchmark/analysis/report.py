@@ -659,6 +659,7 @@ def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | No
         "<h2>Summary: aggregated minus specific, per dataset</h2>",
         "<ul>" + "".join(_summary_items(comparison, metric)) + "</ul>" if not comparison.empty
         else '<p class="note">No aggregated/specific pair to compare.</p>',
+        _headline_section(chosen, cases, suite, metric, seed),
         f"<h2>1. {html.escape(titles['ood'])}</h2>",
         _figure_html(figure_ood(means, metric=metric), "fig-ood", with_plotlyjs=True),
         f"<h2>2. {html.escape(titles['in_domain'])}</h2>",
@@ -670,12 +671,61 @@ def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | No
         _overlay_section(cases, case_images, metric),
         "<h2>5. Statistics</h2>",
         _table_html(statistics_table(means, comparison, metric=metric)),
+        _csa_section(chosen, seed),
         "<h2>6. Methods</h2>",
         _methods_section(chosen, cases, leaks, metric, seed, in_domain),
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"/>"
             f"<title>{html.escape(heading)}</title><style>{_CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _headline_section(chosen: Sequence[ResultsFile], cases: pd.DataFrame, suite: str, metric: str, seed: int) -> str:
+    """Seed-aware verdict with seed spread and the one-voxel ceiling (benchmark.analysis.headline)."""
+    from benchmark.analysis.headline import headline_table
+    from benchmark.analysis.seeds import families, is_single_seed, seed_comparison_table
+    from benchmark.evaluation.ceilings import load_ceilings
+
+    if cases.empty or not (cases["model_role"] == "aggregated").any():
+        return ""
+    ceilings = load_ceilings(suite, chosen[0].benchmark_version)
+    table = headline_table(cases, families(chosen), ceilings, metric=metric, seed=seed)
+    note = ("A verdict is given only when the paired 95 % CI of the seed-averaged difference excludes 0 AND the "
+            "difference exceeds the seed spread (the SD of the difference between one seed of each model). ")
+    if is_single_seed(seed_comparison_table(cases, families(chosen), metric=metric, seed=seed)):
+        note += "<b>Single-seed verdict:</b> the seed spread is unknown; train with <code>--seeds 0,1,2</code>. "
+    if ceilings is not None and metric == "dice":
+        note += ("<i>Within one voxel</i>: 1 − the Dice of the reference masks against themselves grown / shrunk by "
+                 "one in-plane voxel; Dice differences below it are within one voxel of boundary placement.")
+    return ("<h2>Headline: seed-aware verdict, seed spread and one-voxel ceiling</h2>"
+            f'<p class="note">{note}</p>' + _table_html(table))
+
+
+def _csa_section(chosen: Sequence[ResultsFile], seed: int) -> str:
+    """CSA consistency across contrasts of one person (benchmark.analysis.csa_consistency), when measured."""
+    from benchmark.analysis.csa_consistency import dataset_consistency, person_consistency
+
+    persons = person_consistency(chosen)
+    if persons.empty:
+        return ""
+    table = dataset_consistency(persons, seed=seed)
+    figure = go.Figure()
+    for submission, rows in table.groupby("submission", sort=False):
+        figure.add_bar(name=submission, x=rows["dataset"], y=rows["sd_mm2"],
+                       error_y={"type": "data", "symmetric": False, "array": rows["sd_high"] - rows["sd_mm2"],
+                                "arrayminus": rows["sd_mm2"] - rows["sd_low"]})
+    figure.update_layout(barmode="group", title="CSA spread across one person's contrasts (SD, mm²; lower is better)",
+                         yaxis_title="SD of CSA across contrasts (mm²)", height=420)
+    shown = table.copy()
+    for column in ("sd_mm2", "sd_low", "sd_high"):
+        shown[column] = shown[column].round(2)
+    for column in ("cv", "cv_low", "cv_high"):
+        shown[column] = shown[column].round(4)
+    return ("<h2>CSA consistency across contrasts (no ground truth needed)</h2>"
+            '<p class="note">Per person with ≥ 2 images: SD and CV across the images of the angle-corrected CSA, '
+            "averaged over the scanner-z range all of them cover; per dataset the mean over persons [95 % bootstrap "
+            "CI]. The reference masks' own spread is the floor. MS atrophy is ~1.8 %/year (~1.4 mm² of ~80 mm²).</p>"
+            + _figure_html(figure, "fig-csa", with_plotlyjs=False) + _table_html(shown))
 
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:

@@ -174,6 +174,9 @@ class Submission(_Strict):
     training: TrainingData = Field(default=TrainingData(), description="The DECLARED training data")
     inference: InferenceSpec = Field(default=InferenceSpec(), description="How it is run when scored")
     parameters: int | None = Field(default=None, ge=0, description="Number of trainable parameters")
+    family: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9._-]*$",
+                               description="Name shared by the submissions that differ only in their training seed")
+    seed: int | None = Field(default=None, ge=0, description="Training seed of this member of its family")
     folder: Path | None = Field(default=None, exclude=True)
 
     def resolve(self, relative: str) -> Path:
@@ -362,7 +365,7 @@ def unregistered_datasets(declared: list[str] | set[str]) -> list[str]:
     return problems
 
 
-HASH_EXCLUDED = ("results/", "predictions/", "cases_index")
+HASH_EXCLUDED = ("results/", "predictions/", "cases_index", "audit.json")
 """The scorer's own outputs in a submission folder; the sandbox hides them from the model."""
 
 

@@ -51,6 +51,10 @@ class CaseResult(BaseModel):
     hd95: float
     rve: float
     csa_error: float
+    csa_mm2: float | None = Field(default=None, description="Prediction's angle-corrected cord CSA (mm²), averaged "
+                                  "over the scanner-z range all images of this person and session cover "
+                                  "(benchmark.evaluation.csa); 0 for an empty prediction, None when it failed")
+    csa_reference_mm2: float | None = Field(default=None, description="The same on the reference mask")
     runtime_s: float | None = None
     peak_memory_mb: float | None = None
     failure: str | None = Field(default=None, description="Why no valid prediction was produced, if so")
@@ -71,6 +75,8 @@ class ResultsFile(BaseModel):
     licence: str | None = None
     parameters: int | None = None
     declared_training_datasets: list[str]
+    family: str | None = Field(default=None, description="The submission's seed family (submission.yaml `family`)")
+    seed: int | None = Field(default=None, description="The submission's training seed (submission.yaml `seed`)")
     created_utc: str
     environment: dict[str, str] = Field(default_factory=dict)
     sandbox: Literal["bubblewrap", "none", "not-needed"] | None = Field(

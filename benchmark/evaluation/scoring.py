@@ -20,6 +20,7 @@ from benchmark import __version__
 from benchmark.data.bids_index import Case, index_dataset, participant_field
 from benchmark.training.convert import LABEL_THRESHOLD
 from benchmark.errors import CordbenchError
+from benchmark.evaluation.csa import case_csa, scan_ranges
 from benchmark.evaluation.inference import ModelLoadError, PredictionRecord, ScorerFaultError
 from benchmark.environment import environment
 from benchmark.evaluation.supplied import predictor_for
@@ -176,6 +177,9 @@ def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_
     rows: list[CaseResult] = []
     records: list[PredictionRecord] = []
     index: dict[str, dict[str, str | None]] = {}
+    # CSA is averaged over the scanner-z range all images of a person (and session) among ``cases`` cover
+    csa_ranges = scan_ranges({tc.case.case_id: (tc.case.dataset, tc.case.subject, tc.case.session) for tc in cases},
+                             {tc.case.case_id: tc.label_path for tc in cases})
     for test_case in cases:
         try:
             record = predictor.predict(test_case.image_path, test_case.image_sha256)
@@ -188,7 +192,9 @@ def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_
             raise ScorerFaultError(f"{test_case.case.case_id}: scorer fault (not the model's; nothing recorded): "
                                    f"{error}") from error
         records.append(record)
-        rows.append(case_row(test_case, record, metrics, trained_on, trained_people))
+        csa = case_csa(Path(record.prediction) if record.ok else None, test_case.label_path,
+                       csa_ranges[test_case.case.case_id])
+        rows.append(case_row(test_case, record, metrics, trained_on, trained_people).model_copy(update=csa))
         index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
                                          "prediction": record.prediction}
         if on_case is not None:
@@ -209,6 +215,8 @@ def results_file(submission: Submission, suite_id: str, benchmark_version: str, 
         model_type=submission.model.type,
         licence=submission.licence,
         parameters=submission.parameters,
+        family=submission.family,
+        seed=submission.seed,
         declared_training_datasets=sorted(trained_on),
         created_utc=created_utc,
         environment=environment_info,

@@ -196,16 +196,19 @@ def plan_train_request(suite: str, *, raw_root: Path, work_dir: Path, profile: L
                        iterations: int | None = None, configuration: str | None = None, fold: str = "all",
                        base_id: int | None = None, augmentation: str | None = None,
                        postprocessing: str | None = None, submissions_root: Path | None = None,
-                       num_threads: int | None = None, name: str | None = None, replace: bool = False
-                       ) -> tuple[Plan, dict[str, TrainUnit]]:
-    """One training unit per baseline of the suite (same models, options and recipe as ``train_baselines``)."""
+                       num_threads: int | None = None, name: str | None = None, replace: bool = False,
+                       seeds: list[int] | None = None) -> tuple[Plan, dict[str, TrainUnit]]:
+    """One training unit per baseline of the suite (same models, options and recipe as ``train_baselines``), per
+    seed of ``seeds`` (default ``[seed]``; seed N > 0 is named ``<family>-seed<N>``)."""
     from benchmark.training.baselines import check_names_free, plan_baselines, training_recipe
 
     recipe = training_recipe(suite, profile, epochs=epochs, iterations=iterations, augmentation=augmentation,
                              postprocessing=postprocessing)
     groups: dict[str, list[str]] = {}
     units: dict[str, TrainUnit] = {}
-    baselines = plan_baselines(suite, raw_root, profile, only=only, base_id=base_id, datasets=datasets, name=name)
+    baselines = [baseline for run_seed in (seeds or [seed])
+                 for baseline in plan_baselines(suite, raw_root, profile, only=only, base_id=base_id,
+                                                datasets=datasets, name=name, seed=run_seed)]
     if submissions_root is None:
         check_names_free(baselines, replace=replace)
     for baseline in baselines:
@@ -213,7 +216,7 @@ def plan_train_request(suite: str, *, raw_root: Path, work_dir: Path, profile: L
                          work_dir=str(Path(work_dir).resolve()), inputs_digest=raw_digest(baseline.raw_folder),
                          suite=suite, plan_kind=baseline.kind, datasets=list(baseline.datasets),
                          submissions_root=str(Path(submissions_root).resolve()) if submissions_root else None,
-                         profile=profile, seed=seed, epochs=recipe.epochs, iterations=recipe.iterations,
+                         profile=profile, seed=baseline.seed or seed, epochs=recipe.epochs, iterations=recipe.iterations,
                          augmentation=recipe.augmentation, postprocessing=recipe.postprocessing,
                          configuration=configuration, fold=str(fold), device=device, num_threads=num_threads,
                          replace=replace)

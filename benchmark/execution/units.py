@@ -13,6 +13,8 @@ once and scores those cases. A training unit is one model (and seed). Each unit 
 
 from __future__ import annotations
 
+import re
+
 import hashlib
 import json
 import os
@@ -310,7 +312,9 @@ def _run_train(unit: TrainUnit) -> dict[str, Any]:
                               augmentation=unit.augmentation, num_threads=unit.num_threads)
         return {"checkpoint": str(trained.checkpoint), "checkpoint_sha256": trained.checkpoint_sha256,
                 "epochs": trained.epochs}
-    plan = BaselinePlan(unit.group, Path(unit.raw_folder), unit.plan_kind or "specific", tuple(unit.datasets))
+    family = re.sub(r"-seed\d+$", "", unit.group)  # seed N > 0 of a family is named <family>-seed<N>
+    plan = BaselinePlan(unit.group, Path(unit.raw_folder), unit.plan_kind or "specific", tuple(unit.datasets),
+                        family, unit.seed)
     trained, submission = train_one_baseline(
         plan, unit.suite, work_dir=Path(unit.work_dir), profile=unit.profile, recipe=recipe,
         configuration=unit.configuration, fold=fold, device=unit.device, seed=unit.seed,

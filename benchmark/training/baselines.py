@@ -46,33 +46,47 @@ class BaselinePlan:
     raw_folder: Path
     kind: Literal["aggregated", "specific"]
     datasets: tuple[str, ...]
+    family: str = ""
+    seed: int = 0
 
 
-def submission_name(suite_id: str, key: str, profile: Profile) -> str:
-    """``nnunet-synthetic-aggregated-quick``, ``nnunet-synthetic-synth-ms-quick``."""
+def submission_name(suite_id: str, key: str, profile: Profile, seed: int = 0) -> str:
+    """``nnunet-synthetic-aggregated-quick``, ``nnunet-synthetic-synth-ms-quick``; seeds other than 0 add
+    ``-seed<N>`` (``nnunet-synthetic-synth-ms-quick-seed1``), seed 0 keeps the family's own name."""
+    family = family_name(suite_id, key, profile)
+    return family if seed == 0 else f"{family}-seed{seed}"
+
+
+def family_name(suite_id: str, key: str, profile: Profile) -> str:
+    """The name shared by every seed of one baseline: ``nnunet-<suite>-<key>-<profile>``."""
     return f"nnunet-{suite_id}-{key}-{profile}"
 
 
 def plan_baselines(suite_id: str, raw_root: Path, profile: Profile, *,
                    only: Literal["aggregated", "specific"] | None = None, base_id: int | None = None,
-                   datasets: list[str] | None = None, name: str | None = None) -> list[BaselinePlan]:
+                   datasets: list[str] | None = None, name: str | None = None, seed: int = 0) -> list[BaselinePlan]:
     """The models to train. ``name``: the submission name when one model is planned, else the prefix of
-    ``<name>-aggregated`` and ``<name>-<dataset>`` (default: ``nnunet-<suite>-<key>-<profile>``)."""
+    ``<name>-aggregated`` and ``<name>-<dataset>`` (default: ``nnunet-<suite>-<key>-<profile>``). A seed N > 0
+    appends ``-seed<N>`` to each name; the name without it is the model's ``family``."""
     suite = load_suite(suite_id)
     in_domain = suite.ids("in-domain")
     names = dataset_names(suite_id, in_domain, base_id)
     plans: list[BaselinePlan] = []
     for dataset_id in in_domain:
         if only in (None, "specific") and (not datasets or dataset_id in datasets):
-            plans.append(BaselinePlan(submission_name(suite_id, dataset_id, profile), Path(raw_root) / names[dataset_id],
-                                      "specific", (dataset_id,)))
+            plans.append(BaselinePlan(submission_name(suite_id, dataset_id, profile, seed),
+                                      Path(raw_root) / names[dataset_id], "specific", (dataset_id,),
+                                      family_name(suite_id, dataset_id, profile), seed))
     if only in (None, "aggregated"):
-        plans.append(BaselinePlan(submission_name(suite_id, "aggregated", profile),
-                                  Path(raw_root) / names["aggregated"], "aggregated", tuple(in_domain)))
+        plans.append(BaselinePlan(submission_name(suite_id, "aggregated", profile, seed),
+                                  Path(raw_root) / names["aggregated"], "aggregated", tuple(in_domain),
+                                  family_name(suite_id, "aggregated", profile), seed))
     if name is not None:
-        plans = [dataclasses.replace(plan, submission_name=name if len(plans) == 1 else
-                                     f"{name}-{'aggregated' if plan.kind == 'aggregated' else plan.datasets[0]}")
-                 for plan in plans]
+        families = [name if len(plans) == 1 else
+                    f"{name}-{'aggregated' if plan.kind == 'aggregated' else plan.datasets[0]}" for plan in plans]
+        plans = [dataclasses.replace(plan, family=family,
+                                     submission_name=family if seed == 0 else f"{family}-seed{seed}")
+                 for plan, family in zip(plans, families)]
     for plan in plans:
         if not (plan.raw_folder / "dataset.json").exists():
             raise BaselineError(f"{plan.raw_folder}: converted dataset not found; run "
@@ -137,6 +151,8 @@ def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profil
         ),
         inference=InferenceSpec(device="auto", test_time_augmentation=False, postprocessing=postprocessing),
         parameters=count_parameters(folder / "model" / trained.checkpoint.parent.name / trained.checkpoint.name),
+        family=plan.family or None,
+        seed=seed,
     )
     write_manifest(submission, folder)
     submission.folder = folder.resolve()
@@ -251,7 +267,7 @@ def reproduce_command(suite_id: str, plan: BaselinePlan, profile: Profile, seed:
     return (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
             f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
             + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options
-            + ("" if plan.submission_name.startswith("nnunet-") else f" --name {plan.submission_name}"))
+            + ("" if plan.submission_name.startswith("nnunet-") else f" --name {plan.family or plan.submission_name}"))
 
 
 def train_baselines(
@@ -263,6 +279,7 @@ def train_baselines(
     only: Literal["aggregated", "specific"] | None = None,
     datasets: list[str] | None = None,
     seed: int = 0,
+    seeds: list[int] | None = None,
     device: str | None = None,
     num_epochs: int | None = None,
     iterations_per_epoch: int | None = None,
@@ -281,6 +298,8 @@ def train_baselines(
 
     With the quick profile, options left as None come from the suite's ``quick_recipe`` (registry), then from the
     profile's defaults; the full profile is nnU-Net's defaults unless an option is given.
+    ``seeds`` (default ``[seed]``) trains every plan once per seed: seed 0 under the family's name and work folder,
+    seed N under ``<family>-seed<N>`` and ``work_dir/seed<N>``; each is registered with ``family`` and ``seed``.
     """
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -298,17 +317,20 @@ def train_baselines(
     screen = Console(file=sys.stdout, width=None if sys.stdout.isatty() else 200)
     with Progress(*columns, console=screen, disable=not verbose_progress, redirect_stdout=False,
                   redirect_stderr=False) as bar:
-        plans = plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id, datasets=datasets, name=name)
+        runs = [(plan, Path(work_dir) if run_seed == 0 else Path(work_dir) / f"seed{run_seed}")
+                for run_seed in (seeds if seeds else [seed])
+                for plan in plan_baselines(suite_id, raw_root, profile, only=only, base_id=base_id,
+                                           datasets=datasets, name=name, seed=run_seed)]
         if submissions_root is None:
-            check_names_free(plans, replace=replace)
-        for plan in plans:
+            check_names_free([plan for plan, _ in runs], replace=replace)
+        for plan, _seed_work_dir in runs:
             if on_start:
                 on_start(plan)
             task = bar.add_task(f"training {plan.submission_name}", total=epochs)
             log_path = training_log_path(work_dir, plan)
             trained, submission = train_one_baseline(
                 plan, suite_id, work_dir=work_dir, profile=profile, recipe=recipe, configuration=configuration,
-                fold=fold, device=device, seed=seed, submissions_root=submissions_root, replace=replace,
+                fold=fold, device=device, seed=plan.seed, submissions_root=submissions_root, replace=replace,
                 on_epoch=lambda epoch, task=task: bar.update(task, completed=epoch))
             bar.update(task, completed=trained.epochs, description=f"trained {plan.submission_name}")
             screen.print(f"  {plan.submission_name}: pseudo-Dice {trained.final_pseudo_dice or 0:.3f} on "
@@ -331,8 +353,11 @@ def train_one_baseline(plan: BaselinePlan, suite_id: str, *, work_dir: Path, pro
     """
     from benchmark.training.nnunet.train import train_model
 
+    seed = plan.seed or seed
+    # seed 0 keeps the family's nnU-Net folder; seed N trains in work_dir/seed<N> (a different seed would not resume)
+    seed_work_dir = Path(work_dir) if seed == 0 else Path(work_dir) / f"seed{seed}"
     with _quiet_training(training_log_path(work_dir, plan), on_epoch):
-        trained = train_model(plan.raw_folder, work_dir, profile=profile, configuration=configuration,
+        trained = train_model(plan.raw_folder, seed_work_dir, profile=profile, configuration=configuration,
                               fold=fold, num_epochs=recipe.epochs, iterations_per_epoch=recipe.iterations,
                               device=device, seed=seed, resume=True, augmentation=recipe.augmentation,
                               num_threads=num_threads)

@@ -1,0 +1,204 @@
+"""Seed-aware comparison of the aggregated model with the specific ones: a verdict that survives retraining.
+
+One training seed is one draw: nnU-Net's training is not deterministic across machines (docs/nnunet.md) and
+retraining with another seed moved per-dataset means by 0.03-0.19 Dice in this project. A *family* is the set
+of submissions that differ only in their training seed (``family`` and ``seed`` in ``submission.yaml`` and in
+the results file; a name ending ``-seed<N>`` is read as seed N of the name without it).
+
+For a dataset k and a family F with seeds s = 1..S_F that all scored the same cases i = 1..n:
+
+* seed-averaged score of a case: ``xbar_F(i) = (1/S_F) sum_s x_{F,s}(i)``;
+* per-seed mean ``m_{F,s} = (1/n) sum_i x_{F,s}(i)`` and the between-seed SD ``sd_F = std_s(m_{F,s}, ddof=1)``
+  (NaN with one seed);
+* difference ``D = mean_i(xbar_A(i) - xbar_B(i))`` (aggregated A minus reference B), its paired percentile
+  bootstrap 95 % CI over cases and the two-sided paired
+  Wilcoxon p, Holm-adjusted over all rows (shown, not used for the verdict);
+* **seed spread** ``sqrt(sd_A^2 + sd_B^2)``: the SD of the difference between ONE seed of each family, i.e. how
+  far the single-seed answer moves when both models are retrained.
+
+Verdict: "aggregated better" / "aggregated worse" (in the metric's better direction) only when the CI of D
+excludes 0 AND ``|D| > seed spread``; otherwise "not separable (seed spread X)". With fewer than two seeds on
+either side the spread is unknown: the verdict is the CI's alone and says "(single seed)".
+
+The reference is chosen as in the report: the specialist family (the specific one trained on this dataset) on
+an in-domain dataset, else the specific family with the best seed-averaged mean on the paired cases.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from benchmark.evaluation.results import ResultsFile
+from benchmark.analysis.summary import holm_adjust, paired_comparison
+
+SEED_SUFFIX = re.compile(r"^(?P<family>.+)-seed(?P<seed>\d+)$")
+VERDICT_BETTER = "aggregated better"
+VERDICT_WORSE = "aggregated worse"
+NOT_SEPARABLE = "not separable"
+SINGLE_SEED = "single seed"
+
+SEED_COMPARISON_COLUMNS = [
+    "dataset", "suite_role", "aggregated", "reference", "n", "aggregated_seeds", "reference_seeds",
+    "aggregated_mean", "reference_mean", "difference", "difference_low", "difference_high",
+    "aggregated_seed_sd", "reference_seed_sd", "seed_spread", "p", "p_holm", "verdict",
+]
+
+
+def family_and_seed(submission: str, family: str | None = None, seed: int | None = None) -> tuple[str, int]:
+    """(family, seed) of a submission: the declared ones, else read from a ``-seed<N>`` suffix, else (name, 0)."""
+    match = SEED_SUFFIX.match(submission)
+    if family is None:
+        family = match.group("family") if match else submission
+    if seed is None:
+        seed = int(match.group("seed")) if match else 0
+    return family, seed
+
+
+def families(results: Sequence[ResultsFile]) -> dict[str, tuple[str, int]]:
+    """submission -> (family, seed) for every results file."""
+    return {result.submission: family_and_seed(result.submission, result.family, result.seed) for result in results}
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    """One family on one dataset: seed-averaged mean, per-seed means and their SD."""
+
+    family: str
+    dataset: str
+    n: int
+    seeds: tuple[int, ...]
+    seed_means: tuple[float, ...]
+    mean: float
+    seed_sd: float
+
+
+def _seed_sd(means: Sequence[float]) -> float:
+    return float(np.std(np.asarray(means, float), ddof=1)) if len(means) >= 2 else math.nan
+
+
+def seed_averaged_cases(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]], metric: str) -> pd.DataFrame:
+    """Per (family, case) the metric averaged over the family's seeds, on the cases EVERY seed scored.
+
+    ``cases`` holds per-case rows (``submission``, ``case_id``, ``dataset``, ``suite_role``, ``model_role``,
+    ``trained_on`` and the metric), e.g. :func:`benchmark.analysis.report.report_cases`. Output columns: ``family``,
+    ``case_id``, ``dataset``, ``suite_role``, ``model_role``, ``trained_on``, ``seeds`` (how many), the metric.
+    """
+    if metric not in METRIC_NAMES:
+        raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRIC_NAMES)}")
+    frame = cases.copy()
+    frame["family"] = [family_of.get(name, (name, 0))[0] for name in frame["submission"]]
+    members = frame.groupby("family")["submission"].nunique()
+    keys = ["family", "case_id", "dataset", "suite_role", "model_role"]
+    grouped = frame.groupby(keys, sort=True, dropna=False)
+    averaged = grouped.agg(**{metric: (metric, "mean"), "seeds": ("submission", "nunique"),
+                              "trained_on": ("trained_on", "first")}).reset_index()
+    complete = averaged["seeds"].to_numpy() == averaged["family"].map(members).to_numpy()
+    return averaged[complete].reset_index(drop=True)
+
+
+def seed_summaries(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]], metric: str) -> list[SeedSummary]:
+    """Per (family, dataset): the seed-averaged mean, each seed's mean and the between-seed SD."""
+    averaged = seed_averaged_cases(cases, family_of, metric)
+    frame = cases.copy()
+    frame["family"] = [family_of.get(name, (name, 0))[0] for name in frame["submission"]]
+    frame["seed"] = [family_of.get(name, (name, 0))[1] for name in frame["submission"]]
+    summaries = []
+    for (family, dataset), here in averaged.groupby(["family", "dataset"], sort=True):
+        rows = frame[(frame["family"] == family) & frame["case_id"].isin(here["case_id"])]
+        per_seed = rows.groupby("seed")[metric].mean().sort_index()
+        summaries.append(SeedSummary(family, dataset, int(here.shape[0]), tuple(int(s) for s in per_seed.index),
+                                     tuple(float(v) for v in per_seed), float(here[metric].mean()),
+                                     _seed_sd(per_seed.to_list())))
+    return summaries
+
+
+def _reference_family(here: pd.DataFrame, dataset: str, suite_role: str, aggregated: str, metric: str) -> str | None:
+    specific = here[here["model_role"] == "specific"]
+    if specific.empty:
+        return None
+    if suite_role == "in-domain":
+        specialists = sorted(set(specific.loc[specific["trained_on"] == dataset, "family"]))
+        if specialists:
+            return specialists[0]
+    direction = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    own_cases = set(here.loc[here["family"] == aggregated, "case_id"])
+    ranked = sorted((-direction * float(rows.loc[rows["case_id"].isin(own_cases), metric].mean()), family)
+                    for family, rows in specific.groupby("family") if rows["case_id"].isin(own_cases).any())
+    return ranked[0][1] if ranked else None
+
+
+def seed_verdict(difference: float, low: float, high: float, spread: float, metric: str) -> str:
+    """The rule of the module docstring, for one row."""
+    excludes_zero = low > 0 or high < 0
+    better = difference > 0 if HIGHER_IS_BETTER[metric] else difference < 0
+    called = VERDICT_BETTER if better else VERDICT_WORSE
+    if not math.isfinite(spread):
+        return f"{called} ({SINGLE_SEED})" if excludes_zero else f"{NOT_SEPARABLE} ({SINGLE_SEED})"
+    if excludes_zero and abs(difference) > spread:
+        return called
+    return f"{NOT_SEPARABLE} (seed spread {spread:.3f})"
+
+
+def seed_comparison_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]], *, metric: str = "dice",
+                          seed: int = 0) -> pd.DataFrame:
+    """Aggregated family vs reference family per dataset, on seed-averaged cases (columns:
+    :data:`SEED_COMPARISON_COLUMNS`). ``seed`` seeds the bootstrap, not the training."""
+    averaged = seed_averaged_cases(cases, family_of, metric)
+    sd = {(summary.family, summary.dataset): (summary.seed_sd, len(summary.seeds))
+          for summary in seed_summaries(cases, family_of, metric)}
+    rows = []
+    datasets = averaged[["dataset", "suite_role"]].drop_duplicates()
+    order = sorted(datasets.itertuples(index=False), key=lambda row: (row.suite_role != "in-domain", row.dataset))
+    aggregated_families = sorted(set(averaged.loc[averaged["model_role"] == "aggregated", "family"]))
+    for dataset, suite_role in ((row.dataset, row.suite_role) for row in order):
+        here = averaged[averaged["dataset"] == dataset]
+        for aggregated in aggregated_families:
+            if here[here["family"] == aggregated].empty:
+                continue
+            reference = _reference_family(here, dataset, suite_role, aggregated, metric)
+            if reference is None:
+                continue
+            a = here.loc[here["family"] == aggregated, ["case_id", metric]]
+            b = here.loc[here["family"] == reference, ["case_id", metric]]
+            pairs = a.merge(b, on="case_id", suffixes=("_a", "_b")).sort_values("case_id", kind="stable")
+            x, y = pairs[f"{metric}_a"].to_numpy(float), pairs[f"{metric}_b"].to_numpy(float)
+            paired = paired_comparison(x, y, dataset=dataset, seed=seed)  # analysis.summary: the one path
+            diff = paired.difference
+            sd_a, seeds_a = sd.get((aggregated, dataset), (math.nan, 1))
+            sd_b, seeds_b = sd.get((reference, dataset), (math.nan, 1))
+            spread = math.sqrt(sd_a ** 2 + sd_b ** 2)
+            rows.append({
+                "dataset": dataset, "suite_role": suite_role, "aggregated": aggregated, "reference": reference,
+                "n": int(x.size), "aggregated_seeds": seeds_a, "reference_seeds": seeds_b,
+                "aggregated_mean": float(x.mean()) if x.size else math.nan,
+                "reference_mean": float(y.mean()) if y.size else math.nan,
+                "difference": diff.mean, "difference_low": diff.low, "difference_high": diff.high,
+                "aggregated_seed_sd": sd_a, "reference_seed_sd": sd_b, "seed_spread": spread,
+                "p": paired.p_value,
+                "verdict": seed_verdict(diff.mean, diff.low, diff.high, spread, metric) if x.size else "no paired cases",
+            })
+    table = pd.DataFrame(rows, columns=[column for column in SEED_COMPARISON_COLUMNS if column != "p_holm"])
+    tested = table["p"].notna().to_numpy(bool) if not table.empty else np.zeros(0, bool)
+    adjusted = np.full(len(table), np.nan)
+    if tested.any():
+        adjusted[tested] = holm_adjust(table.loc[tested, "p"].to_numpy(float))
+    table["p_holm"] = adjusted
+    return table[SEED_COMPARISON_COLUMNS]
+
+
+def is_single_seed(table: pd.DataFrame) -> bool:
+    """True when some row of a seed comparison rests on one seed of a family (the spread is unknown)."""
+    return bool((table["aggregated_seeds"] < 2).any() or (table["reference_seeds"] < 2).any()) if len(table) else True
+
+
+__all__ = [
+    "SEED_COMPARISON_COLUMNS", "SeedSummary", "family_and_seed", "families", "seed_averaged_cases", "seed_summaries",
+    "seed_verdict", "seed_comparison_table", "is_single_seed",
+]
