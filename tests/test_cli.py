@@ -17,8 +17,8 @@ runner = CliRunner()
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
     """Rich wraps tables at the terminal width; the runner has none, so give it a wide one."""
-    monkeypatch.setattr(cli, "console", Console(width=220, no_color=True))
-    monkeypatch.setattr(cli, "err_console", Console(width=220, no_color=True, stderr=True))
+    monkeypatch.setattr(cli.shell, "console", Console(width=220, no_color=True))
+    monkeypatch.setattr(cli.shell, "err_console", Console(width=220, no_color=True, stderr=True))
 
 
 def run(*args):

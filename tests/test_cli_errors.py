@@ -24,9 +24,9 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def wide_console(monkeypatch):
-    monkeypatch.setattr(cli, "console", Console(width=400, no_color=True))
-    monkeypatch.setattr(cli, "err_console", Console(width=400, no_color=True, stderr=True))
-    monkeypatch.setattr(cli.STATE, "debug", False)
+    monkeypatch.setattr(cli.shell, "console", Console(width=400, no_color=True))
+    monkeypatch.setattr(cli.shell, "err_console", Console(width=400, no_color=True, stderr=True))
+    monkeypatch.setattr(cli.shell.STATE, "debug", False)
 
 
 def run(*args):

@@ -15,7 +15,6 @@ from streamlit.testing.v1 import AppTest
 
 from benchmark.analysis import stats
 from benchmark.analysis.summary import dataset_seed
-from leaderboard import tables
 from leaderboard_fixtures import HAND_VERSION, write_hand_results
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")

@@ -17,7 +17,6 @@ from benchmark import cli
 from benchmark.evaluation.predict import predict
 from benchmark.evaluation.inference import ModelLoadError, Predictor
 from benchmark.io import sha256_file
-from benchmark.models import nnunet_import
 from benchmark.models.nnunet_import import NnunetImportError, import_nnunet
 from benchmark.models.nnunet.predict import load_model
 from benchmark.data.submissions import check_submission, load_submission
@@ -151,8 +150,8 @@ def test_cli_import_names_the_missing_flag_and_registers(stock_zip, tmp_path, mo
 
     workspace = init_workspace(tmp_path / "ws")  # `cordbench import` registers into the active workspace
     monkeypatch.setenv(ENV_WORKSPACE, str(workspace.root))
-    monkeypatch.setattr(cli, "console", Console(width=220, no_color=True))
-    monkeypatch.setattr(cli, "err_console", Console(width=220, no_color=True, stderr=True))
+    monkeypatch.setattr(cli.shell, "console", Console(width=220, no_color=True))
+    monkeypatch.setattr(cli.shell, "err_console", Console(width=220, no_color=True, stderr=True))
     runner = CliRunner()
     missing = runner.invoke(cli.app, ["import", str(archive)])
     assert missing.exit_code == 1 and "--trained-on ID[,ID]" in missing.output

@@ -135,8 +135,8 @@ def test_failures_and_not_downloaded_images_are_reported_and_exit_1(tmp_path, mo
     pointer.write_text("/annex/objects/SHA256E-s100--" + "a" * 64 + ".nii.gz\n")
     (dataset / "dataset_description.json").write_text('{"Name": "x", "BIDSVersion": "1.10.0"}')
 
-    monkeypatch.setattr(cli, "console", Console(width=220, no_color=True))
-    monkeypatch.setattr(cli, "err_console", Console(width=220, no_color=True, stderr=True))
+    monkeypatch.setattr(cli.shell, "console", Console(width=220, no_color=True))
+    monkeypatch.setattr(cli.shell, "err_console", Console(width=220, no_color=True, stderr=True))
     result = CliRunner().invoke(cli.app, ["predict", str(subs / "bad"), str(dataset), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
     assert "shape-mismatch: model returned (7, 7, 5) for input (6, 6, 4)" in result.output

@@ -155,7 +155,7 @@ def test_missing_off_grid_and_probabilistic_masks(predicted, tmp_path):
 
 def test_gate_refuses_to_reproduce_supplied_predictions(tmp_path, monkeypatch):
     write_manifest(tmp_path, "masks", {"type": "predictions", "folder": "derivatives"})
-    monkeypatch.setattr(cli, "err_console", Console(width=300, no_color=True, stderr=True))
+    monkeypatch.setattr(cli.shell, "err_console", Console(width=300, no_color=True, stderr=True))
     result = CliRunner().invoke(cli.app, ["gate", "--reproduce", str(tmp_path / "masks"), "--suite", "real-mini"])
     assert result.exit_code == 2
     assert f"{PREDICTIONS_NOTE}: a predictions submission holds masks computed elsewhere" in result.output

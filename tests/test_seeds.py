@@ -162,7 +162,7 @@ def test_demo_prints_the_seed_aware_table_and_says_when_it_is_single_seed():
 def test_train_seeds_option_is_parsed_and_checked():
     import typer
 
-    from benchmark.cli import parse_seeds
+    from benchmark.cli.training import parse_seeds
 
     assert parse_seeds("0,1,2") == [0, 1, 2]
     assert parse_seeds(None) is None

@@ -47,7 +47,7 @@ from plotly.subplots import make_subplots
 from benchmark import __version__
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_text
-from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES, METRIC_UNITS
+from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.data.registry import load_suite
 from benchmark.data.submissions import PREDICTIONS_NOTE
 from benchmark.evaluation.results import ResultsFile, cases_frame, load_cases_index

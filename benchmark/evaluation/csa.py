@@ -23,7 +23,7 @@ model is judged here by the area it measures, not only by overlap. Definitions (
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 

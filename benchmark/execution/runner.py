@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from benchmark.execution.local import Failure
 from benchmark.execution.planner import Plan
