@@ -103,11 +103,16 @@ def test_the_scoring_step_scores_and_gates_the_reference(tmp_path, shared_bids):
     summary = tmp_path / "summary.md"
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHONPATH": str(checkout),
            "SUITE": "real-mini", "DATA_ROOT": str(shared_bids), "GATE_OUT": str(tmp_path / "gate"),
-           "GITHUB_STEP_SUMMARY": str(summary), "NAMES": reference, "OMP_NUM_THREADS": "1"}
-    completed = subprocess.run(["bash", "-c", steps()[SCORE_STEP]["run"]], cwd=checkout, env=env,
+           "GITHUB_STEP_SUMMARY": str(summary), "NAMES": reference, "OMP_NUM_THREADS": "1",
+           "CORDBENCH_WORKSPACE": str(tmp_path / "workspace")}  # the job's env sets it; a step inits it
+    init = 'cordbench init "$CORDBENCH_WORKSPACE"'
+    assert init in WORKFLOW.read_text()  # the workflow's install step makes the workspace the job's env names
+    script = init + "\n" + steps()[SCORE_STEP]["run"]
+    completed = subprocess.run(["bash", "-c", script], cwd=checkout, env=env,
                                capture_output=True, text=True, timeout=600)
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert f"gate passed for {reference}" in completed.stdout
     assert summary.read_text().startswith(f"# Benchmark gate (suite `real-mini`, baseline `{reference}`)")
     assert (tmp_path / "gate" / f"{reference}.md").stat().st_size > 0
-    assert list((checkout / "submissions" / reference / "results").glob("real-mini_*.json"))
+    assert list((tmp_path / "workspace").rglob(f"{reference}/**/real-mini_*.json"))
+    assert not (checkout / "submissions" / reference / "results").exists()  # the checkout is never written
