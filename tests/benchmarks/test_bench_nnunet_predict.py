@@ -21,7 +21,6 @@ are printed and stored in ``benchmark.extra_info`` either way.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 from collections.abc import Callable
@@ -50,17 +49,7 @@ THREADS = DEFAULT_CPU_THREADS
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
 
-def _testdata():
-    """tests/nnunet_testdata.py (this folder is not a package, so load it by path)."""
-    path = Path(__file__).resolve().parents[1] / "nnunet_testdata.py"
-    spec = importlib.util.spec_from_file_location("nnunet_testdata", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-testdata = _testdata()
+import nnunet_testdata as testdata  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 # (seconds, mask) of each nnU-Net reference run, shared by the tests of this module
 _REFERENCE: dict[bool, tuple[float, np.ndarray]] = {}

@@ -22,7 +22,6 @@ Set CORDBENCH_BENCH_WORK to a folder to keep the trained models between runs.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import time
@@ -48,16 +47,7 @@ DICE_VS_NNUNET = 0.999
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
 
-def _testdata():
-    path = Path(__file__).resolve().parents[1] / "nnunet_testdata.py"
-    spec = importlib.util.spec_from_file_location("nnunet_testdata", path)
-    module = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(module)
-    return module
-
-
-testdata = _testdata()
+import nnunet_testdata as testdata  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 # (seconds per volume, masks) of nnUNetPredictor per model, and the speed-ups, shared by the tests of this module
 _NNUNET: dict[str, tuple[float, list[np.ndarray]]] = {}
 SPEEDUPS: dict[str, dict[str, float]] = {"2d": {}, "3d": {}}
