@@ -36,7 +36,7 @@ import streamlit as st  # noqa: E402
 from benchmark.analysis import labels as metric_labels, summary  # noqa: E402
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: E402
 from benchmark.evaluation.results import find_results_files  # noqa: E402
-from leaderboard import tables  # noqa: E402
+from leaderboard import data as board_data, tables  # noqa: E402
 from leaderboard.plain_text import html_literal, markdown_literal as md  # noqa: E402
 
 ENV_RESULTS_DIRS = "CORDBENCH_RESULTS_DIRS"
@@ -126,19 +126,19 @@ def _fingerprint(roots: tuple[str, ...]) -> tuple:
 
 
 @st.cache_data(show_spinner="Reading results files…", max_entries=8)
-def load_results(roots: tuple[str, ...], fingerprint: tuple) -> tables.LoadedResults:
-    return tables.load_results_dirs(roots)
+def load_results(roots: tuple[str, ...], fingerprint: tuple) -> board_data.LoadedResults:
+    return board_data.load_results_dirs(roots)
 
 
 @st.cache_resource(max_entries=8)
-def prepared(roots: tuple[str, ...], fingerprint: tuple, version: str, _cases: pd.DataFrame) -> tables.Prepared:
-    return tables.prepare(_cases, version)
+def prepared(roots: tuple[str, ...], fingerprint: tuple, version: str, _cases: pd.DataFrame) -> board_data.Prepared:
+    return board_data.prepare(_cases, version)
 
 
 @st.cache_data(max_entries=64)
 def main_table(
-    roots: tuple[str, ...], fingerprint: tuple, version: str, metric: str, zero_shot: bool, filters: tables.Filters,
-    _prep: tables.Prepared,
+    roots: tuple[str, ...], fingerprint: tuple, version: str, metric: str, zero_shot: bool, filters: board_data.Filters,
+    _prep: board_data.Prepared,
 ) -> pd.DataFrame:
     return with_origin(tables.build_main_table(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters))
 
@@ -148,7 +148,7 @@ def cases_index(files: tuple[tuple[str | None, str], ...], fingerprint: tuple) -
     return tables.load_cases_index(files)
 
 
-def cases_index_files(config: Config, loaded: tables.LoadedResults, version: str) -> list[tuple[str | None, str]]:
+def cases_index_files(config: Config, loaded: board_data.LoadedResults, version: str) -> list[tuple[str | None, str]]:
     """``--cases-index`` files, then per submission the index scoring writes next to its results:
     ``<submission folder>/cases_index_<suite>.json`` (and a plain ``cases_index.json``)."""
     files: list[tuple[str | None, str]] = [(None, path) for path in config.cases_index]
@@ -181,7 +181,7 @@ def _highlight(value: object) -> str:
     return ""
 
 
-def view_main(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
+def view_main(prep: board_data.Prepared, table: pd.DataFrame, state: dict) -> None:
     metric = state["metric"]
     st.header(f"Leaderboard · {metric_label(metric)}")
     st.caption(
@@ -262,7 +262,7 @@ def _box_figure(cases: pd.DataFrame, summary: pd.DataFrame, metric: str) -> go.F
     return fig
 
 
-def view_dataset(prep: tables.Prepared, state: dict) -> None:
+def view_dataset(prep: board_data.Prepared, state: dict) -> None:
     metric = state["metric"]
     st.header(f"Dataset view · {metric_label(metric)}")
     labels = {block.name: f"{block.name} (suite: {tables.ROLE_LABELS.get(block.suite_role, block.suite_role)})" for block in prep.blocks}
@@ -286,7 +286,7 @@ def view_dataset(prep: tables.Prepared, state: dict) -> None:
     st.dataframe(display, hide_index=True, width="stretch")
 
 
-def view_compare(prep: tables.Prepared, table: pd.DataFrame, state: dict) -> None:
+def view_compare(prep: board_data.Prepared, table: pd.DataFrame, state: dict) -> None:
     metric = state["metric"]
     st.header(f"Compare view · {metric_label(metric)}")
     ranked = [name for name in table[tables.KEY_COLUMN]] if not table.empty else prep.submissions
@@ -393,7 +393,7 @@ def _slices_figure(image: np.ndarray, spacing: tuple[float, ...], label: np.ndar
     return fig
 
 
-def view_case(prep: tables.Prepared, loaded: tables.LoadedResults, config: Config, state: dict) -> None:
+def view_case(prep: board_data.Prepared, loaded: board_data.LoadedResults, config: Config, state: dict) -> None:
     st.header("Case view")
     dataset = st.selectbox("Dataset", prep.datasets, key="case_dataset")
     if dataset is None:
@@ -507,12 +507,12 @@ def view_methodology() -> None:
 # ------------------------------------------------------------------------------------------------
 
 
-def sidebar_state(prep: tables.Prepared) -> dict:
+def sidebar_state(prep: board_data.Prepared) -> dict:
     sidebar = st.sidebar
     metric = sidebar.selectbox("Metric", METRIC_NAMES, format_func=metric_label, key="metric")
     zero_shot = sidebar.toggle("Zero-shot only (hide each model's trained-on datasets)", value=False, key="zero_shot")
     exclude_leaked = sidebar.checkbox("Exclude leaked cases (subject in training)", value=True, key="exclude_leaked")
-    options = tables.filter_options(prep)
+    options = board_data.filter_options(prep)
     sidebar.markdown("**Case filters**")
     contrasts = sidebar.multiselect("Contrast", options["contrast"], key=f"f_contrast:{prep.benchmark_version}")
     sites = sidebar.multiselect("Site", options["site"], key=f"f_site:{prep.benchmark_version}")
@@ -521,7 +521,7 @@ def sidebar_state(prep: tables.Prepared) -> dict:
     exclude_automated = sidebar.checkbox(
         "Exclude automated ground truth (gt_provenance = automated)", value=False, key="exclude_automated"
     )
-    filters = tables.Filters(
+    filters = board_data.Filters(
         contrasts=tuple(contrasts),
         sites=tuple(sites),
         vendors=tuple(vendors),
@@ -561,7 +561,7 @@ def main() -> None:
         )
         return
 
-    versions = tables.available_versions(loaded.cases)
+    versions = board_data.available_versions(loaded.cases)
     version = st.sidebar.selectbox(
         "Benchmark version (split hash)", versions, key="version",
         format_func=lambda v: f"{v} ({loaded.cases.loc[loaded.cases['benchmark_version'].astype(str) == v, 'submission'].nunique()} submissions)",

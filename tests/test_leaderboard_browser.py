@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from leaderboard import tables
+from leaderboard import data as board_data, tables
 from leaderboard_fixtures import DEMO_DATASETS, write_demo_results
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -125,7 +125,7 @@ def _settle(page) -> None:
 
 def test_main_dataset_and_compare_views(server, results_dir):
     sync_api = pytest.importorskip("playwright.sync_api")
-    loaded = tables.load_results_dirs([results_dir])
+    loaded = board_data.load_results_dirs([results_dir])
     table = tables.build_main_table(loaded.cases).set_index("submission")
     first_dataset = next(iter(sorted(d for d, spec in DEMO_DATASETS.items() if spec[0] == "in-domain")))
     _, summary = tables.dataset_view(loaded.cases, first_dataset)

@@ -22,14 +22,14 @@ import pandas as pd
 import pytest
 
 from benchmark.analysis import stats, summary
-from leaderboard import tables
-from leaderboard.tables import Filters
+from leaderboard import data as board_data, tables
+from leaderboard.data import Filters
 from leaderboard_fixtures import HAND_VERSION, hand_case_id, hand_results, write_hand_results
 
 
 @pytest.fixture(scope="module")
 def cases() -> pd.DataFrame:
-    return tables.cases_from_results(hand_results())
+    return board_data.cases_from_results(hand_results())
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def test_excluding_automated_ground_truth_changes_the_numbers(cases):
 
 
 def test_site_filter_and_options(cases):
-    options = tables.filter_options(cases)
+    options = board_data.filter_options(cases)
     assert options["contrast"] == ["EPI", "T1w", "T2w"]
     assert options["gt_provenance"] == ["automated", "manual"]
     assert options["site"] == ["s1", "s2", "s3"]
@@ -386,14 +386,14 @@ def test_loading_skips_corrupt_and_duplicate_files_with_reasons(tmp_path):
     duplicate = tmp_path / "extra" / "agg-copy" / "results" / f"hand_{HAND_VERSION}.json"
     duplicate.parent.mkdir(parents=True)
     duplicate.write_text((tmp_path / "subs" / "agg" / "results" / f"hand_{HAND_VERSION}.json").read_text())
-    loaded = tables.load_results_dirs([tmp_path / "subs", tmp_path / "extra", tmp_path / "missing"])
+    loaded = board_data.load_results_dirs([tmp_path / "subs", tmp_path / "extra", tmp_path / "missing"])
     assert loaded.missing_roots == [str(tmp_path / "missing")]
     assert set(loaded.skipped) == {str(tmp_path / "subs" / "corrupt" / "results" / f"hand_{HAND_VERSION}.json"), str(duplicate)}
     assert "cannot read results file" in loaded.skipped[str(tmp_path / "subs" / "corrupt" / "results" / f"hand_{HAND_VERSION}.json")]
     assert "duplicate results for submission 'agg'" in loaded.skipped[str(duplicate)]
     assert sorted(loaded.cases["submission"].astype(str).unique()) == ["agg", "spec-alpha", "spec-beta"]
     assert len(loaded.cases) == 12 + 12 + 11
-    assert tables.available_versions(loaded.cases) == [HAND_VERSION]
+    assert board_data.available_versions(loaded.cases) == [HAND_VERSION]
     table = tables.build_main_table(loaded.cases)
     assert row(table, "agg")["OOD/gamma"] == ci_text([0.0, 0.6, 0.8], "gamma")
 
@@ -406,6 +406,6 @@ def test_several_versions_need_a_choice(cases):
         tables.build_main_table(both)
     data = tables.main_table_data(both, filters=Filters(benchmark_version="other"))
     assert data.mean.at["agg", "beta"] == pytest.approx(0.85)
-    assert tables.available_versions(both) == [HAND_VERSION, "other"]  # 3 submissions each: by name
+    assert board_data.available_versions(both) == [HAND_VERSION, "other"]  # 3 submissions each: by name
     with pytest.raises(ValueError, match="no results for benchmark version 'v9'"):
-        tables.prepare(both, "v9")
+        board_data.prepare(both, "v9")

@@ -29,7 +29,7 @@ def test_html_is_escaped_for_plotly():
 
 def test_results_made_without_the_sandbox_are_marked_in_the_model_type(tmp_path):
     from benchmark.evaluation.results import CaseResult, ResultsFile
-    from leaderboard.tables import cases_from_results
+    from leaderboard.data import cases_from_results
 
     case = CaseResult(case_id="ds:a", dataset="ds", subject="s", contrast="T2w", image_sha256="0", suite_role="ood",
                       dataset_in_training=False, subject_in_training=False, dice=1, nsd=1, hd95=0, rve=0, csa_error=0)

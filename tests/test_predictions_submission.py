@@ -110,7 +110,8 @@ def test_supplied_masks_score_exactly_like_the_model_that_made_them(predicted):
     assert sorted({round(case.dice, 4) for case in supplied.cases}) == [0.0, 0.3759, 0.3972, 0.4338, 0.4651,
                                                                        0.4743, 0.5314]
 
-    from leaderboard.tables import NOTES_COLUMN, build_main_table, cases_from_results
+    from leaderboard.data import NOTES_COLUMN, cases_from_results
+    from leaderboard.tables import build_main_table
 
     table = build_main_table(cases_from_results([direct, supplied]), n_resamples=100).set_index("submission")
     assert table.loc["blob-masks", NOTES_COLUMN].startswith(PREDICTIONS_NOTE)

@@ -376,12 +376,12 @@ def test_runtimes_agree_with_nnunet_predictor_and_rerun_byte_identical(tiny_mode
 
 
 def test_leaderboard_shows_median_cpu_seconds_with_the_hardware():
-    from leaderboard import tables
+    from leaderboard import data as board_data, tables
 
     measured = _results("fast", [3.0, 1.0, 2.0])
     old = _results("old", [5.0, 5.0, 5.0], cpu=None)
     on_gpu = _results("gpu", [0.5, 0.5, 0.5]).model_copy(update={"inference_device": "cuda"})
-    table = tables.build_main_table(tables.cases_from_results([measured, old, on_gpu]), n_resamples=200)
+    table = tables.build_main_table(board_data.cases_from_results([measured, old, on_gpu]), n_resamples=200)
     column = dict(zip(table["submission"], table["CPU s/volume"]))
     assert column == {"fast": "2.00 (AMD EPYC 9654, 2 threads, openvino)", "old": "", "gpu": ""}
 

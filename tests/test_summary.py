@@ -10,7 +10,7 @@ from benchmark.analysis.labels import format_ci, format_p, metric_label
 from benchmark.analysis.report import model_means, report_cases, statistics_table, comparison_table
 from benchmark.analysis.stats import bootstrap_mean_ci, paired_difference_ci
 from benchmark.evaluation.results import find_results_files, load_results
-from leaderboard import tables
+from leaderboard import data as board_data, tables
 from leaderboard_fixtures import DEMO_AGGREGATED, DEMO_DATASETS, write_demo_results
 
 
@@ -49,8 +49,8 @@ def test_score_report_and_leaderboard_print_the_same_ci(demo_results):
     report = statistics_table(means, comparison_table(cases, metric="dice"), metric="dice").set_index("dataset")
     report_cells = {dataset: report.loc[dataset, DEMO_AGGREGATED] for dataset in DEMO_DATASETS}
 
-    loaded = tables.load_results_dirs([root])
-    main = tables.build_main_table(tables.prepare(loaded.cases)).set_index(tables.KEY_COLUMN)
+    loaded = board_data.load_results_dirs([root])
+    main = tables.build_main_table(board_data.prepare(loaded.cases)).set_index(tables.KEY_COLUMN)
     board_cells = {dataset: main.loc[DEMO_AGGREGATED, tables.dataset_column(dataset, spec[0])]
                    for dataset, spec in DEMO_DATASETS.items()}
     board_cells = {dataset: cell.removesuffix(f" {tables.TRAINED_MARK}") for dataset, cell in board_cells.items()}
@@ -64,8 +64,8 @@ def test_gate_and_leaderboard_compare_view_give_the_same_difference_ci(demo_resu
     gate_cells = {verdict.dataset: format_ci(verdict.difference.mean, verdict.difference.low,
                                              verdict.difference.high, "dice", signed=True)
                   for verdict in report.verdicts}
-    loaded = tables.load_results_dirs([root])
-    _pairs, compared = tables.compare_submissions(tables.prepare(loaded.cases), baseline.submission,
+    loaded = board_data.load_results_dirs([root])
+    _pairs, compared = tables.compare_submissions(board_data.prepare(loaded.cases), baseline.submission,
                                                   candidate.submission)
     board_cells = {row["dataset"]: format_ci(row["mean diff (B − A)"], row["CI low"], row["CI high"], "dice",
                                              signed=True) for _, row in compared.iterrows()}
