@@ -49,6 +49,14 @@ THREADS = DEFAULT_CPU_THREADS
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def timed_runs_only(request):
+    """These models are trained and timed for the comparison only: without --benchmark-enable there is nothing
+    to measure (the agreement with nnUNetPredictor is asserted in tests/test_runtime.py)."""
+    if request.config.getoption("benchmark_disable"):
+        pytest.skip("timing benchmark: run with --benchmark-enable")
+
+
 import nnunet_testdata as testdata  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 
 # (seconds, mask) of each nnU-Net reference run, shared by the tests of this module

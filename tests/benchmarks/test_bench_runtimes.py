@@ -47,6 +47,14 @@ DICE_VS_NNUNET = 0.999
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def timed_runs_only(request):
+    """These models are trained and timed for the comparison only: without --benchmark-enable there is nothing
+    to measure (the agreement with nnUNetPredictor is asserted in tests/test_runtime.py)."""
+    if request.config.getoption("benchmark_disable"):
+        pytest.skip("timing benchmark: run with --benchmark-enable")
+
+
 import nnunet_testdata as testdata  # noqa: E402  (tests/ is on sys.path: its conftest.py)
 # (seconds per volume, masks) of nnUNetPredictor per model, and the speed-ups, shared by the tests of this module
 _NNUNET: dict[str, tuple[float, list[np.ndarray]]] = {}
