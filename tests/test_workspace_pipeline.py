@@ -1,6 +1,7 @@
 """A new user's path on real data, in a fresh copy of the repository: a dataset registered only in a workspace
 (the sct-testing folder under a new id, three participants of whom two are one person), indexed, split,
-converted, and the built-in threshold baseline scored on it; then the demo's stages on real-mini. Everything runs with the copy's own code, from the
+converted, the built-in threshold baseline scored on it, run on it with `predict`, and its masks scored again as a
+`predictions` submission; then the demo's stages on real-mini. Everything runs with the copy's own code, from the
 copy's root, with the workspace under work/ as ./run.sh sets it up; afterwards `git status` of the copy is
 empty and the package folder and reference submissions hash as before."""
 
@@ -49,6 +50,25 @@ run("splits", "make", "--suite", "my-suite", *overrides)
 run("splits", "verify", "--suite", "my-suite", *overrides)
 run("convert", "--suite", "my-suite", *overrides, "--workers", "1")
 run("score", "threshold-baseline", "--suite", "my-suite", *overrides)
+
+# the same model run with `predict` on both test datasets' folders (no masks needed), then its masks scored as a
+# `predictions` submission registered in the workspace: the same per-case values
+import os
+run("predict", "threshold-baseline", bids, "--out", "work/predicted/my-sct")
+run("predict", "threshold-baseline", f"{data_root}/spinegeneric-unf01", "--out", "work/predicted/unf01")
+os.makedirs("work/workspace/submissions/my-masks")
+derivatives = os.path.abspath("work/predicted/{}/derivatives/cordbench-threshold-baseline")
+with open("work/workspace/submissions/my-masks/submission.yaml", "w") as handle:
+    handle.write(f'''name: my-masks
+description: threshold-baseline masks computed with cordbench predict, supplied as predictions
+authors: [a new user]
+licence: MIT
+model:
+  type: predictions
+  folders: {{my-sct: "{derivatives.format('my-sct')}", spinegeneric-unf01: "{derivatives.format('unf01')}"}}
+training: {{datasets: []}}
+''')
+run("score", "my-masks", "--suite", "my-suite", *overrides)
 
 # the demo's own code path on real-mini, with training replaced by the built-in threshold baseline (training is
 # what makes the demo take 15 minutes; where trained models are registered is tested in test_workspace.py)
@@ -138,6 +158,14 @@ def test_own_dataset_end_to_end_leaves_package_and_repository_unchanged(tmp_path
     by_dataset = {dataset: [case for case in cases if case["dataset"] == dataset] for dataset in ("my-sct", "spinegeneric-unf01")}
     assert len(by_dataset["my-sct"]) == 2 * len(mine["test"]) and len(by_dataset["spinegeneric-unf01"]) == 3
     assert all(0.0 <= case["dice"] <= 1.0 and case["failure"] is None for case in cases)
+    # predict wrote BIDS derivatives with a sidecar per mask; scored as supplied predictions they give the same values
+    sidecars = sorted((copy / "work" / "predicted" / "my-sct").rglob("*_label-SC_seg.json"))
+    assert len(sidecars) == 6 and json.loads(sidecars[0].read_text())["Model"]["Name"] == "threshold-baseline"
+    [supplied] = (ws / "submissions" / "my-masks" / "results").glob("my-suite_*.json")
+    supplied_results = json.loads(supplied.read_text())
+    assert supplied_results["model_type"] == "predictions"
+    supplied_dice = {case["case_id"]: case["dice"] for case in supplied_results["cases"]}
+    assert supplied_dice == {case["case_id"]: case["dice"] for case in cases}
     assert yaml.safe_load((ws / "datasets" / "my-sct.yaml").read_text())["same_person"] == [["sub-errsm31", "sub-errsm32"]]
 
     assert list((ws / "submissions" / "threshold-baseline" / "results").glob("real-mini_*.json"))
