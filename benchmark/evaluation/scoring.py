@@ -170,16 +170,19 @@ def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, f
 
 
 def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_people: dict[str, set[str]] | None,
-                on_case=None) -> tuple[list[CaseResult], dict[str, dict[str, str | None]], list[PredictionRecord]]:
+                on_case=None, range_cases: list[TestCase] | None = None,
+                ) -> tuple[list[CaseResult], dict[str, dict[str, str | None]], list[PredictionRecord]]:
     """Predict and score ``cases`` in order with one predictor (the model loads once): the per-case rows,
     cases-index entries and prediction records. A model that cannot be loaded raises ScoringError; a failed case
-    is scored as worst."""
+    is scored as worst. ``range_cases`` (default: ``cases``) are the test cases whose reference masks set each
+    person's CSA range: a work unit scoring one shard passes its whole dataset, so shards do not change the CSA."""
     rows: list[CaseResult] = []
     records: list[PredictionRecord] = []
     index: dict[str, dict[str, str | None]] = {}
     # CSA is averaged over the scanner-z range all images of a person (and session) among ``cases`` cover
-    csa_ranges = scan_ranges({tc.case.case_id: (tc.case.dataset, tc.case.subject, tc.case.session) for tc in cases},
-                             {tc.case.case_id: tc.label_path for tc in cases})
+    basis = range_cases if range_cases is not None else cases
+    csa_ranges = scan_ranges({tc.case.case_id: (tc.case.dataset, tc.case.subject, tc.case.session) for tc in basis},
+                             {tc.case.case_id: tc.label_path for tc in basis})
     for test_case in cases:
         try:
             record = predictor.predict(test_case.image_path, test_case.image_sha256)

@@ -241,8 +241,9 @@ def _check_canary(store: UnitStore, unit: ScoreUnit) -> None:
         raise CanaryStopped(f"{unit.group}: not run, its canary case failed: {reason}")
 
 
-def unit_test_cases(unit: ScoreUnit) -> list:
-    """The unit's cases, found in its dataset and checked against the checksums they were planned with."""
+def unit_test_cases(unit: ScoreUnit) -> tuple[list, list]:
+    """The unit's cases, found in its dataset and checked against the checksums they were planned with, and every
+    test case of that dataset (a person's CSA range spans the images of all shards, so it is computed over them)."""
     from benchmark.data.bids_index import index_dataset
     from benchmark.data.registry import load_dataset, load_suite
     from benchmark.evaluation.scoring import ScoringError, TestCase
@@ -268,7 +269,9 @@ def unit_test_cases(unit: ScoreUnit) -> list:
         if digest != ref.image_sha256:
             raise ScoringError(f"{folder / case.image.path}: content changed since the run was planned")
         cases.append(TestCase(case, folder, digest, role, region))
-    return cases
+    test_subjects = set(split.datasets[unit.dataset].test)
+    dataset_cases = [TestCase(case, folder, "", role, region) for case in pairs.values() if case.subject in test_subjects]
+    return cases, dataset_cases
 
 
 def _run_score(unit: ScoreUnit) -> dict[str, Any]:
@@ -279,12 +282,12 @@ def _run_score(unit: ScoreUnit) -> dict[str, Any]:
     submission = load_submission(Path(unit.submission))
     root = Path(unit.submissions_root) if unit.submissions_root else None
     cache = Path(unit.cache_dir) if unit.cache_dir else output_dir(submission) / "predictions"
-    cases = unit_test_cases(unit)
+    cases, dataset_cases = unit_test_cases(unit)
     predictor = predictor_for(submission, cache, cases=cases, device=unit.device,
                               trust_checkpoint=unit.trust_checkpoint, sandbox=unit.sandbox, runtime=unit.runtime,
                               threads=unit.threads)
     rows, index, records = score_cases(predictor, cases, training_datasets(submission, root),
-                                       declared_training_people(submission))
+                                       declared_training_people(submission), range_cases=dataset_cases)
     dumped = [row.model_dump(mode="json") for row in rows]
     return {"rows": dumped, "index": index, "rendered": [render_row(row) for row in dumped],
             "sandbox": predictor.sandbox_mode, "inference": inference_header(records)}
