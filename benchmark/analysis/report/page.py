@@ -18,8 +18,8 @@ from benchmark.evaluation.results import ResultsFile
 from benchmark.analysis.labels import METRIC_LABELS, decimals, format_p, metric_label
 from benchmark.analysis.summary import N_RESAMPLES
 from benchmark.analysis.report.figures import figure_contrast, figure_in_domain, figure_ood, figure_titles
-from benchmark.analysis.report.inputs import ALPHA, ReportError, _check_metric, leaked_counts, model_order, model_role, report_cases, select_results
-from benchmark.analysis.report.overlays import _overlay_inputs, case_images_from_cases_index, load_canonical, render_overlay
+from benchmark.analysis.report.inputs import ALPHA, _check_metric, leaked_counts, model_order, model_role, report_cases, select_results
+from benchmark.analysis.report.overlays import _overlay_inputs, render_overlay
 from benchmark.analysis.report.tables import comparison_table, contrast_table, model_means, overlay_cases, statistics_table
 
 
@@ -243,27 +243,3 @@ def write_report(results: list[ResultsFile], out_html: Path, *, suite: str, titl
     atomic_write_text(Path(out_html), text)
     return Path(out_html)
 
-
-__all__ = [
-    "ReportError",
-    "model_role",
-    "select_results",
-    "report_cases",
-    "leaked_counts",
-    "model_order",
-    "model_means",
-    "comparison_table",
-    "contrast_table",
-    "overlay_cases",
-    "statistics_table",
-    "figure_titles",
-    "figure_ood",
-    "figure_in_domain",
-    "figure_contrast",
-    "case_images_from_cases_index",
-    "load_canonical",
-    "render_overlay",
-    "overlay_for_case",
-    "render_report",
-    "write_report",
-]
