@@ -101,6 +101,24 @@ def test_verdict_rule_directions_and_lower_is_better_metrics():
     assert seed_verdict(-0.1, -0.15, -0.05, 0.01, "hd95") == "aggregated better"  # lower hd95 is better
     assert seed_verdict(0.1, -0.01, 0.2, 0.01, "dice") == "not separable (seed spread 0.010)"  # CI includes 0
     assert seed_verdict(0.0, -0.01, 0.01, math.nan, "dice") == "not separable (single seed)"
+    # one seed: the comparison table's rule (Holm-adjusted Wilcoxon), whatever the CI says
+    assert seed_verdict(-0.02, -0.03, -0.01, math.nan, "dice", p_holm=0.078) == "not separable (single seed)"
+    assert seed_verdict(-0.02, -0.03, -0.01, math.nan, "dice", p_holm=0.003) == "aggregated worse (single seed)"
+
+
+def test_single_seed_verdicts_agree_with_the_comparison_table():
+    """The demo prints both tables: with one seed they must call the same rows (the demo's synth-ms row once read
+    "no significant difference" (p Holm 0.078) in one and "aggregated worse" (CI excluding 0) in the other)."""
+    from benchmark.analysis.report.tables import comparison_table
+
+    frame = _rows(seeds=(0,))
+    seeds = seed_comparison_table(frame, _families(frame)).set_index("dataset")
+    table = comparison_table(frame, metric="dice").set_index("dataset")
+    words = {"aggregated better": "aggregated better", "specific better": "aggregated worse"}
+    for dataset in ("d-near", "d-far"):
+        assert seeds.loc[dataset, "p_holm"] == pytest.approx(table.loc[dataset, "p_holm"])
+        expected = words.get(table.loc[dataset, "verdict"], "not separable")
+        assert seeds.loc[dataset, "verdict"] == f"{expected} (single seed)"
 
 
 # ------------------------------------------------------------------ seed-band gate

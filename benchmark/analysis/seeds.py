@@ -18,7 +18,9 @@ For a dataset k and a family F with seeds s = 1..S_F that all scored the same ca
 
 Verdict: "aggregated better" / "aggregated worse" (in the metric's better direction) only when the CI of D
 excludes 0 AND ``|D| > seed spread``; otherwise "not separable (seed spread X)". With fewer than two seeds on
-either side the spread is unknown: the verdict is the CI's alone and says "(single seed)".
+either side the spread is unknown: the row is then called exactly as the single-draw comparison table calls it
+(:func:`benchmark.analysis.summary.significant_direction`: Holm-adjusted paired Wilcoxon p <= 0.05), so the two
+tables of a one-seed run never disagree, and the verdict says "(single seed)".
 
 The reference is chosen as in the report: the specialist family (the specific one trained on this dataset) on
 an in-domain dataset, else the specific family with the best seed-averaged mean on the paired cases.
@@ -36,7 +38,7 @@ import pandas as pd
 
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile
-from benchmark.analysis.summary import holm_adjust, paired_comparison
+from benchmark.analysis.summary import holm_adjust, paired_comparison, significant_direction
 
 SEED_SUFFIX = re.compile(r"^(?P<family>.+)-seed(?P<seed>\d+)$")
 VERDICT_BETTER = "aggregated better"
@@ -134,13 +136,15 @@ def _reference_family(here: pd.DataFrame, dataset: str, suite_role: str, aggrega
     return ranked[0][1] if ranked else None
 
 
-def seed_verdict(difference: float, low: float, high: float, spread: float, metric: str) -> str:
-    """The rule of the module docstring, for one row."""
-    excludes_zero = low > 0 or high < 0
+def seed_verdict(difference: float, low: float, high: float, spread: float, metric: str, *,
+                 p_holm: float = math.nan) -> str:
+    """The rule of the module docstring, for one row (``p_holm`` decides only single-seed rows)."""
     better = difference > 0 if HIGHER_IS_BETTER[metric] else difference < 0
     called = VERDICT_BETTER if better else VERDICT_WORSE
     if not math.isfinite(spread):
-        return f"{called} ({SINGLE_SEED})" if excludes_zero else f"{NOT_SEPARABLE} ({SINGLE_SEED})"
+        significant = significant_direction(difference, p_holm, higher_is_better=HIGHER_IS_BETTER[metric]) != 0
+        return f"{called} ({SINGLE_SEED})" if significant else f"{NOT_SEPARABLE} ({SINGLE_SEED})"
+    excludes_zero = low > 0 or high < 0
     if excludes_zero and abs(difference) > spread:
         return called
     return f"{NOT_SEPARABLE} (seed spread {spread:.3f})"
@@ -182,14 +186,17 @@ def seed_comparison_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str
                 "difference": diff.mean, "difference_low": diff.low, "difference_high": diff.high,
                 "aggregated_seed_sd": sd_a, "reference_seed_sd": sd_b, "seed_spread": spread,
                 "p": paired.p_value,
-                "verdict": seed_verdict(diff.mean, diff.low, diff.high, spread, metric) if x.size else "no paired cases",
             })
-    table = pd.DataFrame(rows, columns=[column for column in SEED_COMPARISON_COLUMNS if column != "p_holm"])
+    table = pd.DataFrame(rows, columns=[column for column in SEED_COMPARISON_COLUMNS
+                                        if column not in ("p_holm", "verdict")])
     tested = table["p"].notna().to_numpy(bool) if not table.empty else np.zeros(0, bool)
     adjusted = np.full(len(table), np.nan)
     if tested.any():
         adjusted[tested] = holm_adjust(table.loc[tested, "p"].to_numpy(float))
     table["p_holm"] = adjusted
+    table["verdict"] = [seed_verdict(row.difference, row.difference_low, row.difference_high, row.seed_spread, metric,
+                                     p_holm=row.p_holm) if row.n else "no paired cases"
+                        for row in table.itertuples()]
     return table[SEED_COMPARISON_COLUMNS]
 
 

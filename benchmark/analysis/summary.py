@@ -19,6 +19,7 @@ True
 
 from __future__ import annotations
 
+import math
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -66,6 +67,19 @@ def paired_comparison(a: Sequence[float], b: Sequence[float], *, dataset: str, s
     return PairedComparison(difference, p_value)
 
 
+def significant_direction(difference: float, p_holm: float, *, higher_is_better: bool, alpha: float = ALPHA) -> int:
+    """+1 when A (the first of a paired comparison) is significantly better, -1 when B is, 0 otherwise.
+
+    The one significance rule of every single-draw verdict (the report's and demo's comparison tables, the seed
+    table when a family has one seed): Holm-adjusted two-sided paired Wilcoxon p <= ``alpha`` and a non-zero
+    difference; the direction follows the metric's better side.
+    """
+    if not math.isfinite(p_holm) or p_holm > alpha or difference == 0:
+        return 0
+    a_better = difference > 0 if higher_is_better else difference < 0
+    return 1 if a_better else -1
+
+
 def results_role_order(results: "ResultsFile", dataset_id: str) -> int:
     """Sort key of a dataset in a results file: in-domain first, then OOD."""
     for case in results.cases:
@@ -97,4 +111,4 @@ def dataset_summaries(results: "ResultsFile", metric: str = "dice", seed: int = 
 
 
 __all__ = ["ALPHA", "CONFIDENCE", "N_RESAMPLES", "SEED", "MeanCI", "PairedComparison", "dataset_seed",
-           "dataset_summaries", "holm_adjust", "mean_ci", "paired_comparison"]
+           "dataset_summaries", "holm_adjust", "mean_ci", "paired_comparison", "significant_direction"]

@@ -9,7 +9,7 @@ import pandas as pd
 
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER
 from benchmark.analysis.labels import format_ci, format_p
-from benchmark.analysis.summary import holm_adjust, mean_ci, paired_comparison
+from benchmark.analysis.summary import holm_adjust, mean_ci, paired_comparison, significant_direction
 from benchmark.analysis.report.inputs import ALPHA, BEST_SPECIFIC_RULE, SPECIALIST_RULE, VERDICT_AGGREGATED, VERDICT_NONE, VERDICT_NO_CASES, VERDICT_SPECIFIC, _check_metric, _dataset_order, model_order
 
 
@@ -67,10 +67,8 @@ def _reference(here: pd.DataFrame, dataset: str, suite_role: str, aggregated: st
 
 
 def _verdict(difference: float, p_holm: float, metric: str, alpha: float) -> str:
-    if not np.isfinite(p_holm) or p_holm > alpha or difference == 0:
-        return VERDICT_NONE
-    aggregated_better = difference > 0 if HIGHER_IS_BETTER[metric] else difference < 0
-    return VERDICT_AGGREGATED if aggregated_better else VERDICT_SPECIFIC
+    direction = significant_direction(difference, p_holm, higher_is_better=HIGHER_IS_BETTER[metric], alpha=alpha)
+    return {1: VERDICT_AGGREGATED, -1: VERDICT_SPECIFIC, 0: VERDICT_NONE}[direction]
 
 
 COMPARISON_COLUMNS = [
