@@ -56,17 +56,20 @@ def run_demo(
     postprocessing: str | None = None,
     console: Console | None = None,
     submissions_root: Path | None = None,
+    workers: int | None = None,
 ) -> tuple[list[ResultsFile], Path, DemoTimings]:
     """Run the whole experiment on one suite; return the results, the report path and step timings.
 
     Everything is written into the active workspace (``work_dir`` defaults to its ``work/``; the models are
     registered in its ``submissions/`` as ``demo-<suite>-<profile>-*``, replacing the demo's earlier models).
     ``seeds`` models of each kind are trained (seeds ``seed .. seed + seeds - 1``) and the verdict averages over
-    them (:mod:`benchmark.analysis.seeds`); with one seed the verdict is printed as single-seed."""
-    from benchmark.training.baselines import train_baselines
+    them (:mod:`benchmark.analysis.seeds`); with one seed the verdict is printed as single-seed.
+
+    Training and scoring run as work units on the local executor (:mod:`benchmark.execution`): ``workers`` models
+    train at once, one thread each (default: one per core on CPU, one at a time on a GPU), and scoring units
+    (model x dataset x shard of cases) run on the same pool."""
     from benchmark.training.convert import convert_suite
     from benchmark.analysis.report import write_report
-    from benchmark.evaluation.scoring import score_submission
     from benchmark.data.splits import load_split, verify_split
 
     console = console or Console()
@@ -98,20 +101,21 @@ def run_demo(
     raw_root = work_dir / "nnUNet_raw" / suite_id
     timings.run("3. convert the train splits to nnU-Net datasets", console,
                 lambda: convert_suite(suite_id, data_root=data_root, out=raw_root, progress=True))
+    workers = demo_workers(device, workers)
     submissions = timings.run(
         f"4. train 1 aggregated + {len(suite.ids('in-domain'))} specific nnU-Net models ({profile}, "
-        f"{seeds} seed{'s' if seeds > 1 else ''})", console,
-        lambda: train_baselines(suite_id, raw_root=raw_root, work_dir=work_dir / "nnunet" / suite_id, profile=profile,
-                                seed=seed, seeds=[seed + offset for offset in range(seeds)], device=device, num_epochs=epochs, iterations_per_epoch=iterations,
-                                augmentation=augmentation, postprocessing=postprocessing,
-                                submissions_root=submissions_root, name=demo_name(suite_id, profile), replace=True))
+        f"{seeds} seed{'s' if seeds > 1 else ''}, {workers} at once)", console,
+        lambda: train_models(suite_id, raw_root=raw_root, nnunet_dir=work_dir / "nnunet" / suite_id, profile=profile,
+                             seeds=[seed + offset for offset in range(seeds)], device=device, epochs=epochs,
+                             iterations=iterations, augmentation=augmentation, postprocessing=postprocessing,
+                             submissions_root=submissions_root, name=demo_name(suite_id, profile), workers=workers,
+                             work=work_dir))
 
-    def score_all() -> list[tuple[ResultsFile, Path]]:
-        return [score_submission(submission.name, suite_id, data_root=data_root, device=device,
-                                 submissions_root=submissions_root) for submission in submissions]
+    def score_all() -> list[ResultsFile]:
+        return score_models([submission.name for submission in submissions], suite_id, data_root=data_root,
+                            device=device, submissions_root=submissions_root, workers=workers, work=work_dir)
 
-    scored = timings.run("5. score every model on every test split", console, score_all)
-    results = [result for result, _ in scored]
+    results = timings.run("5. score every model on every test split", console, score_all)
     print_comparison(results, suite_id, console, seed=seed)
 
     def report() -> Path:
@@ -129,6 +133,58 @@ def run_demo(
     console.print(f"report: {report_path}")
     console.print("leaderboard: cordbench leaderboard   (then open http://localhost:8501)")
     return results, report_path, timings
+
+
+def demo_workers(device: str | None, workers: int | None) -> int:
+    """Units run at once: as asked, else one at a time on a GPU (five trainings would share its memory), else one
+    per core (each model trains on one thread, as a serial run does, so the weights are the same)."""
+    if workers is not None:
+        return max(1, workers)
+    from benchmark.training.nnunet.train import resolve_device
+    from benchmark.execution.local import default_workers
+
+    return 1 if resolve_device(device).type == "cuda" else default_workers(1)
+
+
+def _run_units(plan, units, *, workers: int, work: Path, what: str):
+    """Run a request's units on the local pool; a failed unit stops the demo with its reason and log."""
+    from benchmark.execution.api import run_request
+    from benchmark.execution.runner import failure_lines
+
+    outcome = run_request(plan, units, executor="local", workers=workers, threads=1, work=work)
+    problems = failure_lines(outcome.report, outcome.store)
+    if problems or outcome.incomplete:
+        raise DemoError(f"{what}: " + "; ".join(problems or [f"{group} not complete" for group in outcome.incomplete])
+                        + " (re-run the demo to redo only what is missing)")
+    return outcome
+
+
+def train_models(suite_id: str, *, raw_root: Path, nnunet_dir: Path, profile: str, seeds: list[int],
+                 device: str | None, epochs: int | None, iterations: int | None, augmentation: str | None,
+                 postprocessing: str | None, submissions_root: Path | None, name: str, workers: int,
+                 work: Path) -> list:
+    """Train and register the suite's baselines (one work unit per model and seed; done units are skipped)."""
+    from benchmark.data.submissions import load_submission
+    from benchmark.execution.planner import plan_train_request
+
+    plan, units = plan_train_request(suite_id, raw_root=raw_root, work_dir=nnunet_dir, profile=profile, seeds=seeds,
+                                     device=device, epochs=epochs, iterations=iterations, augmentation=augmentation,
+                                     postprocessing=postprocessing, submissions_root=submissions_root, name=name,
+                                     replace=True)
+    outcome = _run_units(plan, units, workers=workers, work=work, what="training")
+    return [load_submission(Path(outcome.store.output(uids[0])["submission"])) for uids in plan.groups.values()]
+
+
+def score_models(names: list[str], suite_id: str, *, data_root: Path, device: str | None,
+                 submissions_root: Path | None, workers: int, work: Path) -> list[ResultsFile]:
+    """Score every model on every test split (work units: model x dataset x shard), merged into results files."""
+    from benchmark.evaluation.results import load_results
+    from benchmark.execution.planner import plan_score_request
+
+    plan, units = plan_score_request(names, suite_id, data_root=data_root, device=device,
+                                     submissions_root=submissions_root)
+    outcome = _run_units(plan, units, workers=workers, work=work, what="scoring")
+    return [load_results(outcome.written[group]) for group in plan.groups]
 
 
 def _short(name: str, suite_id: str) -> str:

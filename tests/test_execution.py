@@ -256,3 +256,16 @@ def test_canary_failure_stops_that_submission_only_and_a_unit_dying_twice_is_rep
     assert all(store.is_done(uid) for uid in others)
     assert outcome.written == {} and outcome.incomplete == {"wrong": 4, "dies": 1}
     assert not (root / "dies" / "results").exists()  # never a results file over missing cases
+
+
+def test_demo_runs_one_unit_per_core_on_cpu_and_one_at_a_time_on_a_gpu(monkeypatch):
+    import torch
+
+    from benchmark import demo
+    from benchmark.execution.local import default_workers
+
+    assert demo.demo_workers("cpu", None) == default_workers(1)
+    assert demo.demo_workers("cpu", 3) == 3
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert demo.demo_workers("cuda", None) == 1
+    assert demo.demo_workers("cuda", 2) == 2

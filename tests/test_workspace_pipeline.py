@@ -72,10 +72,10 @@ run("score", "my-masks", "--suite", "my-suite", *overrides)
 
 # the demo's own code path on real-mini, with training replaced by the built-in threshold baseline (training is
 # what makes the demo take 15 minutes; where trained models are registered is tested in test_workspace.py)
-import benchmark.training.baselines
+import benchmark.demo
 from benchmark.data.submissions import load_submission
 
-benchmark.training.baselines.train_baselines = lambda *args, **kwargs: [load_submission("threshold-baseline")]
+benchmark.demo.train_models = lambda *args, **kwargs: [load_submission("threshold-baseline")]
 run("demo", "--suite", "real-mini", "--data-root", data_root)
 """
 

@@ -31,6 +31,8 @@ def demo_command(
     iterations: Optional[int] = typer.Option(None, help=ITERATIONS_HELP),
     augmentation: Optional[str] = typer.Option(None, help=AUGMENTATION_HELP),
     postprocessing: Optional[str] = typer.Option(None, help=POSTPROCESSING_HELP),
+    workers: Optional[int] = typer.Option(None, min=1, help="Models trained (and scoring units run) at once, one "
+                                                            "thread each (default: one per CPU core; 1 on a GPU)."),
 ) -> None:
     """Run the seed experiment end to end: data, splits, training sets, 1 aggregated + N specific models,
     scores on every in-domain and OOD test split, comparison table, HTML report.
@@ -43,6 +45,7 @@ def demo_command(
     started = time.perf_counter()
     _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,
                                          seed=seed, seeds=seeds, device=device, epochs=epochs, iterations=iterations,
-                                         augmentation=augmentation, postprocessing=postprocessing, console=shell.console)
+                                         augmentation=augmentation, postprocessing=postprocessing, console=shell.console,
+                                         workers=workers)
     shell.console.print(f"[bold green]done[/] in {time.perf_counter() - started:.0f} s: "
                   + ", ".join(f"{name.split('. ', 1)[0]}) {seconds:.0f} s" for name, seconds in timings.steps.items()))
