@@ -138,9 +138,26 @@ def prepared(roots: tuple[str, ...], fingerprint: tuple, version: str, _cases: p
 @st.cache_data(max_entries=64)
 def main_table(
     roots: tuple[str, ...], fingerprint: tuple, version: str, metric: str, zero_shot: bool, filters: board_data.Filters,
-    _prep: board_data.Prepared,
-) -> pd.DataFrame:
-    return with_origin(tables.build_main_table(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters))
+    ceilings_key: str, _prep: board_data.Prepared, _ceilings,
+) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
+    """(the table with plain column names, the headers shown for them, caption lines): the headers carry the
+    one-voxel ceilings and CSA floors, which change with the metric and filters while the chooser's options don't."""
+    data = tables.main_table_data(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters)
+    return (with_origin(tables.format_main_table(data)), tables.main_table_headers(data, _ceilings),
+            tables.main_table_notes(data, _ceilings))
+
+
+def suite_ceilings(prep: board_data.Prepared) -> tuple[object | None, str | None]:
+    """(the suite's one-voxel ceilings stored for this benchmark version or None, a problem to show or None)."""
+    from benchmark.errors import CordbenchError
+    from benchmark.evaluation.ceilings import load_ceilings
+
+    if prep.suite is None or prep.benchmark_version is None:
+        return None, None
+    try:
+        return load_ceilings(prep.suite, prep.benchmark_version), None
+    except CordbenchError as error:  # an unreadable ceilings file: the table is shown without them
+        return None, f"One-voxel ceilings not shown: {error}"
 
 
 @st.cache_data(max_entries=16)
@@ -181,7 +198,8 @@ def _highlight(value: object) -> str:
     return ""
 
 
-def view_main(prep: board_data.Prepared, table: pd.DataFrame, state: dict) -> None:
+def view_main(prep: board_data.Prepared, table: pd.DataFrame, headers: dict[str, str], notes: list[str],
+              state: dict) -> None:
     metric = state["metric"]
     st.header(f"Leaderboard · {metric_label(metric)}")
     st.caption(
@@ -194,6 +212,10 @@ def view_main(prep: board_data.Prepared, table: pd.DataFrame, state: dict) -> No
         f"*CPU s/volume*: median inference seconds per case over the suite, with the CPU, thread count and "
         f"runtime it was measured on (compare only rows measured on the same hardware)."
     )
+    for note in notes:
+        st.caption(md(note))
+    if state.get("ceilings_problem"):
+        st.warning(md(state["ceilings_problem"]))
     leak_notes = [
         f"**{md(row[tables.KEY_COLUMN])}**: {md(note)}"
         for _, row in table.iterrows()
@@ -214,7 +236,7 @@ def view_main(prep: board_data.Prepared, table: pd.DataFrame, state: dict) -> No
             default=optional,
             key=f"columns:{prep.benchmark_version}:{state['zero_shot']}",
         )
-    shown = tables.select_columns(table, chosen)
+    shown = tables.select_columns(table, chosen).rename(columns=headers)
     st.dataframe(
         shown.style.map(_highlight),
         hide_index=True,
@@ -483,6 +505,24 @@ dataset shared by all submissions. CIs of means over datasets resample each data
 average the resampled dataset means. The compare view uses `benchmark.analysis.stats.paired_difference_ci`
 (mean of B − A) and `paired_wilcoxon`, Holm-adjusted over datasets.
 
+### One-voxel ceiling (Dice)
+
+A Dice of 0.95 against one rater is already sub-voxel on a cord a few voxels across. Where the suite has a
+ceilings file for the benchmark version shown (`cordbench splits ceilings`, stored next to the split), each
+Dice column's header carries its dataset's **1-voxel Dice**: the mean Dice of the reference masks against
+themselves grown and shrunk by one in-plane voxel (`benchmark/evaluation/ceilings.py`). Differences of Dice
+smaller than 1 − that value (listed under the table) are within one voxel of boundary placement.
+
+### CSA consistency across contrasts (no ground truth needed)
+
+For every person (subject and session) with ≥ 2 images in a dataset: the SD across the images of the model's
+angle-corrected cord cross-sectional area (`csa_mm2` of the results, averaged over the scanner-z range all of
+the person's images cover); a column per such dataset shows the mean over persons with a bootstrap 95 % CI
+over persons (`benchmark/analysis/csa_consistency.py`: same persons, order and draws). A model's images are
+its counted cases (the case filters apply; leaked cases are dropped when excluded; failed cases have no CSA).
+The header gives the same number on the reference masks: the floor. Lower is better; MS cord atrophy is
+~1.4 mm² a year.
+
 ### Ranks with ties
 
 Per dataset, among the complete submissions shown, on the cases all of them have
@@ -568,17 +608,18 @@ def main() -> None:
     )
     prep = prepared(config.results_dirs, fingerprint, version, loaded.cases)
     state = sidebar_state(prep)
+    ceilings, state["ceilings_problem"] = suite_ceilings(prep)
 
-    def table() -> pd.DataFrame:  # only the views that show the ranking pay for it
+    def table() -> tuple[pd.DataFrame, dict[str, str], list[str]]:  # only the views that show the ranking pay for it
         return main_table(config.results_dirs, fingerprint, version, state["metric"], state["zero_shot"],
-                          state["filters"], prep)
+                          state["filters"], ceilings.model_dump_json() if ceilings else "", prep, ceilings)
 
     if view == VIEW_MAIN:
-        view_main(prep, table(), state)
+        view_main(prep, *table(), state)
     elif view == VIEW_DATASET:
         view_dataset(prep, state)
     elif view == VIEW_COMPARE:
-        view_compare(prep, table(), state)
+        view_compare(prep, table()[0], state)
     elif view == VIEW_CASE:
         view_case(prep, loaded, config, state)
 

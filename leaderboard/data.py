@@ -198,6 +198,13 @@ class DatasetBlock:
     leaked: np.ndarray  # (S, n) subject_in_training
     failed: np.ndarray  # (S, n) failure row
     in_training: np.ndarray  # (S,) dataset_in_training (declared list when the model has no rows)
+    #: (n,) index of the case's person, (subject, session) in the order pandas' sorted groupby gives
+    #: (benchmark.analysis.csa_consistency): subject, then session with "no session" last
+    person: np.ndarray | None = None
+    csa: np.ndarray | None = None  # (S, n) csa_mm2 of the prediction, NaN where absent or not measured
+    csa_reference: np.ndarray | None = None  # (n,) csa_reference_mm2 of the case's reference mask
+    #: some person has >= 2 images with a measured CSA (the dataset gets a CSA-consistency column)
+    multi_contrast: bool = False
 
 
 @dataclass
@@ -213,7 +220,9 @@ class Prepared:
     submissions: list[str]
     meta: pd.DataFrame  # index: submission
     blocks: list[DatasetBlock]
-    memo_size: int = 48
+    #: the suite the version is a split of (where its one-voxel ceilings are stored); None if not recorded
+    suite: str | None = None
+    memo_size: int = 64
     _memo: OrderedDict = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -307,6 +316,10 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
         for attr in CASE_ATTRIBUTES
     }
     leak_column = df["subject_in_training"].to_numpy(dtype=bool)
+    csa_columns = {name: df[name].to_numpy(dtype=np.float64, na_value=np.nan) if name in df else np.full(len(df), np.nan)
+                   for name in ("csa_mm2", "csa_reference_mm2")}
+    subject_coded = _coded(df["subject"]) if "subject" in df else (np.full(len(df), -1, dtype=np.int64), np.empty(0, dtype=object))
+    session_coded = _coded(df["session"]) if "session" in df else (np.full(len(df), -1, dtype=np.int64), np.empty(0, dtype=object))
     dit_column = df["dataset_in_training"].to_numpy(dtype=bool)
     failed_column = df["failure"].notna().to_numpy() if "failure" in df else np.zeros(len(df), dtype=bool)
 
@@ -340,6 +353,10 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
         in_training[subs[dit_column[rows]]] = True
         for s in np.flatnonzero(~has_rows):
             in_training[s] = name in declared[submissions[s]]
+        csa = np.full((n_subs, n), np.nan)
+        csa[subs, codes] = csa_columns["csa_mm2"][rows]
+        person = _person_codes(rows[first], subject_coded, session_coded)
+        csa_reference = _first_finite(codes, subs, csa_columns["csa_reference_mm2"][rows], n)
         blocks.append(
             DatasetBlock(
                 name=name,
@@ -351,9 +368,44 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
                 leaked=leaked,
                 failed=failed,
                 in_training=in_training,
+                person=person,
+                csa=csa,
+                csa_reference=csa_reference,
+                multi_contrast=_has_repeated_person(person, np.isfinite(csa).any(axis=0) | np.isfinite(csa_reference)),
             )
         )
-    return Prepared(benchmark_version, submissions, meta, blocks)
+    suite_codes, suite_labels = _coded(df["suite"]) if "suite" in df else (np.empty(0, dtype=np.int64), np.empty(0))
+    suites = sorted(str(suite_labels[code]) for code in np.unique(suite_codes) if code >= 0)
+    return Prepared(benchmark_version, submissions, meta, blocks, suite=suites[0] if suites else None)
+
+
+def _person_codes(case_rows: np.ndarray, subjects: tuple[np.ndarray, np.ndarray],
+                  sessions: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Index of each case's (subject, session) among the block's persons, sorted as
+    ``DataFrame.groupby(["subject", "session"], dropna=False, sort=True)`` orders them (no session last)."""
+    subject = _labels(subjects[0][case_rows], subjects[1])
+    session_codes = sessions[0][case_rows]
+    session = np.where(session_codes < 0, None, _labels(session_codes, sessions[1]))
+    keys = [(str(a), b is None, "" if b is None else str(b)) for a, b in zip(subject.tolist(), session.tolist())]
+    ordered = sorted(set(keys))
+    index = {key: i for i, key in enumerate(ordered)}
+    return np.asarray([index[key] for key in keys], dtype=np.int64)
+
+
+def _first_finite(codes: np.ndarray, subs: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Per case, the first finite value in submission order (the reference mask's CSA is the same in every
+    submission's row; a row without it, e.g. from an older results file, is skipped)."""
+    out = np.full(n, np.nan)
+    finite = np.flatnonzero(np.isfinite(values))
+    if len(finite):
+        order = finite[np.lexsort((subs[finite], codes[finite]))]
+        cases, first = np.unique(codes[order], return_index=True)
+        out[cases] = values[order[first]]
+    return out
+
+
+def _has_repeated_person(person: np.ndarray, measured: np.ndarray) -> bool:
+    return bool(measured.any()) and bool((np.bincount(person[measured]) >= 2).any())
 
 
 def _prepared(source: pd.DataFrame | Prepared, filters: Filters) -> Prepared:

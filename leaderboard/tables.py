@@ -32,6 +32,13 @@ Definitions (also on the app's methodology page and in ``docs/leaderboard.md``):
   the cases all of them have (paired); a vectorised implementation of the same procedure is used when
   there are more than 50 cases (where every Wilcoxon test is the normal approximation), identical to
   it by construction and by test. Mean rank = mean over the datasets shown for that model.
+* **CSA consistency across contrasts** (label-free): a column per dataset shown that has a person with two measured
+  images: :func:`benchmark.analysis.csa_consistency.dataset_consistency` (mean over persons of the SD of ``csa_mm2``
+  across the person's images, bootstrap CI over persons) of each model's counted cases, vectorised over models
+  (:func:`csa_stats`; equal to it by test). The header gives the reference masks' floor. Hidden, incomplete and
+  leak-excluded cells follow the dataset's cell; blank: no person with two counted images.
+* **One-voxel ceiling**: with a :class:`benchmark.evaluation.ceilings.CeilingsFile` for the version and the metric
+  Dice, each dataset's header carries its 1-voxel Dice (:func:`main_table_headers`).
 """
 
 from __future__ import annotations
@@ -40,9 +47,9 @@ import contextlib
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -65,6 +72,12 @@ from leaderboard.data import (
     MEAN_OOD_COLUMN, MEAN_RANK_COLUMN, NOTES_COLUMN, LEAK_NOTE, Filters, DatasetBlock, Prepared, _prepared,
     case_mask,
 )
+
+if TYPE_CHECKING:  # the app loads the file; tables only reads its per-dataset numbers
+    from benchmark.evaluation.ceilings import CeilingsFile
+
+#: decimals of the CSA columns (mm²; MS atrophy is ~1.4 mm² a year on an ~80 mm² cord)
+CSA_DECIMALS = 2
 
 #: benchmark.analysis.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
 #: normal approximation above; the vectorised ranking only covers the latter regime.
@@ -255,6 +268,106 @@ def cached_block_stats(prep: Prepared, block: DatasetBlock, **kwargs: Any) -> Bl
 
 
 # --------------------------------------------------------------------------------------------
+# CSA consistency across contrasts (label-free)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CsaStats:
+    """CSA consistency across contrasts of one dataset: per submission the mean over persons with >= 2 images of
+    the SD (mm²) of csa_mm2 across the person's images, with its bootstrap CI over persons; and the same on the
+    reference masks (the floor). NaN / 0 persons where no person has two measured images."""
+
+    sd: np.ndarray  # (S,)
+    low: np.ndarray
+    high: np.ndarray
+    persons: np.ndarray  # (S,) persons counted
+    floor: tuple[float, float, float, int]  # reference masks: (mean, low, high, persons)
+
+
+def person_sds(values: np.ndarray, usable: np.ndarray, person: np.ndarray, n_persons: int) -> tuple[np.ndarray, np.ndarray]:
+    """(SD with ddof=1 per row and person, images per row and person) of ``values`` (rows x cases) over the usable
+    cases; the SD is NaN where a person has fewer than 2 usable images."""
+    member = np.zeros((len(person), n_persons))
+    member[np.arange(len(person)), person] = 1.0
+    counts = usable.astype(np.float64) @ member
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(usable, values, 0.0) @ member / counts
+        squares = np.where(usable, values - means[:, person], 0.0) ** 2 @ member
+        sds = np.sqrt(squares / (counts - 1))
+    return np.where(counts >= 2, sds, np.nan), counts
+
+
+def _mean_sd_ci(sds: np.ndarray, *, dataset: str, n_resamples: int, seed: int,
+                confidence: float) -> tuple[np.ndarray, ...]:
+    """Per row: mean over persons (those with an SD, in person order) with the percentile-bootstrap CI of
+    :func:`benchmark.analysis.summary.mean_ci` (``dataset_consistency``): rows with as many persons share one set
+    of resamples, drawn as ``bootstrap_mean_ci`` draws them."""
+    rows = sds.shape[0]
+    mean, low, high = (np.full(rows, np.nan) for _ in range(3))
+    valid = np.isfinite(sds)
+    persons = valid.sum(axis=1)
+    for count in np.unique(persons[persons > 0]):
+        same = np.flatnonzero(persons == count)
+        own = np.stack([sds[r, valid[r]] for r in same])
+        if len(same) == 1:  # one row: mean_ci's own function is cheaper than a count matrix
+            ci = stats.bootstrap_mean_ci(own[0], confidence=confidence, n_resamples=n_resamples,
+                                         seed=dataset_seed(seed, dataset))
+            mean[same], low[same], high[same] = ci.mean, ci.low, ci.high
+            continue
+        mean[same] = own.mean(axis=1)
+        resamples = stats.bootstrap_resample_means(own, n_resamples=n_resamples, seed=dataset_seed(seed, dataset))
+        low[same], high[same] = stats.percentile_ci(resamples, mean[same], confidence)
+    return mean, low, high, persons
+
+
+def csa_stats(block: DatasetBlock, *, filters: Filters, n_resamples: int = N_RESAMPLES, seed: int = SEED,
+              confidence: float = CONFIDENCE, mask: np.ndarray | None = None) -> CsaStats | None:
+    """:func:`benchmark.analysis.csa_consistency.dataset_consistency` of the block's cases passing the filters
+    (None: the dataset has no person with two measured images), vectorised over submissions.
+
+    A submission's images are its counted cases (present, CSA measured, and not leaked when leaked cases are
+    excluded); the floor uses every filtered case's reference CSA. Same persons, order, SD and bootstrap draws as
+    ``dataset_consistency(person_consistency(results), seed=seed)`` (tests/test_leaderboard_tables.py checks it).
+    """
+    if not block.multi_contrast or block.csa is None:
+        return None
+    if mask is None:
+        mask = case_mask(block, filters)
+    person = block.person[mask]
+    n_persons = int(block.person.max()) + 1
+    values = block.csa[:, mask]
+    usable = block.present[:, mask] & np.isfinite(values)
+    if filters.exclude_leaked:
+        usable &= ~block.leaked[:, mask]
+    # the reference masks as one more row: the floor shares the draws of the models with as many persons
+    values = np.vstack([values, block.csa_reference[mask]])
+    usable = np.vstack([usable, np.isfinite(values[-1])])
+    sds, _ = person_sds(values, usable, person, n_persons)
+    mean, low, high, persons = _mean_sd_ci(sds, dataset=block.name, n_resamples=n_resamples, seed=seed,
+                                           confidence=confidence)
+    return CsaStats(sd=mean[:-1], low=low[:-1], high=high[:-1], persons=persons[:-1],
+                    floor=(float(mean[-1]), float(low[-1]), float(high[-1]), int(persons[-1])))
+
+
+def cached_csa_stats(prep: Prepared, block: DatasetBlock, *, filters: Filters, n_resamples: int, seed: int,
+                     confidence: float) -> CsaStats | None:
+    """csa_stats memoised on the prepared data, like :func:`cached_block_stats` (independent of the metric)."""
+    mask = case_mask(block, filters)
+    key = ("csa", block.name, mask.tobytes(), filters.exclude_leaked, n_resamples, seed, confidence)
+    with prep._lock:
+        if key in prep._memo:
+            prep._memo.move_to_end(key)
+            return prep._memo[key]
+    result = csa_stats(block, filters=filters, n_resamples=n_resamples, seed=seed, confidence=confidence, mask=mask)
+    with prep._lock:
+        prep._memo[key] = result
+        while len(prep._memo) > prep.memo_size:
+            prep._memo.popitem(last=False)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
 # main table
 # --------------------------------------------------------------------------------------------
 
@@ -280,6 +393,14 @@ class MainTableData:
     rank: pd.DataFrame
     trained: pd.DataFrame  # dataset_in_training
     summary: pd.DataFrame  # in_/ood_ mean, low, high, status, n; mean_rank, rank_status, n_ranked
+    #: datasets shown that have a person with >= 2 measured images (a CSA-consistency column each)
+    csa_datasets: list[str] = field(default_factory=list)
+    csa_sd: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean over persons of the CSA SD (mm²)
+    csa_low: pd.DataFrame = field(default_factory=pd.DataFrame)
+    csa_high: pd.DataFrame = field(default_factory=pd.DataFrame)
+    csa_persons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: dataset -> the reference masks' (mean SD, CI low, CI high, persons): the floor
+    csa_floor: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
 
 
 def _group_summary(
@@ -327,9 +448,12 @@ def main_table_data(
     filters = filters or Filters()
     prep = _prepared(source, filters)
     subs = prep.submissions
-    def compute(block: DatasetBlock) -> BlockStats | None:
-        return cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
-                                       n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha)
+    def compute(block: DatasetBlock) -> tuple[BlockStats | None, CsaStats | None]:
+        block_result = cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
+                                          n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha)
+        csa_result = cached_csa_stats(prep, block, filters=filters, n_resamples=n_resamples, seed=seed,
+                                      confidence=confidence) if block.multi_contrast else None
+        return block_result, csa_result
 
     with _single_thread_blas():
         if len(prep.blocks) > 1 and _WORKERS > 1:  # numpy releases the GIL in sorts and BLAS
@@ -337,7 +461,8 @@ def main_table_data(
                 computed = list(pool.map(compute, prep.blocks))
         else:
             computed = [compute(block) for block in prep.blocks]
-    stats_list = [bs for bs in computed if bs is not None and bs.shown.any()]
+    csa_by_dataset = {block.name: result[1] for block, result in zip(prep.blocks, computed) if result[1] is not None}
+    stats_list = [bs for bs, _ in computed if bs is not None and bs.shown.any()]
     names = [bs.block.name for bs in stats_list]
 
     def frame(arrays: list[np.ndarray]) -> pd.DataFrame:
@@ -367,6 +492,11 @@ def main_table_data(
         rank_incomplete, INCOMPLETE, np.where((n_ranked == 0) | missing_rank, "", "ok")
     )
     summary["n_ranked"] = n_ranked
+    csa_names = [name for name in names if name in csa_by_dataset]
+
+    def csa_frame(part: str) -> pd.DataFrame:
+        return pd.DataFrame({name: getattr(csa_by_dataset[name], part) for name in csa_names},
+                            index=pd.Index(subs, name=KEY_COLUMN), columns=csa_names, dtype=float)
 
     return MainTableData(
         metric=metric,
@@ -386,6 +516,12 @@ def main_table_data(
         rank=frame([bs.rank for bs in stats_list]),
         trained=frame([bs.block.in_training for bs in stats_list]),
         summary=summary,
+        csa_datasets=csa_names,
+        csa_sd=csa_frame("sd"),
+        csa_low=csa_frame("low"),
+        csa_high=csa_frame("high"),
+        csa_persons=csa_frame("persons"),
+        csa_floor={name: csa_by_dataset[name].floor for name in csa_names},
     )
 
 
@@ -407,6 +543,11 @@ def dataset_column(dataset: str, suite_role: str) -> str:
     return f"{ROLE_LABELS.get(suite_role, suite_role)}/{dataset}"
 
 
+def csa_column(dataset: str) -> str:
+    """Name of a dataset's CSA-consistency column (before :func:`main_table_headers` adds the floor)."""
+    return f"CSA SD across contrasts, mm² ({dataset})"
+
+
 def _format_ci_array(mean: np.ndarray, low: np.ndarray, high: np.ndarray, decimals: int) -> np.ndarray:
     pattern = f"{{:.{decimals}f}} [{{:.{decimals}f}}, {{:.{decimals}f}}]"
     flat = [pattern.format(a, b, c) for a, b, c in zip(mean.ravel().tolist(), low.ravel().tolist(), high.ravel().tolist())]
@@ -417,7 +558,9 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
     """The main table as shown (strings), sorted by mean rank; ``submission`` is the first column.
 
     Columns: submission, model type, mean rank, mean in-domain (not in zero-shot mode), mean OOD
-    (zero-shot), ``<suite role>/<dataset>`` per dataset, training datasets, parameters, licence, notes.
+    (zero-shot), ``<suite role>/<dataset>`` per dataset, ``CSA SD across contrasts, mm² (<dataset>)`` per
+    multi-contrast dataset, training datasets, parameters, licence, notes. Plain names: the headers shown add
+    the ceilings and floors (:func:`main_table_headers`).
     """
     decimals = DECIMALS[data.metric]
     subs = data.mean.index.to_numpy(dtype=object)
@@ -454,6 +597,15 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
     cells = np.where(ok, cells, np.where(status == "hidden", "", status))
     for j, dataset in enumerate(data.datasets):
         table[dataset_column(dataset, data.suite_roles[dataset])] = cells[:, j]
+    for dataset in data.csa_datasets:  # label-free: the same for every metric
+        j = data.datasets.index(dataset)
+        sd = data.csa_sd[dataset].to_numpy(float)
+        text = _format_ci_array(sd, data.csa_low[dataset].to_numpy(float), data.csa_high[dataset].to_numpy(float),
+                                CSA_DECIMALS)
+        text = np.where(np.isnan(sd), "", np.where(trained[:, j], text + f" {TRAINED_MARK}", text))
+        if not data.exclude_leaked:
+            text = np.where(leaked[:, j] & ~np.isnan(sd), text + f" {LEAK_MARK}", text)
+        table[csa_column(dataset)] = np.where(ok[:, j], text, np.where(status[:, j] == "hidden", "", status[:, j]))
     for label, values in meta.items():  # declared metadata after the scores
         table[label] = values
 
@@ -485,6 +637,62 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
     return table.iloc[np.lexsort((subs.astype(str), key))].reset_index(drop=True)
 
 
+def _ceiling(ceilings: "CeilingsFile | None", data: MainTableData, dataset: str):
+    """The dataset's one-voxel ceiling when the table is of Dice and the suite has ceilings for this version."""
+    if ceilings is None or data.metric != "dice":
+        return None
+    return ceilings.datasets.get(dataset)
+
+
+def main_table_headers(data: MainTableData, ceilings: "CeilingsFile | None" = None) -> dict[str, str]:
+    """Column name -> the header shown (and written to the CSV): a Dice column gets its dataset's one-voxel ceiling,
+    ``<role>/<dataset> (1-voxel Dice 0.835)``; a CSA column the reference masks' floor with its CI.
+
+    The table keeps the plain names (the column chooser's options must not change with the filters or metric)."""
+    headers = {}
+    decimals = DECIMALS["dice"]
+    for dataset in data.datasets:
+        ring = _ceiling(ceilings, data, dataset)
+        if ring is not None:
+            name = dataset_column(dataset, data.suite_roles[dataset])
+            headers[name] = f"{name} (1-voxel Dice {ring.one_voxel_dice:.{decimals}f})"
+    for dataset in data.csa_datasets:
+        mean, low, high, _ = data.csa_floor[dataset]
+        if not math.isnan(mean):
+            name = csa_column(dataset)
+            headers[name] = (f"{name[:-1]}; reference masks {mean:.{CSA_DECIMALS}f} "
+                             f"[{low:.{CSA_DECIMALS}f}, {high:.{CSA_DECIMALS}f}])")
+    return headers
+
+
+def main_table_notes(data: MainTableData, ceilings: "CeilingsFile | None" = None) -> list[str]:
+    """Caption lines that go with :func:`main_table_headers`: what the ceilings and the CSA floors are, per dataset."""
+    notes = []
+    decimals = DECIMALS["dice"]
+    rings = {dataset: ring for dataset in data.datasets if (ring := _ceiling(ceilings, data, dataset)) is not None}
+    if rings:
+        within = ", ".join(f"{dataset} {ring.within_one_voxel:.{decimals}f}" for dataset, ring in rings.items())
+        notes.append(
+            "One-voxel ceiling (1-voxel Dice in a header): the mean Dice of the dataset's reference masks against "
+            "themselves grown and shrunk by one in-plane voxel (benchmark/evaluation/ceilings.py). Dice differences "
+            f"smaller than 1 − that value are within one voxel of boundary placement: {within}.")
+    if data.csa_datasets:
+        floors = []
+        for dataset in data.csa_datasets:
+            mean, low, high, persons = data.csa_floor[dataset]
+            floors.append(f"{dataset}: no person with two images passes the filters" if persons == 0 else
+                          f"{dataset} {mean:.{CSA_DECIMALS}f} [{low:.{CSA_DECIMALS}f}, {high:.{CSA_DECIMALS}f}] mm² "
+                          f"over {persons} person{'s' if persons != 1 else ''}")
+        notes.append(
+            "CSA SD across contrasts (no ground truth needed; benchmark/analysis/csa_consistency.py): per person with "
+            "≥ 2 images in the dataset, the SD of the model's angle-corrected cord cross-sectional area across the "
+            "person's images (contrasts), over the scanner-z range all of them cover; the cell is the mean over "
+            "persons [bootstrap 95 % CI over persons]; lower is better. Blank: no person with two counted images. "
+            "The reference masks' own spread is the floor a model is compared with (MS atrophy is ~1.4 mm² a "
+            "year): " + "; ".join(floors) + ".")
+    return notes
+
+
 def build_main_table(
     cases: pd.DataFrame | Prepared,
     *,
@@ -493,11 +701,13 @@ def build_main_table(
     filters: Filters | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    ceilings: "CeilingsFile | None" = None,
 ) -> pd.DataFrame:
-    """One row per submission, as displayed: see the module docstring for every rule."""
+    """One row per submission, as displayed (headers with the one-voxel ceilings and CSA floors): see the module
+    docstring for every rule."""
     data = main_table_data(cases, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
                            n_resamples=n_resamples, seed=seed)
-    return format_main_table(data)
+    return format_main_table(data).rename(columns=main_table_headers(data, ceilings))
 
 
 def select_columns(table: pd.DataFrame, chosen: Iterable[str]) -> pd.DataFrame:
@@ -719,10 +929,14 @@ def case_paths(
 
 __all__ = [
     "MainTableData",
+    "CsaStats",
     "rank_paired",
     "block_stats",
+    "csa_stats",
     "main_table_data",
     "format_main_table",
+    "main_table_headers",
+    "main_table_notes",
     "build_main_table",
     "select_columns",
     "table_csv",

@@ -180,3 +180,44 @@ def write_hand_results(root: Path, *, corrupt: bool = False) -> Path:
         bad.parent.mkdir(parents=True, exist_ok=True)
         bad.write_text("{not json", encoding="utf-8")
     return Path(root)
+
+
+# ------------------------------------------------------------------------------------------------
+# CSA consistency across contrasts: 2 submissions, one multi-contrast and one single-contrast dataset
+# ------------------------------------------------------------------------------------------------
+
+CSA_VERSION = "csa00001"
+CSA_SUITE = "csa-suite"
+#: case key -> (subject, contrast, reference CSA mm²); "multi" has two persons in 2 and 3 contrasts
+CSA_CASES = {
+    "multi": {"m1": ("sub-01", "T1w", 79.0), "m2": ("sub-01", "T2w", 80.0),
+              "m3": ("sub-02", "T1w", 71.0), "m4": ("sub-02", "T2w", 71.0), "m5": ("sub-02", "T2star", 72.0)},
+    "single": {"s1": ("sub-03", "T2w", 75.0), "s2": ("sub-04", "T2w", 77.0)},
+}
+#: submission -> (declared training datasets, case key -> predicted CSA mm²)
+CSA_PREDICTED = {
+    "csa-trained": (["multi"], {"m1": 80.0, "m2": 82.0, "m3": 70.0, "m4": 73.0, "m5": 76.0, "s1": 74.0, "s2": 79.0}),
+    "csa-zero-shot": (["single"], {"m1": 81.0, "m2": 81.0, "m3": 70.0, "m4": 70.0, "m5": 73.0, "s1": 75.0, "s2": 76.0}),
+}
+#: leaked: csa-zero-shot's training data holds sub-01 (both its images)
+CSA_LEAKED = {("csa-zero-shot", "m1"), ("csa-zero-shot", "m2")}
+
+
+def csa_results() -> list[ResultsFile]:
+    """Hand-computed CSA SDs (ddof=1) across one person's images, dataset "multi":
+
+        csa-trained    sub-01 {80, 82} -> sqrt(2);  sub-02 {70, 73, 76} -> 3;   mean (sqrt(2) + 3) / 2
+        csa-zero-shot  sub-01 {81, 81} -> 0 (leaked); sub-02 {70, 70, 73} -> sqrt(3)
+        reference      sub-01 {79, 80} -> sqrt(.5); sub-02 {71, 71, 72} -> sqrt(1/3)
+    """
+    results = []
+    roles = {"multi": "in-domain", "single": "ood"}
+    for submission, (declared, predicted) in CSA_PREDICTED.items():
+        rows = [
+            make_case(dataset, subject, 0.9, contrast=contrast, suite_role=roles[dataset],
+                      dataset_in_training=dataset in declared, subject_in_training=(submission, key) in CSA_LEAKED,
+                      csa_mm2=predicted[key], csa_reference_mm2=reference)
+            for dataset, cases in CSA_CASES.items() for key, (subject, contrast, reference) in cases.items()
+        ]
+        results.append(make_results(submission, rows, suite=CSA_SUITE, version=CSA_VERSION, declared=declared))
+    return results

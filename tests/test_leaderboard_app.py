@@ -197,3 +197,42 @@ def test_case_view_draws_slices_from_the_cases_index(app, tmp_path):
     assert len(notes) == 1
     assert "prediction of spec-alpha: no cases-index entry for this case" in notes[0] and "image:" not in notes[0]
     assert len(app.get("image")) == 1  # the axial + sagittal figure
+
+
+def test_csa_column_and_one_voxel_ceiling_are_shown_and_downloaded(tmp_path, monkeypatch):
+    """Results with csa_mm2 and a ceilings file stored for their suite and version: the Dice header carries the
+    ceiling, the CSA column its floor, the caption says what both are, and the CSV has the same headers."""
+    from benchmark.evaluation import ceilings as ceilings_module
+    from benchmark.evaluation.ceilings import CeilingsFile, DatasetCeiling, write_ceilings
+    from factories import write_results_files
+    from leaderboard_fixtures import CSA_SUITE, CSA_VERSION, csa_results
+
+    write_results_files(tmp_path / "submissions", csa_results())
+    ring = DatasetCeiling(n=5, dilated_dice=0.85, eroded_dice=0.81, one_voxel_dice=0.83, one_voxel_dice_min=0.8,
+                          one_voxel_dice_max=0.9, within_one_voxel=0.17)
+    stored = write_ceilings(CeilingsFile(suite=CSA_SUITE, benchmark_version=CSA_VERSION, datasets={"multi": ring}),
+                            tmp_path / f"{CSA_SUITE}.ceilings.json")
+    monkeypatch.setattr(ceilings_module, "ceilings_path", lambda suite: stored if suite == CSA_SUITE else tmp_path / "x")
+    monkeypatch.setenv("CORDBENCH_RESULTS_DIRS", str(tmp_path / "submissions"))
+    monkeypatch.setattr(app_test_module, "MemoryMediaFileStorage", RecordingStorage)
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+
+    floor = stats.bootstrap_mean_ci([0.5 ** 0.5, (1 / 3) ** 0.5], seed=dataset_seed(0, "multi"))
+    csa_header = f"CSA SD across contrasts, mm² (multi; reference masks {floor.mean:.2f} [{floor.low:.2f}, {floor.high:.2f}])"
+    frame = main_frame(at)
+    assert "in-domain/multi (1-voxel Dice 0.830)" in frame.columns and "OOD/single" in frame.columns
+    assert frame.at["csa-zero-shot", csa_header] == f"{3 ** 0.5:.2f} [{3 ** 0.5:.2f}, {3 ** 0.5:.2f}]"
+    captions = [rendered(caption.value) for caption in at.caption]
+    assert any("within one voxel of boundary placement: multi 0.170." in text for text in captions)
+    assert any("multi " + csa_header.split("reference masks ")[1][:-1] + " mm² over 2 persons" in text for text in captions)
+    button = at.download_button(key="download_main_csv")
+    content = RecordingStorage.instances[-1].get_file(button.proto.url.rsplit("/", 1)[-1].split(".")[0]).content
+    header_line = content.decode("utf-8").splitlines()[0]
+    assert "in-domain/multi (1-voxel Dice 0.830)" in header_line and csa_header in header_line
+
+    # another metric: no ceiling in the header; the CSA column does not depend on the metric
+    at.sidebar.selectbox(key="metric").set_value("hd95").run()
+    frame = main_frame(at)
+    assert "in-domain/multi" in frame.columns and csa_header in frame.columns

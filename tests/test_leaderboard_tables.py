@@ -409,3 +409,107 @@ def test_several_versions_need_a_choice(cases):
     assert board_data.available_versions(both) == [HAND_VERSION, "other"]  # 3 submissions each: by name
     with pytest.raises(ValueError, match="no results for benchmark version 'v9'"):
         board_data.prepare(both, "v9")
+
+
+# ------------------------------------------------------------------------------------------------
+# CSA consistency across contrasts and the one-voxel ceiling (tests/leaderboard_fixtures.py: csa_results)
+# ------------------------------------------------------------------------------------------------
+
+CSA_MULTI = "CSA SD across contrasts, mm² (multi)"
+
+
+@pytest.fixture(scope="module")
+def csa_cases() -> pd.DataFrame:
+    from leaderboard_fixtures import csa_results
+
+    return board_data.cases_from_results(csa_results())
+
+
+def csa_text(person_sds, decimals=2, mark=""):
+    ci = stats.bootstrap_mean_ci(person_sds, seed=summary.dataset_seed(0, "multi"))
+    return f"{ci.mean:.{decimals}f} [{ci.low:.{decimals}f}, {ci.high:.{decimals}f}]" + mark
+
+
+def test_csa_column_is_the_hand_computed_mean_sd_with_the_reference_floor(csa_cases):
+    data = tables.main_table_data(csa_cases)
+    assert data.csa_datasets == ["multi"]  # "single": every person has one image, no column
+    assert data.csa_sd.at["csa-trained", "multi"] == pytest.approx((2 ** 0.5 + 3) / 2)
+    assert data.csa_sd.at["csa-zero-shot", "multi"] == pytest.approx(3 ** 0.5)  # sub-01 leaked: excluded
+    assert data.csa_persons.at["csa-zero-shot", "multi"] == 1
+    assert data.csa_floor["multi"][0] == pytest.approx((0.5 ** 0.5 + (1 / 3) ** 0.5) / 2)
+    table = row_table = tables.build_main_table(csa_cases)
+    floor = csa_text([0.5 ** 0.5, (1 / 3) ** 0.5])
+    header = f"CSA SD across contrasts, mm² (multi; reference masks {floor})"
+    assert [c for c in table.columns if c.startswith("CSA")] == [header]
+    assert row(row_table, "csa-trained")[header] == csa_text([2 ** 0.5, 3.0], mark=" †")  # trained on multi
+    assert row(row_table, "csa-zero-shot")[header] == f"{3 ** 0.5:.2f} [{3 ** 0.5:.2f}, {3 ** 0.5:.2f}]"
+    notes = tables.main_table_notes(data)
+    assert any(f"multi {floor} mm² over 2 persons" in note for note in notes)
+
+
+def test_csa_column_follows_the_filters(csa_cases):
+    # leaked cases included: sub-01 counts for csa-zero-shot again, cell flagged
+    included = tables.format_main_table(tables.main_table_data(csa_cases, filters=Filters(exclude_leaked=False)))
+    assert row(included, "csa-zero-shot")[CSA_MULTI] == csa_text([0.0, 3 ** 0.5], mark=" ⚠")
+    # zero-shot only: csa-trained's trained-on dataset is hidden, so is its CSA cell
+    zero_shot = tables.format_main_table(tables.main_table_data(csa_cases, zero_shot_only=True))
+    assert row(zero_shot, "csa-trained")[CSA_MULTI] == ""
+    assert row(zero_shot, "csa-zero-shot")[CSA_MULTI] != ""
+    # a contrast filter: sub-02 keeps T1w and T2w only
+    two = tables.format_main_table(tables.main_table_data(csa_cases, filters=Filters(contrasts=("T1w", "T2w"))))
+    assert row(two, "csa-trained")[CSA_MULTI] == csa_text([2 ** 0.5, 3 / 2 ** 0.5], mark=" †")
+    # one contrast: no person has two images -> blank cells, no floor in the header
+    data = tables.main_table_data(csa_cases, filters=Filters(contrasts=("T1w",)))
+    one = tables.format_main_table(data)
+    assert set(one[CSA_MULTI]) == {""}
+    assert CSA_MULTI not in tables.main_table_headers(data)
+    assert any("multi: no person with two images passes the filters" in note for note in tables.main_table_notes(data))
+
+
+def test_csa_stats_equal_benchmark_analysis_csa_consistency():
+    """The vectorised column equals dataset_consistency(person_consistency(results)) on the same cases: several
+    persons, sessions (one subject in two sessions and without one), failed predictions (no CSA)."""
+    from benchmark.analysis.csa_consistency import REFERENCE, dataset_consistency, person_consistency
+    from factories import make_case, make_results
+
+    rng = np.random.default_rng(5)
+    results = []
+    for s, name in enumerate(("m-a", "m-b", "m-c")):
+        rows = []
+        for p in range(14):
+            subject, session = f"sub-{p % 11:02d}", "ses-2" if p >= 11 else ("ses-1" if p == 2 else None)
+            for c, contrast in enumerate(("T1w", "T2w", "T2star")[: 1 + (p % 3 > 0) + (p % 2)]):
+                failed = (s, p, c) in {(1, 4, 0), (2, 5, 1), (2, 6, 1)}
+                case_id = f"multi:{subject}/{session or '-'}/anat/{subject}_{contrast}.nii.gz"
+                rows.append(make_case("multi", subject, 0.9, contrast=contrast, case_id=case_id, session=session,
+                                      csa_mm2=None if failed else float(rng.normal(80, 4)),
+                                      csa_reference_mm2=float(70 + p + c * (p % 4)), failure="x" if failed else None))
+        results.append(make_results(name, rows))
+    expected = dataset_consistency(person_consistency(results)).set_index("submission")
+    data = tables.main_table_data(board_data.cases_from_results(results))
+    assert len(set(data.csa_persons["multi"])) > 1  # the failures leave the models different persons
+    for name in ("m-a", "m-b", "m-c"):
+        got = [data.csa_sd.at[name, "multi"], data.csa_low.at[name, "multi"], data.csa_high.at[name, "multi"]]
+        assert got == pytest.approx(expected.loc[name, ["sd_mm2", "sd_low", "sd_high"]].tolist(), rel=1e-9)
+        assert data.csa_persons.at[name, "multi"] == expected.at[name, "persons"]
+    floor = data.csa_floor["multi"]
+    assert list(floor[:3]) == pytest.approx(expected.loc[REFERENCE, ["sd_mm2", "sd_low", "sd_high"]].tolist(), rel=1e-9)
+    assert floor[3] == expected.at[REFERENCE, "persons"]
+
+
+def test_one_voxel_ceiling_goes_beside_each_dice_column(csa_cases):
+    from benchmark.evaluation.ceilings import CeilingsFile, DatasetCeiling
+
+    ring = DatasetCeiling(n=5, dilated_dice=0.8531, eroded_dice=0.8167, one_voxel_dice=0.8349, one_voxel_dice_min=0.7999,
+                          one_voxel_dice_max=0.9046, within_one_voxel=0.1651)
+    ceilings = CeilingsFile(suite="csa-suite", benchmark_version="csa00001", datasets={"multi": ring})
+    table = tables.build_main_table(csa_cases, ceilings=ceilings)
+    assert "in-domain/multi (1-voxel Dice 0.835)" in table.columns
+    assert "OOD/single" in table.columns  # no ceiling stored for it
+    assert row(table, "csa-trained")["in-domain/multi (1-voxel Dice 0.835)"] == "0.900 [0.900, 0.900] †"
+    data = tables.main_table_data(csa_cases)
+    assert any("within one voxel of boundary placement: multi 0.165." in note for note in tables.main_table_notes(data, ceilings))
+    # other metrics: no ceiling (it is a Dice)
+    hd95 = tables.build_main_table(csa_cases, metric="hd95", ceilings=ceilings)
+    assert "in-domain/multi" in hd95.columns
+    assert tables.main_table_notes(tables.main_table_data(csa_cases, metric="hd95"), ceilings)[0].startswith("CSA SD")

@@ -37,7 +37,9 @@ def synthetic_cases_frame(
     n_submissions: int = 100, n_datasets: int = 12, n_cases: int = 300, *, seed: int = 0, version: str = "v1"
 ) -> pd.DataFrame:
     """A per-case frame with realistic structure: per-dataset contrasts, several sites/vendors/pathologies,
-    some automated masks, per-model training datasets, a few leaked subjects, failures and one incomplete model."""
+    some automated masks, per-model training datasets, a few leaked subjects, failures and one incomplete model.
+    Every third dataset is multi-contrast: its persons have two images (two contrasts), so the CSA-consistency
+    columns are computed (csa_mm2 per case, None where the prediction failed)."""
     rng = np.random.default_rng(seed)
     datasets = [f"ds{d:02d}" for d in range(n_datasets)]
     roles = ["in-domain" if d < n_datasets * 2 // 3 else "ood" for d in range(n_datasets)]
@@ -59,12 +61,20 @@ def synthetic_cases_frame(
     failed = rng.random(sub_idx.size) < 0.002
     dice[failed] = 0.0
     leaked = trained[sub_idx, ds_idx] & (case_idx < 3) & (sub_idx % 10 == 0)
+    # multi-contrast datasets: cases 2k and 2k+1 are one person's two contrasts
+    person_of = np.where((np.arange(n_datasets) % 3 == 0)[:, None], np.arange(n_cases)[None, :] // 2,
+                         np.arange(n_cases)[None, :])
+    subject_of = np.array([[f"sub-{p:03d}" for p in row] for row in person_of], dtype=object)
+    case_of = np.array([[f"{datasets[d]}:{subject_of[d, c]}/anat/{subject_of[d, c]}_{contrast_of[d, c]}.nii.gz"
+                         for c in range(n_cases)] for d in range(n_datasets)], dtype=object)
+    reference_csa = rng.normal(80, 6, size=(n_datasets, n_cases))
+    csa = reference_csa[ds_idx, case_idx] + rng.normal(0, 1.5, sub_idx.size)
     frame = pd.DataFrame(
         {
             "submission": np.asarray(submissions, dtype=object)[sub_idx],
-            "case_id": [f"{datasets[d]}:sub-{c:03d}/anat/sub-{c:03d}_T2w.nii.gz" for d, c in zip(ds_idx, case_idx)],
+            "case_id": case_of[ds_idx, case_idx],
             "dataset": np.asarray(datasets, dtype=object)[ds_idx],
-            "subject": [f"sub-{c:03d}" for c in case_idx],
+            "subject": subject_of[ds_idx, case_idx],
             "session": None,
             "contrast": contrast_of[ds_idx, case_idx],
             "image_sha256": "0" * 64,
@@ -80,6 +90,8 @@ def synthetic_cases_frame(
             "hd95": np.where(failed, 80.0, np.abs((1 - dice) * 12 + rng.normal(0, 0.3, sub_idx.size))),
             "rve": np.where(failed, 1.0, np.abs(rng.normal(0, 0.08, sub_idx.size))),
             "csa_error": np.where(failed, 60.0, np.abs(rng.normal(6, 2, sub_idx.size))),
+            "csa_mm2": np.where(failed, np.nan, csa),
+            "csa_reference_mm2": reference_csa[ds_idx, case_idx],
             "runtime_s": 1.0,
             "peak_memory_mb": 100.0,
             "failure": np.where(failed, "prediction crashed", None),
