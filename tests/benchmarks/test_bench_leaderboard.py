@@ -65,7 +65,8 @@ def synthetic_cases_frame(
     person_of = np.where((np.arange(n_datasets) % 3 == 0)[:, None], np.arange(n_cases)[None, :] // 2,
                          np.arange(n_cases)[None, :])
     subject_of = np.array([[f"sub-{p:03d}" for p in row] for row in person_of], dtype=object)
-    case_of = np.array([[f"{datasets[d]}:{subject_of[d, c]}/anat/{subject_of[d, c]}_{contrast_of[d, c]}.nii.gz"
+    # run-1 / run-2 keep the case ids sorted in case order (the naive approach resamples cases in row order)
+    case_of = np.array([[f"{datasets[d]}:{subject_of[d, c]}/anat/{subject_of[d, c]}_run-{c % 2 + 1}_{contrast_of[d, c]}.nii.gz"
                          for c in range(n_cases)] for d in range(n_datasets)], dtype=object)
     reference_csa = rng.normal(80, 6, size=(n_datasets, n_cases))
     csa = reference_csa[ds_idx, case_idx] + rng.normal(0, 1.5, sub_idx.size)
@@ -204,6 +205,8 @@ def test_main_table_from_raw_cases(benchmark, cases):
     assert len(cases) == 100 * 12 * 300 - 5
     table = benchmark.pedantic(lambda: tables.build_main_table(cases), rounds=3, iterations=1, warmup_rounds=0)
     assert len(table) == 100 and table["mean rank"].iloc[-1] == "incomplete"
+    assert [c.split(";")[0] for c in table.columns if c.startswith("CSA")] == [
+        f"CSA SD across contrasts, mm² (ds{d:02d}" for d in (0, 3, 6, 9)]
     if benchmark.disabled:  # plain test runs: the naive comparison (~20 s) only runs when benchmarking
         return
     start = time.perf_counter()
