@@ -521,7 +521,7 @@ the person's images cover); a column per such dataset shows the mean over person
 over persons (`benchmark/analysis/csa_consistency.py`: same persons, order and draws). A model's images are
 its counted cases (the case filters apply; leaked cases are dropped when excluded; failed cases have no CSA).
 The header gives the same number on the reference masks: the floor. Lower is better; MS cord atrophy is
-~1.4 mm² a year.
+~1.4 mm² a year. `not measured`: the model's results carry no CSA (scored before it was measured).
 
 ### Ranks with ties
 

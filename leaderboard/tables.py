@@ -78,6 +78,8 @@ if TYPE_CHECKING:  # the app loads the file; tables only reads its per-dataset n
 
 #: decimals of the CSA columns (mm²; MS atrophy is ~1.4 mm² a year on an ~80 mm² cord)
 CSA_DECIMALS = 2
+#: a CSA cell of a model whose results carry no csa_mm2 on the dataset (scored before CSA was measured)
+CSA_NOT_MEASURED = "not measured"
 
 #: benchmark.analysis.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
 #: normal approximation above; the vectorised ranking only covers the latter regime.
@@ -282,6 +284,7 @@ class CsaStats:
     low: np.ndarray
     high: np.ndarray
     persons: np.ndarray  # (S,) persons counted
+    measured: np.ndarray  # (S,) the submission has a csa_mm2 on some filtered case (older results files have none)
     floor: tuple[float, float, float, int]  # reference masks: (mean, low, high, persons)
 
 
@@ -338,6 +341,7 @@ def csa_stats(block: DatasetBlock, *, filters: Filters, n_resamples: int = N_RES
     n_persons = int(block.person.max()) + 1
     values = block.csa[:, mask]
     usable = block.present[:, mask] & np.isfinite(values)
+    measured = usable.any(axis=1)
     if filters.exclude_leaked:
         usable &= ~block.leaked[:, mask]
     # the reference masks as one more row: the floor shares the draws of the models with as many persons
@@ -346,7 +350,7 @@ def csa_stats(block: DatasetBlock, *, filters: Filters, n_resamples: int = N_RES
     sds, _ = person_sds(values, usable, person, n_persons)
     mean, low, high, persons = _mean_sd_ci(sds, dataset=block.name, n_resamples=n_resamples, seed=seed,
                                            confidence=confidence)
-    return CsaStats(sd=mean[:-1], low=low[:-1], high=high[:-1], persons=persons[:-1],
+    return CsaStats(sd=mean[:-1], low=low[:-1], high=high[:-1], persons=persons[:-1], measured=measured,
                     floor=(float(mean[-1]), float(low[-1]), float(high[-1]), int(persons[-1])))
 
 
@@ -399,6 +403,7 @@ class MainTableData:
     csa_low: pd.DataFrame = field(default_factory=pd.DataFrame)
     csa_high: pd.DataFrame = field(default_factory=pd.DataFrame)
     csa_persons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    csa_measured: pd.DataFrame = field(default_factory=pd.DataFrame)  # 1.0 where the model has a csa_mm2 there
     #: dataset -> the reference masks' (mean SD, CI low, CI high, persons): the floor
     csa_floor: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
 
@@ -521,6 +526,7 @@ def main_table_data(
         csa_low=csa_frame("low"),
         csa_high=csa_frame("high"),
         csa_persons=csa_frame("persons"),
+        csa_measured=csa_frame("measured"),
         csa_floor={name: csa_by_dataset[name].floor for name in csa_names},
     )
 
@@ -602,7 +608,8 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
         sd = data.csa_sd[dataset].to_numpy(float)
         text = _format_ci_array(sd, data.csa_low[dataset].to_numpy(float), data.csa_high[dataset].to_numpy(float),
                                 CSA_DECIMALS)
-        text = np.where(np.isnan(sd), "", np.where(trained[:, j], text + f" {TRAINED_MARK}", text))
+        missing = np.where(data.csa_measured[dataset].to_numpy(float) > 0, "", CSA_NOT_MEASURED)
+        text = np.where(np.isnan(sd), missing, np.where(trained[:, j], text + f" {TRAINED_MARK}", text))
         if not data.exclude_leaked:
             text = np.where(leaked[:, j] & ~np.isnan(sd), text + f" {LEAK_MARK}", text)
         table[csa_column(dataset)] = np.where(ok[:, j], text, np.where(status[:, j] == "hidden", "", status[:, j]))
@@ -687,7 +694,8 @@ def main_table_notes(data: MainTableData, ceilings: "CeilingsFile | None" = None
             "CSA SD across contrasts (no ground truth needed; benchmark/analysis/csa_consistency.py): per person with "
             "≥ 2 images in the dataset, the SD of the model's angle-corrected cord cross-sectional area across the "
             "person's images (contrasts), over the scanner-z range all of them cover; the cell is the mean over "
-            "persons [bootstrap 95 % CI over persons]; lower is better. Blank: no person with two counted images. "
+            "persons [bootstrap 95 % CI over persons]; lower is better. Blank: no person with two counted images; "
+            f"{CSA_NOT_MEASURED}: the model's results carry no CSA (scored before it was measured: score again). "
             "The reference masks' own spread is the floor a model is compared with (MS atrophy is ~1.4 mm² a "
             "year): " + "; ".join(floors) + ".")
     return notes

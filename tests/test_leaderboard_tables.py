@@ -513,3 +513,16 @@ def test_one_voxel_ceiling_goes_beside_each_dice_column(csa_cases):
     hd95 = tables.build_main_table(csa_cases, metric="hd95", ceilings=ceilings)
     assert "in-domain/multi" in hd95.columns
     assert tables.main_table_notes(tables.main_table_data(csa_cases, metric="hd95"), ceilings)[0].startswith("CSA SD")
+
+
+def test_csa_cell_says_not_measured_for_results_without_csa():
+    """A results file scored before CSA was measured (csa_mm2 None everywhere) is not mistaken for a model with no
+    person in two contrasts."""
+    from leaderboard_fixtures import csa_results
+
+    results = csa_results()
+    old = results[0].model_copy(update={
+        "submission": "csa-old", "cases": [case.model_copy(update={"csa_mm2": None}) for case in results[0].cases]})
+    table = tables.format_main_table(tables.main_table_data(board_data.cases_from_results([*results, old])))
+    assert row(table, "csa-old")[CSA_MULTI] == tables.CSA_NOT_MEASURED
+    assert row(table, "csa-trained")[CSA_MULTI] == csa_text([2 ** 0.5, 3.0], mark=" †")
