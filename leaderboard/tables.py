@@ -453,21 +453,25 @@ def main_table_data(
     filters = filters or Filters()
     prep = _prepared(source, filters)
     subs = prep.submissions
-    def compute(block: DatasetBlock) -> tuple[BlockStats | None, CsaStats | None]:
-        block_result = cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
-                                          n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha)
-        csa_result = cached_csa_stats(prep, block, filters=filters, n_resamples=n_resamples, seed=seed,
-                                      confidence=confidence) if block.multi_contrast else None
-        return block_result, csa_result
+    def compute(task: tuple[str, DatasetBlock]) -> BlockStats | CsaStats | None:
+        kind, block = task
+        if kind == "csa":
+            return cached_csa_stats(prep, block, filters=filters, n_resamples=n_resamples, seed=seed,
+                                    confidence=confidence)
+        return cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
+                                  n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha)
 
+    # the CSA columns are tasks of their own: the workers balance them with the datasets' statistics
+    tasks = [("stats", block) for block in prep.blocks] + [("csa", block) for block in prep.blocks if block.multi_contrast]
     with _single_thread_blas():
-        if len(prep.blocks) > 1 and _WORKERS > 1:  # numpy releases the GIL in sorts and BLAS
+        if len(tasks) > 1 and _WORKERS > 1:  # numpy releases the GIL in sorts and BLAS
             with ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-                computed = list(pool.map(compute, prep.blocks))
+                computed = list(pool.map(compute, tasks))
         else:
-            computed = [compute(block) for block in prep.blocks]
-    csa_by_dataset = {block.name: result[1] for block, result in zip(prep.blocks, computed) if result[1] is not None}
-    stats_list = [bs for bs, _ in computed if bs is not None and bs.shown.any()]
+            computed = [compute(task) for task in tasks]
+    csa_by_dataset = {block.name: result for (kind, block), result in zip(tasks, computed)
+                      if kind == "csa" and result is not None}
+    stats_list = [bs for (kind, _), bs in zip(tasks, computed) if kind == "stats" and bs is not None and bs.shown.any()]
     names = [bs.block.name for bs in stats_list]
 
     def frame(arrays: list[np.ndarray]) -> pd.DataFrame:
