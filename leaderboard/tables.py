@@ -648,14 +648,14 @@ def format_main_table(data: MainTableData) -> pd.DataFrame:
     return table.iloc[np.lexsort((subs.astype(str), key))].reset_index(drop=True)
 
 
-def _ceiling(ceilings: "CeilingsFile | None", data: MainTableData, dataset: str):
+def _ceiling(ceilings: CeilingsFile | None, data: MainTableData, dataset: str):
     """The dataset's one-voxel ceiling when the table is of Dice and the suite has ceilings for this version."""
     if ceilings is None or data.metric != "dice":
         return None
     return ceilings.datasets.get(dataset)
 
 
-def main_table_headers(data: MainTableData, ceilings: "CeilingsFile | None" = None) -> dict[str, str]:
+def main_table_headers(data: MainTableData, ceilings: CeilingsFile | None = None) -> dict[str, str]:
     """Column name -> the header shown (and written to the CSV): a Dice column gets its dataset's one-voxel ceiling,
     ``<role>/<dataset> (1-voxel Dice 0.835)``; a CSA column the reference masks' floor with its CI.
 
@@ -676,7 +676,7 @@ def main_table_headers(data: MainTableData, ceilings: "CeilingsFile | None" = No
     return headers
 
 
-def main_table_notes(data: MainTableData, ceilings: "CeilingsFile | None" = None) -> list[str]:
+def main_table_notes(data: MainTableData, ceilings: CeilingsFile | None = None) -> list[str]:
     """Caption lines that go with :func:`main_table_headers`: what the ceilings and the CSA floors are, per dataset."""
     notes = []
     decimals = DECIMALS["dice"]
@@ -713,7 +713,7 @@ def build_main_table(
     filters: Filters | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
-    ceilings: "CeilingsFile | None" = None,
+    ceilings: CeilingsFile | None = None,
 ) -> pd.DataFrame:
     """One row per submission, as displayed (headers with the one-voxel ceilings and CSA floors): see the module
     docstring for every rule."""
