@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import shlex
 import shutil
 import signal
@@ -109,16 +110,26 @@ def row(case: CaseRef, dataset: str, dice: float) -> dict:
                       csa_error=0.2, runtime_s=0.5).model_dump(mode="json")
 
 
-def finish_constructed_units(store: UnitStore, groups, units, order: list[str]) -> None:
-    from benchmark.io import atomic_write_json
+UNIT_FORMATS = ("merge.txt", "rows.json", "rows.json+rendered")
 
-    for uid in order:
-        unit = units[uid]
+
+def finish_constructed_units(store: UnitStore, groups, units, order: list[str], formats=UNIT_FORMATS[:1]) -> None:
+    """Unit outputs as a scoring unit writes them (merge.txt and rows.json), or as units written before merge.txt
+    existed did: rows.json alone, with or without its rows pre-rendered. ``formats`` is cycled over ``order``."""
+    from benchmark.execution.units import MERGE_PART, merge_part_text, render_row
+    from benchmark.io import atomic_write_json, atomic_write_text
+
+    for number, uid in enumerate(order):
+        unit, unit_format = units[uid], formats[number % len(formats)]
         store.save_spec(uid, unit)
         rows = [row(case, unit.dataset, (int(case.image_sha256, 16) % 97) / 97) for case in unit.cases]
-        atomic_write_json(store.folder(uid) / "rows.json",
-                          {"rows": rows, "index": {case.case_id: {"image": "i", "label": "l", "prediction": None}
-                                                   for case in unit.cases}})
+        output = {"rows": rows, "index": {case.case_id: {"image": "i", "label": "l", "prediction": None}
+                                          for case in unit.cases}}
+        if unit_format == "merge.txt":
+            atomic_write_text(store.folder(uid) / MERGE_PART, merge_part_text(output))
+        elif unit_format == "rows.json+rendered":
+            output["rendered"] = [render_row(case_row) for case_row in rows]
+        atomic_write_json(store.folder(uid) / "rows.json", output)
         atomic_write_json(store.folder(uid) / "done.json", {"finished_utc": "x", "environment": {"host": "h"}})
 
 
@@ -128,16 +139,17 @@ def test_merge_is_byte_identical_whatever_the_shards_and_finishing_order(tmp_pat
     ref = SubmissionRef(name="merged", folder=str(folder), identity="1" * 64)
     cases = constructed_cases({"gmchallenge": 7, "sct-testing": 4})
     outputs = []
-    for shard_size, seed in ((1, 0), (3, 1), (50, 2)):
+    # older units (rows.json only) merge to the same bytes as units with merge.txt, alone or mixed with them
+    for shard_size, seed, formats in ((1, 0, UNIT_FORMATS[1:2]), (3, 1, UNIT_FORMATS[:1]), (50, 2, UNIT_FORMATS)):
         store = UnitStore(tmp_path / f"work-{shard_size}")
         groups, units = plan_scoring_units([ref], cases, suite=SUITE, benchmark_version="v1", shard_size=shard_size)
         plan = save_plan(store, make_plan("score", SUITE, groups), units)
         order = list(units)
         random.Random(seed).shuffle(order)
-        finish_constructed_units(store, groups, units, order[:-1])
+        finish_constructed_units(store, groups, units, order[:-1], formats)
         with pytest.raises(MergeError, match="1 of .* units are not done"):
             merge_group(store, plan, "merged")
-        finish_constructed_units(store, groups, units, order[-1:])
+        finish_constructed_units(store, groups, units, order[-1:], formats[-1:])
         path = merge_group(store, plan, "merged", out_path=tmp_path / f"results-{shard_size}.json")
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
@@ -149,6 +161,22 @@ def test_merge_is_byte_identical_whatever_the_shards_and_finishing_order(tmp_pat
     merged = json.loads(outputs[0])
     assert [case["case_id"] for case in merged["cases"]] == [case.case_id for _, case in cases]
     assert merged["created_utc"] == "2023-11-14T22:13:20+00:00"
+
+
+def test_merge_refuses_a_unit_part_it_cannot_read(tmp_path, monkeypatch):
+    from benchmark.execution.units import UnitError
+
+    folder = write_submission(tmp_path / "subs", "merged", "centre_blob")
+    ref = SubmissionRef(name="merged", folder=str(folder), identity="1" * 64)
+    store = UnitStore(tmp_path / "work")
+    groups, units = plan_scoring_units([ref], constructed_cases({"gmchallenge": 3}), suite=SUITE,
+                                       benchmark_version="v1", shard_size=5)
+    plan = save_plan(store, make_plan("score", SUITE, groups), units)
+    finish_constructed_units(store, groups, units, list(units))
+    damaged = store.folder(plan.groups["merged"][1]) / "merge.txt"
+    damaged.write_text('{"format": 99}\n    {}')
+    with pytest.raises(UnitError, match=re.escape(f"{damaged}: line 1 is not a format-1 head")):
+        merge_group(store, plan, "merged", out_path=tmp_path / "results.json")
 
 
 # ------------------------------------------------------------------------------------------ local pool
@@ -171,6 +199,7 @@ def test_two_workers_write_the_same_bytes_as_one_and_shard_commands_too(tmp_path
     pooled = score_in_process(root, ["blob"], tmp_path / "pooled", shared_bids, workers=2, shard_size=2)
     assert len(pooled.plan.unit_ids()) == 5 and pooled.written["blob"] == path
     assert path.read_bytes() == serial_bytes
+    assert all((pooled.store.folder(uid) / "merge.txt").is_file() for uid in pooled.plan.unit_ids())
 
     # shards: the printed commands, run one by one (in any order), then `cordbench merge`
     monkeypatch.chdir(tmp_path)

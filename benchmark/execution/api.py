@@ -77,8 +77,8 @@ def run_request(plan: Plan, units: dict, *, executor: str = "local", workers: in
 def finish(outcome: RequestOutcome) -> None:
     """Merge the scoring groups that are complete (only when no shard restriction left some out)."""
     plan, store = outcome.plan, outcome.store
-    outcome.incomplete = {group: len(missing_units(store, plan, group)) for group in plan.groups
-                          if missing_units(store, plan, group)}
+    missing = {group: len(missing_units(store, plan, group)) for group in plan.groups}
+    outcome.incomplete = {group: count for group, count in missing.items() if count}
     if plan.kind == "score":
         outcome.written = merge_plan(store, plan)
 

@@ -1,6 +1,7 @@
 """Deterministic merge: finished scoring units -> the usual results file (benchmark/results.py) per submission.
 
-Rows are concatenated in plan order (the suite's fixed case order), never in finishing order. The header's
+Rows are concatenated in plan order (the suite's fixed case order), never in finishing order; each unit brings
+them already rendered (``merge.txt``), so merging joins bytes without parsing rows. The header's
 ``created_utc`` is the plan's (see planner); ``environment`` is the units' environment when they agree, else each
 key's distinct values joined by " | " in sorted order. So the bytes depend neither on the executor, nor on the
 number of shards, nor on the order the units finished in. A submission with any unit not done is not merged:
@@ -44,67 +45,77 @@ def merged_inference(headers: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def merged_rows(outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Rows and cases-index entries of a submission's units, in the given (plan) order."""
-    rows: list[dict[str, Any]] = []
-    index: dict[str, Any] = {}
-    for output in outputs:
-        rows.extend(output["rows"])
-        index.update(output["index"])
-    return rows, index
-
-
 def missing_units(store: UnitStore, plan: Plan, group: str) -> list[str]:
     return [uid for uid in plan.groups[group] if not store.is_done(uid)]
 
 
+def unit_part(store: UnitStore, uid: str) -> tuple[dict[str, Any], bytes]:
+    """A finished unit's (head, rows text) as in its ``merge.txt``; a unit finished before units wrote one is read
+    from its ``rows.json`` (its rows rendered here when it has no ``rendered``)."""
+    from benchmark.execution.units import render_row
+
+    part = store.merge_part(uid)
+    if part is not None:
+        return part
+    output = store.output(uid)
+    rendered = output.get("rendered") or [render_row(row) for row in output["rows"]]
+    head = {"index": output["index"], "sandbox": output.get("sandbox"), "inference": output.get("inference")}
+    return head, ",\n".join(rendered).encode("utf-8")
+
+
 def merge_group(store: UnitStore, plan: Plan, group: str, *, out_path: Path | None = None) -> Path:
     """Write one submission's results file (and its cases index) from its finished units; returns the path."""
-    from benchmark.io import atomic_write_json, atomic_write_text
+    from benchmark.io import atomic_write_bytes, atomic_write_json
     from benchmark.evaluation.results import results_path
     from benchmark.evaluation.scoring import cases_index_path, results_file
     from benchmark.data.submissions import load_submission, output_dir, training_datasets
 
-    missing = missing_units(store, plan, group)
-    if missing:
-        raise MergeError(f"{store.work}: {group}: {len(missing)} of {len(plan.groups[group])} units are not done "
-                         f"(first: {store.folder(missing[0])}); run the request again to finish them")
     uids = plan.groups[group]
+    # reading done.json (written last) is the done check: no separate stat of each unit
+    done = [store.read_done(uid) for uid in uids]
+    missing = [uid for uid, info in zip(uids, done) if info is None]
+    if missing:
+        raise MergeError(f"{store.work}: {group}: {len(missing)} of {len(uids)} units are not done "
+                         f"(first: {store.folder(missing[0])}); run the request again to finish them")
     spec = store.load_spec(uids[0])
     submission = load_submission(Path(spec.submission))
     root = Path(spec.submissions_root) if spec.submissions_root else None
-    outputs = [store.output(uid) for uid in uids]
-    _rows, index = merged_rows(outputs)
-    environment = merged_environment([store.done_info(uid).get("environment", {}) for uid in uids])
-    sandboxes = sorted({str(output.get("sandbox")) for output in outputs})
-    sandbox = outputs[0].get("sandbox") if len(sandboxes) == 1 else " | ".join(sandboxes)
+    parts = [unit_part(store, uid) for uid in uids]
+    heads = [head for head, _rows in parts]
+    index: dict[str, Any] = {}
+    for head in heads:
+        index.update(head["index"])
+    environment = merged_environment([info.get("environment", {}) for info in done])
+    sandboxes = sorted({str(head.get("sandbox")) for head in heads})
+    sandbox = heads[0].get("sandbox") if len(sandboxes) == 1 else " | ".join(sandboxes)
     header = results_file(submission, plan.suite, spec.benchmark_version, training_datasets(submission, root), [],
                           created_utc=plan.created_utc, environment_info=environment, sandbox=sandbox,
-                          inference=merged_inference([output.get("inference") or {} for output in outputs]))
+                          inference=merged_inference([head.get("inference") or {} for head in heads]))
     path = out_path or results_path(output_dir(submission), plan.suite, spec.benchmark_version)
-    atomic_write_text(path, results_text(header.model_dump(mode="json"), rendered_rows(outputs)))
+    atomic_write_bytes(path, results_bytes(header.model_dump(mode="json"), [rows for _head, rows in parts]))
     if out_path is None:
         atomic_write_json(cases_index_path(output_dir(submission), plan.suite), index)
     return path
 
 
-def rendered_rows(outputs: list[dict[str, Any]]) -> list[str]:
-    """Every row as its units rendered it (older unit outputs without ``rendered`` are rendered here)."""
-    from benchmark.execution.units import render_row
-
-    rendered: list[str] = []
-    for output in outputs:
-        rendered.extend(output.get("rendered") or [render_row(row) for row in output["rows"]])
-    return rendered
+_EMPTY_CASES = b'\n  "cases": [],'
 
 
-def results_text(header: dict[str, Any], rows: list[str]) -> str:
-    """The results file's text, byte for byte what ``write_results`` writes for the header with these rows: the
-    header is rendered with an empty ``cases`` list and the pre-rendered rows are put in its place."""
-    text = json.dumps(header, indent=2, sort_keys=True, default=str) + "\n"
-    if rows:
-        text = text.replace('\n  "cases": [],', '\n  "cases": [\n' + ",\n".join(rows) + '\n  ],', 1)
-    return text
+def results_bytes(header: dict[str, Any], unit_rows: list[bytes]) -> bytes:
+    """The results file's bytes, byte for byte what ``write_results`` writes for the header with these rows: the
+    header is rendered with an empty ``cases`` list and the units' rendered rows (each unit's joined by ",\\n",
+    as in ``merge.txt``) are put in its place, in one join (no search-and-replace over the whole text)."""
+    text = (json.dumps(header, indent=2, sort_keys=True, default=str) + "\n").encode("utf-8")
+    unit_rows = [rows for rows in unit_rows if rows]
+    if not unit_rows:
+        return text
+    at = text.index(_EMPTY_CASES)  # unique: "cases" is a top-level key, and JSON strings hold no raw newline
+    pieces = [text[:at], b'\n  "cases": [\n']
+    for rows in unit_rows:
+        pieces += (rows, b",\n")
+    pieces[-1] = b"\n  ],"
+    pieces.append(text[at + len(_EMPTY_CASES):])
+    return b"".join(pieces)
 
 
 def merge_plan(store: UnitStore, plan: Plan) -> dict[str, Path]:

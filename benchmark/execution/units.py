@@ -5,6 +5,7 @@ once and scores those cases. A training unit is one model (and seed). Each unit 
 
 - ``unit.json``   its spec, written when planned (the id is a hash of its inputs, so re-planning finds it);
 - ``running.json`` written when an attempt starts (host, pid, SLURM job);
+- ``merge.txt``   (scoring) what the merge reads, and only that: see ``merge_part_text``;
 - ``rows.json``   the outputs (per-case rows and cases-index entries, or the registered model);
 - ``done.json``   written LAST: finish time and environment. Only a unit with ``done.json`` counts as done;
   an attempt killed at any point (kill -9, scancel, OOM) leaves no ``done.json`` and the unit is re-run;
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from benchmark import __version__
 from benchmark.errors import CordbenchError
-from benchmark.io import atomic_write_json
+from benchmark.io import atomic_write_json, atomic_write_text
 
 
 class UnitError(CordbenchError, RuntimeError):
@@ -141,6 +142,7 @@ class UnitStore:
     def __init__(self, work: Path):
         self.work = Path(work).resolve()
         self.root = self.work / "units"
+        self._root_text = str(self.root)
 
     def folder(self, uid: str) -> Path:
         return self.root / uid
@@ -169,6 +171,36 @@ class UnitStore:
     def output(self, uid: str) -> dict[str, Any]:
         """The outputs of a finished unit (only read after ``done.json`` exists)."""
         return json.loads((self.folder(uid) / "rows.json").read_text(encoding="utf-8"))
+
+    def _read(self, uid: str, name: str) -> bytes | None:
+        # plain string paths: merging reads two files of each of thousands of units, and pathlib costs more than the
+        # reads; trying the read also replaces a separate exists() check
+        try:
+            with open(os.path.join(self._root_text, uid, name), "rb") as handle:
+                return handle.read()
+        except FileNotFoundError:
+            return None
+
+    def read_done(self, uid: str) -> dict[str, Any] | None:
+        """``done.json`` of a unit, or None when it is not done."""
+        data = self._read(uid, "done.json")
+        return None if data is None else json.loads(data)
+
+    def merge_part(self, uid: str) -> tuple[dict[str, Any], bytes] | None:
+        """A finished scoring unit's ``merge.txt`` as (head, rows text); None for a unit finished before units
+        wrote one (its ``rows.json`` has everything: see ``merge.unit_part``)."""
+        data = self._read(uid, MERGE_PART)
+        if data is None:
+            return None
+        head_text, _newline, rows_text = data.partition(b"\n")
+        try:
+            head = json.loads(head_text)
+        except ValueError as error:
+            head = {"error": str(error)}
+        if not isinstance(head, dict) or head.get("format") != MERGE_PART_FORMAT:
+            raise UnitError(f"{self.folder(uid) / MERGE_PART}: line 1 is not a format-{MERGE_PART_FORMAT} head "
+                            f"({str(head)[:200]}); delete the unit's folder and run the request again")
+        return head, rows_text
 
     def failures(self, uid: str) -> list[dict[str, str]]:
         path = self.folder(uid) / "failures.json"
@@ -211,6 +243,7 @@ def run_unit(work: Path, uid: str) -> str:
     if isinstance(unit, ScoreUnit):
         _check_canary(store, unit)
         output = _run_score(unit)
+        atomic_write_text(folder / MERGE_PART, merge_part_text(output))
     else:
         output = _run_train(unit)
     atomic_write_json(folder / "rows.json", output)
@@ -289,14 +322,28 @@ def _run_score(unit: ScoreUnit) -> dict[str, Any]:
     rows, index, records = score_cases(predictor, cases, training_datasets(submission, root),
                                        declared_training_people(submission), range_cases=dataset_cases)
     dumped = [row.model_dump(mode="json") for row in rows]
-    return {"rows": dumped, "index": index, "rendered": [render_row(row) for row in dumped],
-            "sandbox": predictor.sandbox_mode, "inference": inference_header(records)}
+    return {"rows": dumped, "index": index, "sandbox": predictor.sandbox_mode, "inference": inference_header(records)}
 
 
 def render_row(row: dict[str, Any]) -> str:
     """One case row exactly as it appears in a results file (``atomic_write_json``'s format, inside "cases"):
     rendered by the unit so that merging 100,000 rows is a concatenation."""
     return "\n".join("    " + line for line in json.dumps(row, indent=2, sort_keys=True, default=str).splitlines())
+
+
+MERGE_PART = "merge.txt"
+MERGE_PART_FORMAT = 1
+
+
+def merge_part_text(output: dict[str, Any]) -> str:
+    """A scoring unit's ``merge.txt``: line 1 is compact JSON (format, cases-index entries, sandbox, inference, row
+    count; JSON escapes every newline in it), the rest the unit's rows exactly as they appear inside a results
+    file's "cases", joined by ",\\n". Merging reads this and nothing else of the unit besides ``done.json``: it
+    neither parses nor renders rows (``rows.json`` has them as data, for everything else)."""
+    head = {"format": MERGE_PART_FORMAT, "index": output["index"], "sandbox": output.get("sandbox"),
+            "inference": output.get("inference"), "rows": len(output["rows"])}
+    return (json.dumps(head, sort_keys=True, separators=(",", ":"), default=str) + "\n"
+            + ",\n".join(render_row(row) for row in output["rows"]))
 
 
 def _run_train(unit: TrainUnit) -> dict[str, Any]:

@@ -17,7 +17,7 @@ import yaml
 from benchmark.execution.api import run_request
 from benchmark.execution.merge import merge_group
 from benchmark.execution.planner import CaseRef, SubmissionRef, make_plan, plan_score_request, plan_scoring_units
-from benchmark.execution.units import UnitStore, render_row
+from benchmark.execution.units import MERGE_PART, UnitStore, merge_part_text
 from benchmark.evaluation.results import CaseResult
 
 TESTS = Path(__file__).resolve().parents[1]
@@ -70,8 +70,9 @@ def test_merge_10_submissions_x_10000_cases(benchmark, tmp_path, monkeypatch):
         (folder / "unit.json").write_text(unit.model_dump_json())
         rows = [{**template, "case_id": case.case_id, "dataset": unit.dataset, "image_sha256": case.image_sha256}
                 for case in unit.cases]
-        rendered = [render_row(row) for row in rows]  # as a scoring unit writes them
-        (folder / "rows.json").write_text(json.dumps({"rows": rows, "index": {}, "rendered": rendered}))
+        output = {"rows": rows, "index": {}, "sandbox": "none", "inference": {}}  # as a scoring unit writes them
+        (folder / MERGE_PART).write_text(merge_part_text(output))
+        (folder / "rows.json").write_text(json.dumps(output))
         (folder / "done.json").write_text(json.dumps({"environment": {"python": "3.11"}}))
 
     def merge_all():
