@@ -110,9 +110,15 @@ def _set_sidebar(page, expanded: bool) -> None:
     page.wait_for_timeout(800)
 
 
-def _grid_texts(page) -> list[str]:
-    cells = page.locator('[role="gridcell"]')
-    return [cells.nth(i).inner_text().strip() for i in range(cells.count())]
+def _grid_texts(page, expected: str | None = None, timeout_s: float = 30.0) -> list[str]:
+    """The dataframe's cell texts; with ``expected``, once a cell says it (the grid may render after the plots)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        cells = page.locator('[role="gridcell"]')
+        texts = [cells.nth(i).inner_text().strip() for i in range(cells.count())]
+        if expected is None or expected in texts or time.monotonic() > deadline:
+            return texts
+        page.wait_for_timeout(250)
 
 
 def _settle(page) -> None:
@@ -141,7 +147,7 @@ def test_main_dataset_and_compare_views(server, results_dir):
             page.get_by_text("Leaderboard · Dice · higher is better").wait_for(timeout=60_000)
             page.locator('[role="gridcell"]').first.wait_for(state="attached", timeout=30_000)
             _settle(page)
-            cells = _grid_texts(page)
+            cells = _grid_texts(page, expected=table.index[-1])
             for submission in table.index:
                 assert submission in cells
                 assert table.at[submission, "mean rank"] in cells
@@ -161,7 +167,7 @@ def test_main_dataset_and_compare_views(server, results_dir):
             ticks = [t.text_content() for t in page.locator(".js-plotly-plot .xtick text").all()]
             assert ticks == summary["submission"].tolist()
             assert page.locator(".js-plotly-plot .legendtext").first.text_content() == "mean ± 95 % CI"
-            cells = _grid_texts(page)
+            cells = _grid_texts(page, expected=f"{summary['mean'].iloc[0]:.3f}")
             numbers = [float(c) for c in cells if c.replace(".", "", 1).isdigit()]
             for mean in summary["mean"]:
                 assert any(abs(number - round(mean, 3)) < 1e-9 for number in numbers), mean
@@ -174,8 +180,8 @@ def test_main_dataset_and_compare_views(server, results_dir):
             _settle(page)
             legend = [t.text_content() for t in page.locator(".js-plotly-plot .legendtext").all()]
             assert legend == [*compare["dataset"], "A = B"]
-            cells = _grid_texts(page)
             epi = compare.set_index("dataset").loc["synth-epi"]
+            cells = _grid_texts(page, expected=str(int(epi["paired cases"])))
             assert str(int(epi["paired cases"])) in cells
             assert f"{epi['mean diff (B − A)']:+.4f} [{epi['CI low']:+.4f}, {epi['CI high']:+.4f}]" in cells
             _screenshot(page, "compare")
