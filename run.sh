@@ -58,7 +58,9 @@ case "$job" in
     test)
         system_packages
         python_env
-        exec .venv/bin/python -m pytest --durations=15 "$@"
+        # one module per process at a time, as many processes as cores (at most 4: each holds torch and nnU-Net)
+        workers=$(( $(nproc) < 4 ? $(nproc) : 4 ))
+        exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$@"
         ;;
     *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;
 esac

@@ -28,22 +28,38 @@ def shared_bids() -> Path:
 SLOW_FIXTURES = {
     "synthetic_suite": "generates the whole synthetic suite (~30 s, once a session)",
     "tiny_model": "trains a tiny nnU-Net (tests/test_nnunet_engine.py, once a module)",
+    "tiny_preprocessed": "plans and preprocesses a tiny nnU-Net dataset (~15 s, once a module)",
 }
+
+#: Modules that take minutes (nnU-Net training, a real SLURM cluster), longest first. `./run.sh test` runs the
+#: suite on several processes, one module per process at a time (pytest-xdist, --dist loadfile), handing modules
+#: out in collection order: these go first so that no process starts a long module when the others are done.
+LONGEST_MODULES = ("test_nnunet_quick_model.py", "test_ci_gate.py", "test_nnunet_engine.py",
+                   "test_execution_slurm.py", "test_execution.py", "test_workspace_pipeline.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
 def synthetic_suite(tmp_path_factory) -> Path:
-    """The whole synthetic suite for seed 0, generated once for the test session. Tests only read it."""
+    """The whole synthetic suite for seed 0, generated once for the test session (in a parallel run, once for
+    all its processes: the first generates it under a file lock, the others find it complete). Tests only read
+    it."""
+    from filelock import FileLock
+
     from benchmark.data.synth import SYNTHETIC_DATASET_IDS, generate_suite
 
-    root = tmp_path_factory.mktemp("synthetic-suite")
-    folders = generate_suite(root, seed=0, progress=False)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: .../popen-gwN
+    root = shared / "synthetic-suite"
+    with FileLock(str(root) + ".lock"):
+        folders = generate_suite(root, seed=0, progress=False)
     assert folders == {dataset_id: root / dataset_id for dataset_id in SYNTHETIC_DATASET_IDS}
     return root
 

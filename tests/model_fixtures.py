@@ -43,24 +43,6 @@ def centre_blob(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
     return np.repeat(disc[:, :, None], image_ras.shape[2], axis=2).astype(np.float32)
 
 
-_LOADED: dict[str, object] = {}
-
-
-def eroded_nnunet(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
-    """A deliberately degraded candidate: an nnU-Net model (folder in CORDBENCH_TEST_NNUNET_MODEL) whose
-    masks are eroded by one voxel in-plane on every axial slice."""
-    from scipy import ndimage
-
-    from benchmark.models.nnunet.predict import load_model
-
-    folder = os.environ["CORDBENCH_TEST_NNUNET_MODEL"]
-    if folder not in _LOADED:
-        _LOADED[folder] = load_model(Path(folder))
-    mask = _LOADED[folder].predict_probabilities(image_ras, spacing_ras) >= 0.5
-    cross = ndimage.generate_binary_structure(2, 1)[:, :, None]
-    return ndimage.binary_erosion(mask, structure=cross).astype(np.float32)
-
-
 def gmchallenge_oracle_full_length(image_ras: np.ndarray, spacing_ras) -> np.ndarray:
     """The manual gmchallenge mask of the image (matched by canonical shape, from CORDBENCH_TEST_GT_ROOT),
     with its top labelled slice copied into every slice above it: a perfect cord segmentation that also

@@ -43,7 +43,7 @@ from benchmark.training.nnunet.trainer import (
     to_weights_only_safe,
     weights_sha256,
 )
-from nnunet_testdata import build_raw_dataset, dice, write_synthetic_raw_dataset
+from nnunet_testdata import dice, write_synthetic_raw_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = {"num_epochs": 5, "iterations_per_epoch": 4, "val_iterations_per_epoch": 1, "num_processes": 1}
@@ -189,8 +189,23 @@ def tiny_raw(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_work(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("nnunet_work")
+def tiny_preprocessed(tiny_raw, tmp_path_factory) -> Path:
+    """nnU-Net's plans and preprocessed data of the tiny dataset, made once a module (planning and preprocessing
+    cost more than a tiny training); a test that trains in a folder of its own starts from a copy."""
+    folder = tmp_path_factory.mktemp("nnunet_pre") / "nnUNet_preprocessed"
+    plan_and_preprocess(tiny_raw, folder, num_processes=1)
+    return folder
+
+
+def preprocessed_copy(tiny_preprocessed: Path, work: Path) -> Path:
+    """``work`` holding a copy of the preprocessed folder: train_model finds its inputs unchanged and skips them."""
+    shutil.copytree(tiny_preprocessed, Path(work) / "nnUNet_preprocessed")
+    return Path(work)
+
+
+@pytest.fixture(scope="module")
+def tiny_work(tiny_preprocessed, tmp_path_factory) -> Path:
+    return preprocessed_copy(tiny_preprocessed, tmp_path_factory.mktemp("nnunet_work"))
 
 
 @pytest.fixture(scope="module")
@@ -425,10 +440,9 @@ _CHILD = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_interrupted_training_resumes_from_its_checkpoint(tiny_raw, tmp_path):
+def test_interrupted_training_resumes_from_its_checkpoint(tiny_raw, tiny_preprocessed, tmp_path):
     run = dict(TINY_RUN, num_epochs=4, iterations_per_epoch=3)
-    work = tmp_path / "interrupted"
-    plan_and_preprocess(tiny_raw, work / "nnUNet_preprocessed", num_processes=1)
+    work = preprocessed_copy(tiny_preprocessed, tmp_path / "interrupted")
     fold = work / "nnUNet_results" / tiny_raw.name / "CordbenchTrainer__nnUNetPlans__2d_quick" / "fold_all"
     code = _CHILD.format(repo=str(REPO), raw=str(tiny_raw), work=str(work), run=run)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -454,7 +468,8 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_raw, tmp_path):
     assert all(t > killed_at for t in starts[resume_epoch:])
 
     # with in-process augmentation the resumed run is bit-identical to an uninterrupted one
-    uninterrupted = train_model(tiny_raw, tmp_path / "uninterrupted", seed=5, **run)
+    uninterrupted = train_model(tiny_raw, preprocessed_copy(tiny_preprocessed, tmp_path / "uninterrupted"), seed=5,
+                                **run)
     assert uninterrupted.weights_sha256 == resumed.weights_sha256
     assert uninterrupted.checkpoint_sha256 != resumed.checkpoint_sha256  # the files hold timestamps
     reference = torch.load(uninterrupted.checkpoint, weights_only=True)
@@ -464,88 +479,10 @@ def test_interrupted_training_resumes_from_its_checkpoint(tiny_raw, tmp_path):
 
 
 @pytest.mark.slow
-def test_changed_run_settings_start_afresh(tiny_raw, tmp_path):
+def test_changed_run_settings_start_afresh(tiny_raw, tiny_preprocessed, tmp_path):
+    preprocessed_copy(tiny_preprocessed, tmp_path)
     first = train_model(tiny_raw, tmp_path, seed=1, **dict(TINY_RUN, num_epochs=2))
     second = train_model(tiny_raw, tmp_path, seed=2, **dict(TINY_RUN, num_epochs=2))
     first_weights = torch.load(first.checkpoint, weights_only=True)  # same path, overwritten by the new seed
     assert second.seed == 2 and second.weights_sha256 != first.weights_sha256
     assert first_weights["cordbench"]["run_settings"]["seed"] == 2
-
-
-# ----------------------------------------------------------------------------- real gmchallenge T2*w (slow)
-
-
-@pytest.fixture(scope="module")
-def gm_raw(tmp_path_factory) -> Path:
-    return build_raw_dataset(tmp_path_factory.mktemp("gm_raw"))
-
-
-@pytest.fixture(scope="module")
-def gm_model(gm_raw, tmp_path_factory) -> TrainedModel:
-    # quick profile defaults (40 epochs x 12 iterations)
-    return train_model(gm_raw, tmp_path_factory.mktemp("gm_work"), seed=0)
-
-
-def _predict_file(model, image_path: Path) -> np.ndarray:
-    """Probabilities for a NIfTI file that is already in canonical RAS+ (as the converter writes them)."""
-    image = nib.load(image_path)
-    return model.predict_probabilities(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
-
-
-def _held_out(gm_raw: Path) -> list[tuple[Path, Path]]:
-    images = sorted((gm_raw / "imagesTs").glob("*_0000.nii.gz"))
-    return [(i, gm_raw / "labelsTs" / i.name.replace("_0000", "")) for i in images]
-
-
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_quick_model_segments_held_out_gmchallenge(gm_raw, gm_model):
-    model = load_model(gm_model.model_folder)
-    scores = {}
-    for image_path, label_path in _held_out(gm_raw):
-        probabilities = _predict_file(model, image_path)
-        scores[image_path.name] = dice(probabilities > 0.5, nib.load(label_path).get_fdata() > 0.5)
-    print(f"held-out Dice: {scores}; training {gm_model.training_seconds:.0f} s, "
-          f"pseudo-Dice {gm_model.final_pseudo_dice:.3f}")
-    assert len(scores) == 2
-    assert min(scores.values()) >= 0.90, scores
-
-
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_batched_predictor_agrees_with_nnunet_on_real_volume(gm_raw, gm_model, tmp_path):
-    model = load_model(gm_model.model_folder)
-    image_path, _ = _held_out(gm_raw)[0]
-    ours = _predict_file(model, image_path)
-    reference = nnunet_reference_predictor(model, use_mirroring=False)
-    reference.predict_from_files_sequential([[str(image_path)]], str(tmp_path), save_probabilities=False)
-    nnunet_mask = nib.load(tmp_path / image_path.name.replace("_0000", "")).get_fdata() > 0.5
-    assert nnunet_mask.sum() > 100
-    assert dice(ours > 0.5, nnunet_mask) >= 0.995
-
-
-@pytest.mark.slow
-@pytest.mark.real_data
-def test_non_canonical_input_is_segmented_after_the_caller_reorients(gm_raw, gm_model, tmp_path):
-    """A PSR-oriented copy of a held-out scan: the caller reorients to RAS, predicts, maps back."""
-    model = load_model(gm_model.model_folder)
-    image_path, label_path = _held_out(gm_raw)[1]
-    canonical = nib.load(image_path)
-    to_psr = nib.orientations.ornt_transform(nib.orientations.axcodes2ornt("RAS"),
-                                             nib.orientations.axcodes2ornt("PSR"))
-    native = nib.Nifti1Image(canonical.get_fdata(dtype=np.float32), canonical.affine).as_reoriented(to_psr)
-    native_label = np.asarray(nib.load(label_path).as_reoriented(to_psr).dataobj) > 0.5
-    assert nib.aff2axcodes(native.affine) == ("P", "S", "R")
-    assert native.shape == (canonical.shape[1], canonical.shape[2], canonical.shape[0])
-
-    reoriented = nib.as_closest_canonical(native)
-    assert reoriented.shape == canonical.shape
-    probabilities = model.predict_probabilities(reoriented.get_fdata(dtype=np.float32),
-                                                reoriented.header.get_zooms()[:3])
-    assert probabilities.shape == canonical.shape
-    to_native = nib.orientations.ornt_transform(nib.orientations.io_orientation(reoriented.affine),
-                                                nib.orientations.io_orientation(native.affine))
-    back = nib.Nifti1Image(probabilities, reoriented.affine).as_reoriented(to_native)
-    assert back.shape == native.shape
-    np.testing.assert_allclose(back.affine, native.affine, atol=1e-4)
-    assert dice(np.asarray(back.dataobj) > 0.5, native_label) >= 0.90
