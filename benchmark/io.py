@@ -45,6 +45,26 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
 
 
+def replace_folder(staged: Path, target: Path) -> Path:
+    """Put a fully written folder in ``target``'s place, replacing what was there; returns ``target`` resolved.
+
+    The old folder is first moved aside (into a hidden folder beside it: a rename), then the staged one renamed in,
+    then the old one deleted: an interruption leaves the old folder whole (in place or beside it) or the new one,
+    never a half-deleted one.
+    """
+    target = Path(target)
+    aside = None
+    if target.exists():
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
+        target.rename(aside / target.name)
+    Path(staged).rename(target)
+    if aside is not None:
+        import shutil
+
+        shutil.rmtree(aside)
+    return target.resolve()
+
+
 def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -34,8 +34,8 @@ SLOW_FIXTURES = {
 #: Modules that take minutes (nnU-Net training, a real SLURM cluster), longest first. `./run.sh test` runs the
 #: suite on several processes, one module per process at a time (pytest-xdist, --dist loadfile), handing modules
 #: out in collection order: these go first so that no process starts a long module when the others are done.
-LONGEST_MODULES = ("test_nnunet_quick_model.py", "test_ci_gate.py", "test_nnunet_engine.py",
-                   "test_execution_slurm.py", "test_execution.py", "test_workspace_pipeline.py")
+LONGEST_MODULES = ("test_nnunet_quick_model.py", "test_ci_gate.py", "test_execution_slurm.py",
+                   "test_nnunet_engine.py", "test_execution.py", "test_workspace_pipeline.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

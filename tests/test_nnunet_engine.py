@@ -189,12 +189,16 @@ def tiny_raw(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_preprocessed(tiny_raw, tmp_path_factory) -> Path:
-    """nnU-Net's plans and preprocessed data of the tiny dataset, made once a module (planning and preprocessing
-    cost more than a tiny training); a test that trains in a folder of its own starts from a copy."""
+def tiny_planned(tiny_raw, tmp_path_factory):
+    """(result, folder) of nnU-Net's planning and preprocessing of the tiny dataset, done once a module: it costs
+    more than a tiny training. Tests read the folder; one that trains in a folder of its own starts from a copy."""
     folder = tmp_path_factory.mktemp("nnunet_pre") / "nnUNet_preprocessed"
-    plan_and_preprocess(tiny_raw, folder, num_processes=1)
-    return folder
+    return plan_and_preprocess(tiny_raw, folder, num_processes=1), folder
+
+
+@pytest.fixture(scope="module")
+def tiny_preprocessed(tiny_planned) -> Path:
+    return tiny_planned[1]
 
 
 def preprocessed_copy(tiny_preprocessed: Path, work: Path) -> Path:
@@ -214,9 +218,10 @@ def tiny_model(tiny_raw, tiny_work) -> TrainedModel:
 
 
 @pytest.mark.slow
-def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tmp_path):
+def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tiny_planned, tmp_path):
     # verify_dataset_integrity runs inside and raises on any problem
-    first = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
+    first, planned_folder = tiny_planned
+    shutil.copytree(planned_folder, tmp_path / "pre")  # the module's folder stays as it is
     assert not first.skipped
     assert first.configuration == QUICK_CONFIGURATION
     import json
@@ -228,10 +233,10 @@ def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_ra
     cases = sorted(p.name for p in first.preprocessed_folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
     assert cases == [f"case{i:03d}.b2nd" for i in range(4)]
 
-    started = time.perf_counter()
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")}
     second = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
     assert second.skipped and second.inputs_sha256 == first.inputs_sha256
-    assert time.perf_counter() - started < 5
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")} == before  # nothing redone
 
     changed = tmp_path / "raw" / tiny_raw.name
     shutil.copytree(tiny_raw, changed)

@@ -134,3 +134,20 @@ def test_archive_with_extra_or_escaping_member_is_refused(tmp_path):
         target.writestr("../../outside.txt", b"x")
     with pytest.raises(ArchiveError, match="would be written outside the target folder"):
         verify_archive(extra)
+
+
+def test_replace_folder_swaps_in_the_staged_folder_and_leaves_nothing_beside_it(tmp_path):
+    from benchmark.io import replace_folder
+
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    staged = tmp_path / "staging" / "model"
+    staged.mkdir(parents=True)
+    (staged / "new.txt").write_text("new")
+    assert replace_folder(staged, target) == target.resolve()
+    assert sorted(path.name for path in target.iterdir()) == ["new.txt"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model", "staging"]  # the old one is gone
+    fresh = tmp_path / "staging" / "other"
+    fresh.mkdir()
+    assert replace_folder(fresh, tmp_path / "other") == (tmp_path / "other").resolve() and not fresh.exists()

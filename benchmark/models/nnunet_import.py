@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
 from benchmark.errors import CordbenchError
-from benchmark.io import sha256_file
+from benchmark.io import replace_folder, sha256_file
 from benchmark import workspace
 from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, TrainingData, parse_manifest,
                                    write_manifest)
@@ -305,10 +305,7 @@ def import_nnunet(
         )
         write_manifest(submission, staging)
         submission = parse_manifest(staging / "submission.yaml")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    submission.folder = target.resolve()
+        submission.folder = replace_folder(staging, target)
     return submission
 
 

@@ -16,7 +16,6 @@ digests recorded at import/extraction time on every load, so a file changed or p
 from __future__ import annotations
 
 import json
-import shutil
 import stat
 import tempfile
 import zipfile
@@ -25,7 +24,7 @@ from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from benchmark.errors import CordbenchError
-from benchmark.io import atomic_write_bytes, sha256_bytes, sha256_file
+from benchmark.io import atomic_write_bytes, replace_folder, sha256_bytes, sha256_file
 from benchmark import workspace
 from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
                                    parse_manifest)
@@ -221,10 +220,7 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
             record = {"archive": str(Path(archive_path).resolve()), "archive_sha256": verification.archive_sha256,
                       "verified_by": verification.verified_by, "files": verification.checksums}
             (staging / IMPORT_RECORD).write_text(json.dumps(record, indent=1, sort_keys=True))
-            if target.exists():
-                shutil.rmtree(target)
-            staging.rename(target)
-    submission.folder = target.resolve()
+            submission.folder = replace_folder(staging, target)
     return submission
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 from benchmark.training.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
 from benchmark.errors import CordbenchError
+from benchmark.io import replace_folder
 from benchmark import workspace
 from benchmark.data.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
 from benchmark.data.splits import load_split
@@ -114,9 +115,7 @@ def copy_model(model_folder: Path, checkpoint: Path, target: Path) -> Path:
         if (model_folder / name).exists():
             shutil.copyfile(model_folder / name, staging / name)
     shutil.copyfile(checkpoint, staging / checkpoint.parent.name / checkpoint.name)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    replace_folder(staging, target)
     return target
 
 
