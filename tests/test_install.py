@@ -105,4 +105,7 @@ def test_wheel_in_a_fresh_venv_runs_from_an_empty_folder(tmp_path):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+    # `cordbench leaderboard` is the server process itself: stopping it by PID left nothing listening
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
     assert not any(empty.joinpath(name).exists() for name in ("benchmark", "leaderboard"))

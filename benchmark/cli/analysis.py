@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -182,4 +183,9 @@ def leaderboard_command(
     if data_root:
         command += ["--data-root", str(data_root)]
     shell.console.print(f"leaderboard on http://{address}:{port}  (Ctrl-C to stop)")
+    if os.name == "posix":
+        # become the server: a SIGTERM to this process (a supervisor, `kill PID`) then stops Streamlit itself
+        # instead of leaving it running as an orphan
+        sys.stdout.flush()
+        os.execv(sys.executable, command)
     raise typer.Exit(subprocess.call(command))
