@@ -28,7 +28,8 @@ def shared_bids() -> Path:
 SLOW_FIXTURES = {
     "synthetic_suite": "generates the whole synthetic suite (~30 s, once a session)",
     "tiny_model": "trains a tiny nnU-Net (tests/test_nnunet_engine.py, once a module)",
-    "tiny_preprocessed": "plans and preprocesses a tiny nnU-Net dataset (~15 s, once a module)",
+    "tiny_preprocessed": "plans and preprocesses a tiny nnU-Net dataset (~15 s, once a session)",
+    "tiny_nnunet": "plans and preprocesses a tiny nnU-Net dataset (~15 s, once a session)",
 }
 
 #: Modules that take minutes (nnU-Net training, a real SLURM cluster), longest first. `./run.sh test` runs the
@@ -55,13 +56,40 @@ def synthetic_suite(tmp_path_factory) -> Path:
 
     from benchmark.data.synth import SYNTHETIC_DATASET_IDS, generate_suite
 
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # xdist: .../popen-gwN
-    root = shared / "synthetic-suite"
+    root = shared_session_folder(tmp_path_factory, "synthetic-suite")
     with FileLock(str(root) + ".lock"):
         folders = generate_suite(root, seed=0, progress=False)
     assert folders == {dataset_id: root / dataset_id for dataset_id in SYNTHETIC_DATASET_IDS}
     return root
+
+
+def shared_session_folder(tmp_path_factory, name: str) -> Path:
+    """A folder every process of the test session sees (in a parallel run, beside the processes' own folders)."""
+    base = tmp_path_factory.getbasetemp()
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / name  # xdist: .../popen-gwN
+
+
+@pytest.fixture(scope="session")
+def tiny_nnunet(tmp_path_factory) -> tuple[Path, Path]:
+    """(raw dataset folder, nnUNet_preprocessed folder) of the tiny synthetic nnU-Net dataset
+    (nnunet_testdata.write_synthetic_raw_dataset: 4 training cases, 1 test case), planned and preprocessed once for
+    the session under a file lock: planning and preprocessing cost more than a tiny training. Tests only read
+    both; one that trains copies the preprocessed folder into its own work folder
+    (``nnunet_testdata.preprocessed_copy``)."""
+    from filelock import FileLock
+
+    from benchmark.training.nnunet.plans import plan_and_preprocess
+    from nnunet_testdata import write_synthetic_raw_dataset
+
+    root = shared_session_folder(tmp_path_factory, "tiny-nnunet")
+    with FileLock(str(root) + ".lock"):
+        done = root / "done"
+        raw = root / "raw" / "Dataset990_TinySynth"
+        if not done.exists():
+            raw = write_synthetic_raw_dataset(root / "raw")
+            plan_and_preprocess(raw, root / "nnUNet_preprocessed", num_processes=1)
+            done.touch()
+    return raw, root / "nnUNet_preprocessed"
 
 
 def orientation_affine(codes: str, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0)) -> np.ndarray:

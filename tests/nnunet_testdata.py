@@ -8,6 +8,7 @@ Kept independent of the converter so that the engine tests do not depend on it.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nibabel as nib
@@ -151,3 +152,9 @@ def write_synthetic_raw_dataset(
     }
     (folder / "dataset.json").write_text(json.dumps(dataset_json, indent=2))
     return folder
+
+
+def preprocessed_copy(preprocessed: Path, work: Path) -> Path:
+    """``work`` holding a copy of a preprocessed folder: train_model finds its inputs unchanged and skips them."""
+    shutil.copytree(preprocessed, Path(work) / "nnUNet_preprocessed")
+    return Path(work)

@@ -149,10 +149,11 @@ def test_cancelled_array_task_is_the_only_unit_a_rerun_does(slurm_workspace, sha
     assert local.written["slow"].read_bytes() == slurm_bytes
 
 
-def test_requeued_training_unit_resumes_from_its_checkpoint(slurm_workspace):
-    from nnunet_testdata import write_synthetic_raw_dataset
+def test_requeued_training_unit_resumes_from_its_checkpoint(slurm_workspace, tiny_nnunet):
+    from nnunet_testdata import preprocessed_copy
 
-    raw = write_synthetic_raw_dataset(slurm_workspace / "raw", n_train=4, n_test=0)
+    raw, preprocessed = tiny_nnunet
+    preprocessed_copy(preprocessed, slurm_workspace / "nnunet")  # the job trains; planning is tested elsewhere
     unit = TrainUnit(group="tiny", raw_folder=str(raw), work_dir=str(slurm_workspace / "nnunet"),
                      inputs_digest=raw_digest(raw), epochs=10, iterations=3, device="cpu", num_threads=1)
     uid = unit_id(unit)

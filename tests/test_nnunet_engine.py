@@ -43,7 +43,7 @@ from benchmark.training.nnunet.trainer import (
     to_weights_only_safe,
     weights_sha256,
 )
-from nnunet_testdata import dice, write_synthetic_raw_dataset
+from nnunet_testdata import dice, preprocessed_copy
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = {"num_epochs": 5, "iterations_per_epoch": 4, "val_iterations_per_epoch": 1, "num_processes": 1}
@@ -184,27 +184,13 @@ def test_resolve_device_without_cuda():
 
 
 @pytest.fixture(scope="module")
-def tiny_raw(tmp_path_factory) -> Path:
-    return write_synthetic_raw_dataset(tmp_path_factory.mktemp("nnunet_raw"))
+def tiny_raw(tiny_nnunet) -> Path:
+    return tiny_nnunet[0]
 
 
 @pytest.fixture(scope="module")
-def tiny_planned(tiny_raw, tmp_path_factory):
-    """(result, folder) of nnU-Net's planning and preprocessing of the tiny dataset, done once a module: it costs
-    more than a tiny training. Tests read the folder; one that trains in a folder of its own starts from a copy."""
-    folder = tmp_path_factory.mktemp("nnunet_pre") / "nnUNet_preprocessed"
-    return plan_and_preprocess(tiny_raw, folder, num_processes=1), folder
-
-
-@pytest.fixture(scope="module")
-def tiny_preprocessed(tiny_planned) -> Path:
-    return tiny_planned[1]
-
-
-def preprocessed_copy(tiny_preprocessed: Path, work: Path) -> Path:
-    """``work`` holding a copy of the preprocessed folder: train_model finds its inputs unchanged and skips them."""
-    shutil.copytree(tiny_preprocessed, Path(work) / "nnUNet_preprocessed")
-    return Path(work)
+def tiny_preprocessed(tiny_nnunet) -> Path:
+    return tiny_nnunet[1]
 
 
 @pytest.fixture(scope="module")
@@ -218,12 +204,14 @@ def tiny_model(tiny_raw, tiny_work) -> TrainedModel:
 
 
 @pytest.mark.slow
-def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tiny_planned, tmp_path):
-    # verify_dataset_integrity runs inside and raises on any problem
-    first, planned_folder = tiny_planned
-    shutil.copytree(planned_folder, tmp_path / "pre")  # the module's folder stays as it is
-    assert not first.skipped
-    assert first.configuration == QUICK_CONFIGURATION
+def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_raw, tiny_preprocessed, tmp_path):
+    # the session's planning (conftest.tiny_nnunet) ran verify_dataset_integrity, which raises on any problem;
+    # planning again on a copy of its output must find everything done
+    shutil.copytree(tiny_preprocessed, tmp_path / "pre")
+    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")}
+    first = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
+    assert first.skipped and first.configuration == QUICK_CONFIGURATION
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")} == before  # nothing redone
     import json
 
     plans = json.loads(first.plans_path.read_text())
@@ -233,17 +221,15 @@ def test_plan_and_preprocess_writes_quick_plans_and_skips_when_unchanged(tiny_ra
     cases = sorted(p.name for p in first.preprocessed_folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd"))
     assert cases == [f"case{i:03d}.b2nd" for i in range(4)]
 
-    before = {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")}
-    second = plan_and_preprocess(tiny_raw, tmp_path / "pre", num_processes=1)
-    assert second.skipped and second.inputs_sha256 == first.inputs_sha256
-    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")} == before  # nothing redone
-
     changed = tmp_path / "raw" / tiny_raw.name
     shutil.copytree(tiny_raw, changed)
     image = nib.load(changed / "imagesTr" / "case000_0000.nii.gz")
     nib.save(nib.Nifti1Image(np.asarray(image.dataobj) + 1.0, image.affine), changed / "imagesTr" / "case000_0000.nii.gz")
     third = plan_and_preprocess(changed, tmp_path / "pre", num_processes=1)
     assert not third.skipped and third.inputs_sha256 != first.inputs_sha256
+    assert third.configuration == QUICK_CONFIGURATION
+    assert sorted(p.name for p in third.preprocessed_folder.glob("*.b2nd") if not p.name.endswith("_seg.b2nd")) == cases
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "pre").rglob("*")} != before  # preprocessed anew
 
 
 @pytest.mark.slow

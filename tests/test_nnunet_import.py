@@ -164,13 +164,13 @@ def test_cli_import_names_the_missing_flag_and_registers(stock_zip, tmp_path, mo
 
 
 @pytest.mark.slow
-def test_tiny_trained_model_exported_by_nnunet_is_imported_and_predicts(tmp_path):
+def test_tiny_trained_model_exported_by_nnunet_is_imported_and_predicts(tmp_path, tiny_nnunet):
     """The full path a user takes: nnU-Net training output -> nnUNetv2_export_model_to_zip -> cordbench import."""
     from benchmark.training.nnunet.train import train_model
-    from nnunet_testdata import write_synthetic_raw_dataset
+    from nnunet_testdata import preprocessed_copy
 
-    raw = write_synthetic_raw_dataset(tmp_path / "raw", n_train=2, n_test=1)
-    trained = train_model(raw, tmp_path / "work", seed=3, num_epochs=1, iterations_per_epoch=1,
+    raw, preprocessed = tiny_nnunet
+    trained = train_model(raw, preprocessed_copy(preprocessed, tmp_path / "work"), seed=3, num_epochs=1, iterations_per_epoch=1,
                           val_iterations_per_epoch=1, num_processes=1)
     # CordbenchTrainer skips nnU-Net's final validation; nnU-Net's exporter requires its summary
     (trained.model_folder / "fold_all" / "validation").mkdir()
@@ -179,7 +179,7 @@ def test_tiny_trained_model_exported_by_nnunet_is_imported_and_predicts(tmp_path
                                  folds=("all",), configuration=trained.configuration, trainer=trained.trainer_name)
     submission = import_nnunet(archive, trained_on=["synth-ms"], submissions_root=tmp_path / "subs")
     assert submission.model.sha256 == trained.checkpoint_sha256
-    image = raw / "imagesTs" / "case002_0000.nii.gz"
+    image = raw / "imagesTs" / "case004_0000.nii.gz"
     report = predict(submission.name, image, tmp_path / "out", submissions_root=tmp_path / "subs", progress=False)
     mask = np.asarray(nib.load(report.outcomes[0].mask).dataobj)
     direct = load_model(trained.model_folder).predict_probabilities(
