@@ -184,3 +184,35 @@ def test_largest_component_of_an_empty_mask_is_empty():
     from benchmark.evaluation.inference import largest_component
 
     assert not largest_component(np.zeros((3, 4, 5), bool)).any()
+
+
+def test_a_process_loads_an_nnunet_model_once_for_consecutive_predictors(tmp_path, monkeypatch):
+    """Work units of one submission run one after another in a worker: the model is loaded (exported, verified)
+    once; a replaced checkpoint file or another thread count loads it again."""
+    import os
+
+    import yaml
+
+    from benchmark.data.submissions import load_submission
+    from benchmark.evaluation import inference
+
+    folder = tmp_path / "nn"
+    checkpoint = folder / "model" / "fold_all" / "checkpoint_final.pth"
+    checkpoint.parent.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "nn", "description": "d", "authors": ["a"], "licence": "MIT",
+        "model": {"type": "nnunet", "folder": "model", "sha256": "0" * 64, "configuration": "2d"}}))
+    loads = []
+    monkeypatch.setattr(inference, "load_array_model", lambda submission, **kwargs: loads.append(kwargs) or object())
+    monkeypatch.setattr(inference, "_LAST_LOADED", {})
+    submission = load_submission(folder)
+
+    def loaded(threads=1):
+        return inference.Predictor(submission, tmp_path / "cache", threads=threads).array_model()
+
+    first = loaded()
+    assert loaded() is first and len(loads) == 1
+    os.utime(checkpoint, ns=(0, 12345))  # the file was replaced
+    assert loaded() is not first and len(loads) == 2
+    assert loaded(threads=2) is not None and len(loads) == 3 and loads[-1]["threads"] == 2

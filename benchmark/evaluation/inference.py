@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import nibabel as nib
 import numpy as np
@@ -191,6 +191,12 @@ def write_mask(mask: np.ndarray, image: nib.Nifti1Image, path: Path) -> None:
     atomic_write_bytes(path, gzip.compress(raw.getvalue(), compresslevel=1, mtime=0))
 
 
+# The nnU-Net model the last Predictor of this process loaded, with its load key: a worker process that runs the
+# work units of one submission one after another (model x dataset x shard) loads, exports and verifies it once.
+# One entry, so a process never holds more than one model's weights beyond those in use.
+_LAST_LOADED: dict[str, Any] = {}
+
+
 class Predictor:
     """Runs one submission on images, one case at a time, with the shared checks and caching."""
 
@@ -215,9 +221,13 @@ class Predictor:
         self.trust_checkpoint = trust_checkpoint
         self._array_model: ArrayModel | None = None
 
-    # -- model loading (once per submission) ------------------------------------------------------
+    # -- model loading (once per submission, and once per process for consecutive work units) ----------
     def array_model(self) -> ArrayModel:
         if self._array_model is None:
+            key = self._load_key()
+            if key is not None and _LAST_LOADED.get("key") == key:
+                self._array_model = _LAST_LOADED["model"]
+                return self._array_model
             try:
                 self._array_model = load_array_model(self.submission, device=self.device,
                                                      trust_checkpoint=self.trust_checkpoint, threads=self.threads,
@@ -225,7 +235,23 @@ class Predictor:
             except Exception as error:
                 raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: "
                                      f"{type(error).__name__}: {error}") from error
+            _LAST_LOADED.clear()
+            if key is not None:
+                _LAST_LOADED.update(key=key, model=self._array_model)
         return self._array_model
+
+    def _load_key(self) -> tuple | None:
+        """What a loaded nnU-Net model depends on: the submission (its hash covers the weights' declared sha256),
+        how it is run, and the checkpoint file as it is now (so a replaced file is loaded and checked again).
+        None for other models (a python model is cheap to load and may keep state)."""
+        if not isinstance(self.submission.model, NnunetModelSpec) or not self.submission.model.folder:
+            return None
+        try:
+            checkpoint = checkpoint_path(self.submission).stat()
+        except OSError:
+            return None
+        return (self.hash, self.device, self.trust_checkpoint, self.threads, str(self.cache_dir.parent),
+                checkpoint.st_size, checkpoint.st_mtime_ns)
 
     # -- cache ------------------------------------------------------------------------------------
     def _runtime_info(self) -> dict:
