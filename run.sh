@@ -58,8 +58,9 @@ case "$job" in
     test)
         system_packages
         python_env
-        # one module per process at a time, as many processes as cores (at most 4: each holds torch and nnU-Net)
-        workers=$(( $(nproc) < 4 ? $(nproc) : 4 ))
+        # one module per process at a time, as many processes as cores (at most 4: each holds torch and nnU-Net);
+        # CORDBENCH_TEST_WORKERS overrides
+        workers=${CORDBENCH_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
         exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$@"
         ;;
     *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;

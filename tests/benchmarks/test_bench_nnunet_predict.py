@@ -53,7 +53,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 def timed_runs_only(request):
     """These models are trained and timed for the comparison only: without --benchmark-enable there is nothing
     to measure (the agreement with nnUNetPredictor is asserted in tests/test_runtime.py)."""
-    if request.config.getoption("benchmark_disable"):
+    if request.config.getoption("benchmark_disable") and not request.config.getoption("benchmark_enable"):
         pytest.skip("timing benchmark: run with --benchmark-enable")
 
 
