@@ -38,6 +38,7 @@ import pandas as pd
 
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile
+from benchmark.analysis.report.tables import paired_metric, reference_model
 from benchmark.analysis.summary import holm_adjust, paired_comparison, significant_direction
 
 SEED_SUFFIX = re.compile(r"^(?P<family>.+)-seed(?P<seed>\d+)$")
@@ -121,21 +122,6 @@ def seed_summaries(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]]
     return summaries
 
 
-def _reference_family(here: pd.DataFrame, dataset: str, suite_role: str, aggregated: str, metric: str) -> str | None:
-    specific = here[here["model_role"] == "specific"]
-    if specific.empty:
-        return None
-    if suite_role == "in-domain":
-        specialists = sorted(set(specific.loc[specific["trained_on"] == dataset, "family"]))
-        if specialists:
-            return specialists[0]
-    direction = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
-    own_cases = set(here.loc[here["family"] == aggregated, "case_id"])
-    ranked = sorted((-direction * float(rows.loc[rows["case_id"].isin(own_cases), metric].mean()), family)
-                    for family, rows in specific.groupby("family") if rows["case_id"].isin(own_cases).any())
-    return ranked[0][1] if ranked else None
-
-
 def seed_verdict(difference: float, low: float, high: float, spread: float, metric: str, *,
                  p_holm: float = math.nan) -> str:
     """The rule of the module docstring, for one row (``p_holm`` decides only single-seed rows)."""
@@ -166,13 +152,12 @@ def seed_comparison_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str
         for aggregated in aggregated_families:
             if here[here["family"] == aggregated].empty:
                 continue
-            reference = _reference_family(here, dataset, suite_role, aggregated, metric)
-            if reference is None:
+            chosen = reference_model(here, dataset, suite_role, aggregated, metric, key="family")
+            if chosen is None:
                 continue
-            a = here.loc[here["family"] == aggregated, ["case_id", metric]]
-            b = here.loc[here["family"] == reference, ["case_id", metric]]
-            pairs = a.merge(b, on="case_id", suffixes=("_a", "_b")).sort_values("case_id", kind="stable")
-            x, y = pairs[f"{metric}_a"].to_numpy(float), pairs[f"{metric}_b"].to_numpy(float)
+            reference = chosen[0]
+            pairs = paired_metric(here, aggregated, reference, metric, key="family")
+            x, y = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
             paired = paired_comparison(x, y, dataset=dataset, seed=seed)  # analysis.summary: the one path
             diff = paired.difference
             sd_a, seeds_a = sd.get((aggregated, dataset), (math.nan, 1))

@@ -39,30 +39,33 @@ def model_means(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0) -> 
     return pd.DataFrame(rows, columns=columns)
 
 
-def _paired(cases: pd.DataFrame, first: str, second: str, metric: str) -> pd.DataFrame:
-    """Metric of two submissions side by side on the case ids both have, sorted by case id."""
-    a = cases.loc[cases["submission"] == first, ["case_id", metric]].rename(columns={metric: "a"})
-    b = cases.loc[cases["submission"] == second, ["case_id", metric]].rename(columns={metric: "b"})
+def paired_metric(cases: pd.DataFrame, first: str, second: str, metric: str, key: str = "submission") -> pd.DataFrame:
+    """Metric of two models (values of column ``key``) side by side on the case ids both have, sorted by case id."""
+    a = cases.loc[cases[key] == first, ["case_id", metric]].rename(columns={metric: "a"})
+    b = cases.loc[cases[key] == second, ["case_id", metric]].rename(columns={metric: "b"})
     return a.merge(b, on="case_id").sort_values("case_id", kind="stable").reset_index(drop=True)
 
 
-def _reference(here: pd.DataFrame, dataset: str, suite_role: str, aggregated: str, metric: str) -> tuple[str, str] | None:
-    """(reference submission, rule) for one dataset: the specialist in-domain, else the best specific."""
+def reference_model(here: pd.DataFrame, dataset: str, suite_role: str, aggregated: str, metric: str,
+                    key: str = "submission") -> tuple[str, str] | None:
+    """(reference model, rule) the aggregated model is compared with on one dataset: the specialist in-domain,
+    else the specific model with the best mean on the cases both have. Models are the values of column ``key``
+    (``submission``, or ``family`` for seed-averaged cases)."""
     specific = here[here["model_role"] == "specific"]
     if specific.empty:
         return None
     if suite_role == "in-domain":
-        specialists = sorted(set(specific.loc[specific["trained_on"] == dataset, "submission"]))
+        specialists = sorted(set(specific.loc[specific["trained_on"] == dataset, key]))
         if specialists:
             return specialists[0], SPECIALIST_RULE
     direction = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
     best: tuple[float, str] | None = None
-    for submission in sorted(set(specific["submission"])):
-        pairs = _paired(here, aggregated, submission, metric)
+    for model in sorted(set(specific[key])):
+        pairs = paired_metric(here, aggregated, model, metric, key)
         if pairs.empty:
             continue
-        key = (-direction * float(pairs["b"].mean()), submission)
-        best = key if best is None or key < best else best
+        rank = (-direction * float(pairs["b"].mean()), model)
+        best = rank if best is None or rank < best else best
     return (best[1], BEST_SPECIFIC_RULE) if best else None
 
 
@@ -88,11 +91,11 @@ def comparison_table(cases: pd.DataFrame, *, metric: str = "dice", seed: int = 0
         for aggregated in aggregated_models:
             if here[here["submission"] == aggregated].empty:
                 continue
-            chosen = _reference(here, dataset, suite_role, aggregated, metric)
+            chosen = reference_model(here, dataset, suite_role, aggregated, metric)
             if chosen is None:
                 continue
             reference, rule = chosen
-            pairs = _paired(here, aggregated, reference, metric)
+            pairs = paired_metric(here, aggregated, reference, metric)
             a, b = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
             ci_a = mean_ci(a, dataset=dataset, seed=seed)
             ci_b = mean_ci(b, dataset=dataset, seed=seed)
