@@ -257,11 +257,16 @@ def cached_block_stats(prep: Prepared, block: DatasetBlock, **kwargs: Any) -> Bl
         block.name, mask.tobytes(), filters.exclude_leaked,
         *(kwargs[name] for name in ("metric", "zero_shot_only", "n_resamples", "seed", "confidence", "alpha")),
     )
+    return memoised(prep, key, lambda: block_stats(block, mask=mask, **kwargs))
+
+
+def memoised(prep: Prepared, key: tuple, compute):
+    """``compute()``, remembered on the prepared data under ``key`` (least recently used dropped first)."""
     with prep._lock:
         if key in prep._memo:
             prep._memo.move_to_end(key)
             return prep._memo[key]
-    result = block_stats(block, mask=mask, **kwargs)
+    result = compute()
     with prep._lock:
         prep._memo[key] = result
         while len(prep._memo) > prep.memo_size:
@@ -359,16 +364,8 @@ def cached_csa_stats(prep: Prepared, block: DatasetBlock, *, filters: Filters, n
     """csa_stats memoised on the prepared data, like :func:`cached_block_stats` (independent of the metric)."""
     mask = case_mask(block, filters)
     key = ("csa", block.name, mask.tobytes(), filters.exclude_leaked, n_resamples, seed, confidence)
-    with prep._lock:
-        if key in prep._memo:
-            prep._memo.move_to_end(key)
-            return prep._memo[key]
-    result = csa_stats(block, filters=filters, n_resamples=n_resamples, seed=seed, confidence=confidence, mask=mask)
-    with prep._lock:
-        prep._memo[key] = result
-        while len(prep._memo) > prep.memo_size:
-            prep._memo.popitem(last=False)
-    return result
+    return memoised(prep, key, lambda: csa_stats(block, filters=filters, n_resamples=n_resamples, seed=seed,
+                                                 confidence=confidence, mask=mask))
 
 
 # --------------------------------------------------------------------------------------------

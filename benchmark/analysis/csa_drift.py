@@ -27,7 +27,8 @@ from typing import TextIO
 
 import numpy as np
 
-from benchmark.analysis.gate import DatasetVerdict, GateInputError, GateReport, exit_code, gate_json, load_gate_input
+from benchmark.analysis.gate import (DatasetVerdict, GateInputError, GateReport, exit_code, gate_json, load_gate_input,
+                                     problem_lines)
 from benchmark.io import atomic_write_json, atomic_write_text
 from benchmark.evaluation.results import ResultsFile
 from benchmark.analysis.summary import holm_adjust, paired_comparison
@@ -107,7 +108,7 @@ def drift_markdown(report: GateReport) -> str:
                      f"{v.difference.mean:+.3f} [{v.difference.low:+.3f}, {v.difference.high:+.3f}] | "
                      f"{v.p_value:.3g} | {v.verdict.upper()} |")
     if report.problems:
-        lines += ["", "**Problems (the gate fails on each):**", *(f"- {problem}" for problem in report.problems)]
+        lines += problem_lines(report.problems)
     lines += ["", *(f"- {v.dataset}: {v.verdict}: {v.reason}" for v in report.verdicts)]
     return "\n".join(lines) + "\n"
 

@@ -431,6 +431,11 @@ def _direction_text(metric: str) -> str:
     return "higher is better" if HIGHER_IS_BETTER[metric] else "lower is better"
 
 
+def problem_lines(problems: list[str]) -> list[str]:
+    """Markdown lines listing what makes a gate fail regardless of the numbers (a blank line first)."""
+    return ["", "**Problems (the gate fails on each):**", *(f"- {problem}" for problem in problems)]
+
+
 def gate_markdown(report: GateReport) -> str:
     """The report as Markdown for a pull-request comment or a job summary: headline, table, notes.
 
@@ -486,9 +491,7 @@ def gate_markdown(report: GateReport) -> str:
         lines.append(f"**Speed ({report.speed.verdict.upper()}):** {report.speed.reason}.")
         lines.append("")
     if report.problems:
-        lines.append("**Problems (the gate fails on each):**")
-        lines.extend(f"- {problem}" for problem in report.problems)
-        lines.append("")
+        lines += [*problem_lines(report.problems)[1:], ""]
     if report.verdicts:
         lines.append("<details><summary>Reasons</summary>")
         lines.append("")

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats as scipy_stats
 
+from benchmark.analysis.gate import problem_lines
 from benchmark.errors import CordbenchError
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile
@@ -153,7 +154,7 @@ def band_markdown(report: BandReport) -> str:
                      f"{verdict.bound:.3f} | {verdict.tolerance:.3f} | {verdict.candidate_mean:.3f} | "
                      f"{verdict.verdict.upper()} |")
     if report.problems:
-        lines += ["", "**Problems (the gate fails on each):**", *(f"- {problem}" for problem in report.problems)]
+        lines += problem_lines(report.problems)
     return "\n".join(lines) + "\n"
 
 
