@@ -23,7 +23,7 @@ model is judged here by the area it measures, not only by overlap. Definitions (
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -171,22 +171,24 @@ def mean_csa_in_range(profile: CsaProfile, z_range: tuple[float, float], referen
 # ------------------------------------------------------------------ scoring hook: one range per person and session
 
 
-def _extent_or_none(path: Path) -> tuple[float, float] | None:
+def _extent_or_none(path: Path, load: Callable[[Path], CsaProfile]) -> tuple[float, float] | None:
     """A reference mask's extent; None (no CSA for its group) when the mask cannot be measured."""
     try:
-        return csa_profile_file(path).extent()
+        return load(path).extent()
     except CsaError:
         return None
 
 
-def scan_ranges(groups: Mapping[str, tuple], reference_paths: Mapping[str, Path]) -> dict[str, tuple[float, float] | None]:
+def scan_ranges(groups: Mapping[str, tuple], reference_paths: Mapping[str, Path],
+                load: Callable[[Path], CsaProfile] = csa_profile_file) -> dict[str, tuple[float, float] | None]:
     """case id -> the scanner-z range its CSA is averaged over.
 
     ``groups`` maps case id -> a key shared by the images of one person in one session (e.g. (dataset, subject,
     session)). A case whose group has >= 2 images gets the range all their reference masks cover (None when they
-    do not overlap); a case alone in its group gets its own reference mask's extent.
+    do not overlap); a case alone in its group gets its own reference mask's extent. ``load`` reads a mask's
+    profile (a caller scoring the same masks afterwards passes a memo).
     """
-    extents = {case_id: _extent_or_none(path) for case_id, path in reference_paths.items()}
+    extents = {case_id: _extent_or_none(path, load) for case_id, path in reference_paths.items()}
     members: dict[tuple, list[str]] = {}
     for case_id, key in groups.items():
         members.setdefault(key, []).append(case_id)
@@ -198,12 +200,14 @@ def scan_ranges(groups: Mapping[str, tuple], reference_paths: Mapping[str, Path]
     return ranges
 
 
-def case_csa(prediction: Path | None, reference: Path, z_range: tuple[float, float] | None) -> dict[str, float | None]:
+def case_csa(prediction: Path | None, reference: Path, z_range: tuple[float, float] | None,
+             load: Callable[[Path], CsaProfile] = csa_profile_file) -> dict[str, float | None]:
     """``csa_mm2`` of the prediction (None when it failed or there is no range; 0 for an empty prediction) and
-    ``csa_reference_mm2`` of the reference mask, both over ``z_range`` on the reference's slices."""
+    ``csa_reference_mm2`` of the reference mask, both over ``z_range`` on the reference's slices (its profile read
+    with ``load``)."""
     if z_range is None:
         return {"csa_mm2": None, "csa_reference_mm2": None}
-    reference_profile = csa_profile_file(reference)
+    reference_profile = load(reference)
     reference_value = mean_csa_in_range(reference_profile, z_range)
     predicted = None
     if prediction is not None:

@@ -8,6 +8,7 @@ subjects is flagged ``subject_in_training``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,7 +21,7 @@ from benchmark import __version__
 from benchmark.data.bids_index import Case, index_dataset, participant_field
 from benchmark.training.convert import LABEL_THRESHOLD
 from benchmark.errors import CordbenchError
-from benchmark.evaluation.csa import case_csa, scan_ranges
+from benchmark.evaluation.csa import case_csa, csa_profile_file, scan_ranges
 from benchmark.evaluation.inference import ModelLoadError, PredictionRecord, ScorerFaultError
 from benchmark.environment import environment
 from benchmark.evaluation.supplied import predictor_for
@@ -179,10 +180,16 @@ def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_
     rows: list[CaseResult] = []
     records: list[PredictionRecord] = []
     index: dict[str, dict[str, str | None]] = {}
-    # CSA is averaged over the scanner-z range all images of a person (and session) among ``cases`` cover
-    basis = range_cases if range_cases is not None else cases
-    csa_ranges = scan_ranges({tc.case.case_id: (tc.case.dataset, tc.case.subject, tc.case.session) for tc in basis},
-                             {tc.case.case_id: tc.label_path for tc in basis})
+    # CSA is averaged over the scanner-z range all images of a person (and session) among ``range_cases`` cover:
+    # only the masks of the people (and sessions) in ``cases`` are read, each once
+    def person(tc: TestCase) -> tuple:
+        return tc.case.dataset, tc.case.subject, tc.case.session
+
+    scored_people = {person(tc) for tc in cases}
+    basis = [tc for tc in (range_cases if range_cases is not None else cases) if person(tc) in scored_people]
+    reference_profiles = functools.lru_cache(maxsize=None)(csa_profile_file)
+    csa_ranges = scan_ranges({tc.case.case_id: person(tc) for tc in basis},
+                             {tc.case.case_id: tc.label_path for tc in basis}, load=reference_profiles)
     for test_case in cases:
         try:
             record = predictor.predict(test_case.image_path, test_case.image_sha256)
@@ -196,7 +203,7 @@ def score_cases(predictor, cases: list[TestCase], trained_on: set[str], trained_
                                    f"{error}") from error
         records.append(record)
         csa = case_csa(Path(record.prediction) if record.ok else None, test_case.label_path,
-                       csa_ranges[test_case.case.case_id])
+                       csa_ranges[test_case.case.case_id], load=reference_profiles)
         rows.append(case_row(test_case, record, metrics, trained_on, trained_people).model_copy(update=csa))
         index[test_case.case.case_id] = {"image": str(test_case.image_path), "label": str(test_case.label_path),
                                          "prediction": record.prediction}

@@ -88,7 +88,12 @@ class _Worker:
 
 
 class LocalExecutor:
-    """Runs units on a pool of ``workers`` long-lived worker processes."""
+    """Runs units on a pool of ``workers`` long-lived worker processes.
+
+    Between ``open`` and ``close`` (``execute_plan`` brackets a whole request with them) the pool stays up, so a
+    request's phases (the canaries, then the rest, then the retries) reuse warm workers: the second worker starts
+    and loads its libraries while the canary runs instead of after it.
+    """
 
     name = "local"
 
@@ -96,57 +101,88 @@ class LocalExecutor:
         self.threads = max(1, threads)
         self.workers = workers or default_workers(self.threads)
         self.poll_s = poll_s
+        self._pool: list[_Worker] = []
+        self._work: Path | None = None
+
+    def open(self, store: UnitStore, expected_units: int) -> None:
+        """Start the workers a request of ``expected_units`` units will use (at most ``workers``)."""
+        self._grow(store, expected_units)
+
+    def close(self) -> None:
+        """Stop every worker; one still running a unit (an interrupted run) is killed."""
+        pool, self._pool = self._pool, []
+        for worker in pool:
+            worker.stop(kill=worker.unit is not None)
+
+    def _grow(self, store: UnitStore, wanted: int) -> None:
+        if self._work is not None and self._work != store.work:
+            self.close()
+        self._work = store.work
+        env = None
+        while len(self._pool) < min(self.workers, wanted):
+            env = env or worker_environment(self.threads)
+            self._pool.append(_Worker(store.work, self.threads, env))
 
     def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
             ) -> dict[str, Failure | None]:
-        """Run every unit of ``uids`` (in order); returns unit id -> None (done) or its Failure."""
+        """Run every unit of ``uids`` (in order); returns unit id -> None (done) or its Failure. Without ``open``
+        the pool lives for this call only."""
+        owned = not self._pool
         pending = list(uids)
         outcome: dict[str, Failure | None] = {}
-        env = worker_environment(self.threads)
-        pool: list[_Worker] = []
         try:
-            while pending or any(worker.unit for worker in pool):
-                for worker in pool:
+            while pending or any(worker.unit for worker in self._pool):
+                self._grow(store, len(pending) + sum(1 for worker in self._pool if worker.unit))
+                for worker in self._pool:
                     if worker.unit is None and pending:
                         uid = pending.pop(0)
                         worker.send(uid, store.attempt_log(uid))
-                while pending and len(pool) < min(self.workers, len(uids)):
-                    worker = _Worker(store.work, self.threads, env)
-                    pool.append(worker)
-                    uid = pending.pop(0)
-                    worker.send(uid, store.attempt_log(uid))
                 on_change()
-                busy = {worker.replies.fileno(): worker for worker in pool if worker.unit}
-                readable, _, _ = select.select(list(busy), [], [], self.poll_s)
-                for fd in readable:
-                    worker = busy[fd]
-                    line = worker.replies.readline()
-                    if not line:  # the process died: its unit failed
-                        continue
-                    status, uid, *reason = line.rstrip("\n").split("\t")
-                    log = worker.unit[1]
-                    outcome[uid] = None if status == "ok" and store.is_done(uid) else Failure(
-                        reason[0] if reason else "the unit did not finish", log)
-                    worker.unit = None
-                for worker in list(pool):
-                    if worker.process.poll() is not None:
-                        if worker.unit is not None:
-                            uid, log = worker.unit
-                            outcome[uid] = Failure(exit_reason(worker.process.returncode), log)
-                        worker.stop()
-                        pool.remove(worker)
+                readable = self._collect(store, outcome)
                 time.sleep(0 if readable else 0.01)
-        finally:
-            for worker in pool:
-                worker.stop(kill=worker.unit is not None)
+        except BaseException:
+            self.close()
+            raise
+        if owned:
+            self.close()
         on_change()
         return outcome
+
+    def _collect(self, store: UnitStore, outcome: dict[str, Failure | None]) -> list[int]:
+        """Read the replies of workers that finished a unit; replace workers that died (their unit failed)."""
+        busy = {worker.replies.fileno(): worker for worker in self._pool if worker.unit}
+        readable, _, _ = select.select(list(busy), [], [], self.poll_s)
+        for fd in readable:
+            worker = busy[fd]
+            line = worker.replies.readline()
+            if not line:  # the process died: its unit failed
+                continue
+            status, uid, *reason = line.rstrip("\n").split("\t")
+            log = worker.unit[1]
+            outcome[uid] = None if status == "ok" and store.is_done(uid) else Failure(
+                reason[0] if reason else "the unit did not finish", log)
+            worker.unit = None
+        for worker in list(self._pool):
+            if worker.process.poll() is not None:
+                if worker.unit is not None:
+                    uid, log = worker.unit
+                    outcome[uid] = Failure(exit_reason(worker.process.returncode), log)
+                worker.unit = None
+                worker.stop()
+                self._pool.remove(worker)
+        return readable
 
 
 class InProcessExecutor:
     """Runs units one after another in this process (a `--shard i/N` command: the job is the worker)."""
 
     name = "local"
+
+    def open(self, store: UnitStore, expected_units: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
     def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
             ) -> dict[str, Failure | None]:

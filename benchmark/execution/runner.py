@@ -104,15 +104,19 @@ def execute_plan(store: UnitStore, plan: Plan, executor, *, units: list[str] | N
         second = executor.submit(store, rest, after=after or None)
         report.submitted_jobs = sorted({job.job_id.split("_")[0] for job in [*first.values(), *second.values()]})
         return report
-    with _Progress(store, selected, f"{plan.kind} {plan.suite} ({executor.name})", progress) as bar:
-        report.failed.update(_run_and_record(executor, store, canaries, bar.update, retries=0))
-        for group, uids in plan.groups.items():
-            if plan.kind == "score":
-                reason = canary_failure(store, uids[0])
-                if reason is not None:
-                    report.stopped[group] = reason
-        rest = [uid for uid in rest if group_of[uid] not in report.stopped]
-        report.failed.update(_run_and_record(executor, store, rest, bar.update, retries=retries))
+    executor.open(store, len(todo))  # a pool stays warm from the canaries to the retries
+    try:
+        with _Progress(store, selected, f"{plan.kind} {plan.suite} ({executor.name})", progress) as bar:
+            report.failed.update(_run_and_record(executor, store, canaries, bar.update, retries=0))
+            for group, uids in plan.groups.items():
+                if plan.kind == "score":
+                    reason = canary_failure(store, uids[0])
+                    if reason is not None:
+                        report.stopped[group] = reason
+            rest = [uid for uid in rest if group_of[uid] not in report.stopped]
+            report.failed.update(_run_and_record(executor, store, rest, bar.update, retries=retries))
+    finally:
+        executor.close()
     for uid in list(report.failed):
         if group_of[uid] in report.stopped and uid in plan.canaries():
             del report.failed[uid]  # reported once, as the submission's canary failure

@@ -199,6 +199,12 @@ class SlurmExecutor:
             ) -> dict[str, Failure | None]:
         return self.wait(store, self.submit(store, uids), on_change)
 
+    def open(self, store: UnitStore, expected_units: int) -> None:
+        pass  # each job array is submitted by `run`
+
+    def close(self) -> None:
+        pass
+
     @staticmethod
     def _outcome(store: UnitStore, uid: str, job) -> Failure | None:
         if store.is_done(uid):

@@ -67,11 +67,19 @@ def run_logged(work: str, uid: str, log: str) -> str | None:
             os.close(saved[1])
 
 
+def preload() -> None:
+    """Import what every scoring unit needs (~1 s) before the first unit arrives: a worker started beside a
+    running canary is warm when the canary passes."""
+    import benchmark.evaluation.scoring  # noqa: F401
+    import benchmark.execution.units  # noqa: F401
+
+
 def serve(work: str, threads: int, reply_fd: int) -> int:
     """Run the units named on stdin (``<unit id> TAB <log path>`` lines), one after another, answering
     ``ok TAB <id>`` or ``fail TAB <id> TAB <reason>`` on ``reply_fd``. One process serves many units: the
     interpreter and libraries load once."""
     limit_threads(threads)
+    preload()
     with os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8") as replies:
         for line in sys.stdin:
             uid, log = line.rstrip("\n").split("\t")
