@@ -410,3 +410,14 @@ def test_predictor_records_runtime_and_threads_and_caches_each_runtime_apart(tin
     assert not list(folder.rglob("*.onnx"))  # never planted in the model folder (imports are re-checked)
     assert len(list((tmp_path / "predictions" / "runtime").glob("*.onnx"))) == (runtime != "torch")
     assert inference_header([]) == {"cpu_model": hardware.cpu_model()}  # e.g. command models: CPU only
+
+
+@pytest.mark.skipif("openvino" not in ONNX_RUNTIMES, reason="OpenVINO is not installed")
+def test_openvino_threads_are_not_pinned_to_cores(tmp_path):
+    """Pinned (OpenVINO's default), two worker processes with one thread each ran on the same core; the speed-up
+    itself is measured in tests/benchmarks/test_bench_tile_forward.py."""
+    runner = _runner(_network(), "openvino", tmp_path)
+    assert runner.name == "openvino"
+    compiled = runner.backend.compiled
+    assert compiled.get_property("ENABLE_CPU_PINNING") is False
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1

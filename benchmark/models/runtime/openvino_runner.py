@@ -12,7 +12,8 @@ class OpenVinoRunner:
     """``logits = run(tiles)`` with the exported network compiled by OpenVINO for the CPU.
 
     Precision is set explicitly: OpenVINO's CPU plugin otherwise computes in bfloat16 on CPUs that have it,
-    which changes the logits; cordbench uses bfloat16 only when asked and the CPU has it natively.
+    which changes the logits; cordbench uses bfloat16 only when asked and the CPU has it natively. Threads are not
+    pinned to cores, so that several worker processes (the local pool, jobs sharing a node) spread over the cores.
     """
 
     name = "openvino"
@@ -26,6 +27,9 @@ class OpenVinoRunner:
             "NUM_STREAMS": 1,
             "PERFORMANCE_HINT": "LATENCY",
             "INFERENCE_PRECISION_HINT": "bf16" if bfloat16 else "f32",
+            # pinned (the default), every process with one thread was pinned to the same core: the local pool's
+            # workers shared one core (tests/benchmarks/test_bench_tile_forward.py)
+            "ENABLE_CPU_PINNING": False,
         }
         self.threads = threads
         self.bfloat16 = bfloat16
