@@ -11,6 +11,10 @@ resampling), and goes file -> mask:
 - nnU-Net: ``predict_from_files_sequential`` (NibabelIO read, preprocessing, its sliding window, export);
 - cordbench: nibabel read + canonical RAS, ``predict_probabilities``, threshold, .nii.gz write.
 
+Where the CPU computes bfloat16 natively, OpenVINO in bfloat16 (the opt-in ``precision="bfloat16"``) runs too, as
+``openvino-bf16``: reported beside the others, held to Dice >= 0.998 against nnUNetPredictor's float32 masks, and
+not counted for the speed target (another precision than the reference's).
+
 One warm-up round (untimed: kernel selection, cordbench's first-batch verification), then one timed round over
 both volumes. Masks must agree with nnUNetPredictor's at Dice >= 0.999 per case (asserted always); the speed
 targets (>= 5x for 2D, >= 1.8x for 3D, for the fastest runtime) only with ``--benchmark-enable``.
@@ -31,7 +35,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from benchmark.models.runtime.hardware import cpu_model, default_threads
+from benchmark.models.runtime.hardware import cpu_model, default_threads, native_bf16
 from benchmark.models.runtime.selection import installed
 from benchmark.models.nnunet.predict import NnunetModel, load_model, nnunet_reference_predictor
 from benchmark.training.nnunet.train import train_model
@@ -40,9 +44,13 @@ CASES = ("sub9709Ses1", "sub9709Ses2")
 # Same count for every predictor; CORDBENCH_BENCH_THREADS overrides the default (the cores available).
 THREADS = int(os.environ.get("CORDBENCH_BENCH_THREADS", default_threads()))
 RUNTIMES = ["torch", *(name for name in ("onnxruntime", "openvino") if installed(name))]
+# OpenVINO in bfloat16 (opt-in, `--precision bfloat16`) where the CPU computes it natively: a different precision
+# than nnU-Net's float32, so it is reported beside the float32 runs and not counted for the target
+BF16 = ["openvino-bf16"] if installed("openvino") and native_bf16()[0] else []
 TARGETS = {"2d": 5.0, "3d": 1.8}
 MIRRORING = {"2d": True, "3d": False}
 DICE_VS_NNUNET = 0.999
+DICE_VS_NNUNET_BF16 = 0.998  # bfloat16 keeps 8 bits of mantissa: a few boundary voxels flip (0.99897 measured)
 
 pytestmark = [pytest.mark.slow, pytest.mark.real_data]
 
@@ -174,12 +182,14 @@ def _timed(benchmark, run) -> tuple[float, list[np.ndarray]]:
 
 
 @pytest.mark.parametrize("dim", ["2d", "3d"])
-@pytest.mark.parametrize("runtime", ["nnunet", *RUNTIMES])
+@pytest.mark.parametrize("runtime", ["nnunet", *RUNTIMES, *BF16])
 def test_cpu_inference(benchmark, models, images, tmp_path, dim, runtime):
     benchmark.group = f"cpu-inference-{dim}-256x192x20"
     mirroring = MIRRORING[dim]
-    model = load_model(models[dim], runtime="torch" if runtime == "nnunet" else runtime, num_threads=THREADS,
-                       use_mirroring=mirroring, device="cpu", runtime_cache_dir=tmp_path.parent / "onnx")
+    engine, _, low_precision = runtime.partition("-")
+    model = load_model(models[dim], runtime="torch" if engine == "nnunet" else engine, num_threads=THREADS,
+                       use_mirroring=mirroring, device="cpu", runtime_cache_dir=tmp_path.parent / "onnx",
+                       precision="bfloat16" if low_precision else "float32")
     if runtime == "nnunet":
         import torch
 
@@ -192,18 +202,19 @@ def test_cpu_inference(benchmark, models, images, tmp_path, dim, runtime):
         if dim == "2d":  # the 3D model is barely trained: its masks may be empty
             assert all(mask.sum() > 100 for mask in masks)
         return
-    assert model.runtime == runtime, model.runtime_fallbacks
+    assert model.runtime == engine, model.runtime_fallbacks
     seconds, masks = _timed(benchmark, lambda: _cordbench_masks(model, images, tmp_path / "cordbench"))
     nnunet_seconds, nnunet_masks = _NNUNET[dim]
     speedup = nnunet_seconds / seconds
-    SPEEDUPS[dim][runtime] = speedup
+    if not low_precision:
+        SPEEDUPS[dim][runtime] = speedup
     agreement = [testdata.dice(ours, theirs) for ours, theirs in zip(masks, nnunet_masks)]
     benchmark.extra_info.update({"seconds_per_volume": seconds, "nnunet_seconds_per_volume": nnunet_seconds,
                                  "speedup": speedup, "dice_vs_nnunet": agreement, "threads": THREADS,
                                  "mirroring": mirroring, "cpu": cpu_model()})
     print(f"\n{dim} cordbench {runtime}: {seconds:.2f} s/volume vs nnUNetPredictor {nnunet_seconds:.2f}: "
           f"{speedup:.2f}x; Dice vs nnU-Net {', '.join(f'{d:.5f}' for d in agreement)}")
-    assert min(agreement) >= DICE_VS_NNUNET
+    assert min(agreement) >= (DICE_VS_NNUNET_BF16 if low_precision else DICE_VS_NNUNET)
     if not benchmark.disabled and runtime == RUNTIMES[-1]:
         best = max(SPEEDUPS[dim].values())
         assert best >= TARGETS[dim], f"{dim}: fastest runtime {best:.2f}x < {TARGETS[dim]}x"
