@@ -219,6 +219,43 @@ def test_two_workers_write_the_same_bytes_as_one_and_shard_commands_too(tmp_path
     assert path.read_bytes() == serial_bytes
 
 
+def unit_pids(store: UnitStore, uids: list[str]) -> list[int]:
+    return [json.loads((store.folder(uid) / "running.json").read_text())["pid"] for uid in uids]
+
+
+def test_one_warm_pool_serves_the_canary_and_the_rest_and_a_dead_idle_worker_is_replaced(tmp_path, shared_bids,
+                                                                                         fixtures_importable):
+    """The canary and the other units run on the same two worker processes (the pool is not restarted between
+    the phases); between two runs of an open executor, an idle worker killed with SIGKILL is replaced."""
+    from benchmark.execution.local import LocalExecutor
+    from benchmark.execution.runner import execute_plan
+
+    root = tmp_path / "subs"
+    write_submission(root, "blob", "centre_blob")
+    plan, units = plan_score_request([root / "blob"], SUITE, data_root=shared_bids, shard_size=2, sandbox=False)
+    store = UnitStore(tmp_path / "work")
+    plan = save_plan(store, plan, units)
+    canary, *rest = plan.unit_ids()
+    executor = LocalExecutor(workers=2)
+    report = execute_plan(store, plan, executor, progress=False)
+    assert not report.failed and all(store.is_done(uid) for uid in plan.unit_ids())
+    pids = unit_pids(store, plan.unit_ids())
+    assert len(set(pids)) == 2 and pids[0] in pids[1:]  # the canary's worker went on with the other units
+    assert executor._pool == []  # execute_plan closed the pool
+
+    again = UnitStore(tmp_path / "again")
+    plan_again = save_plan(again, plan, units)
+    executor.open(again, len(rest))
+    first, second = executor._pool
+    first.process.kill()
+    first.process.wait()
+    outcome = executor.run(again, rest)
+    executor.close()
+    assert outcome == {uid: None for uid in rest}
+    assert first.process.pid not in unit_pids(again, rest) and second.process.pid in unit_pids(again, rest)
+    assert plan_again.unit_ids() == plan.unit_ids()
+
+
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_worker_killed_with_sigkill_is_redone_and_the_bytes_do_not_change(tmp_path, shared_bids, fixtures_importable):

@@ -73,8 +73,11 @@ class _Worker:
 
     def send(self, uid: str, log: Path) -> None:
         self.unit = (uid, log)
-        self.process.stdin.write(f"{uid}\t{log}\n")
-        self.process.stdin.flush()
+        try:
+            self.process.stdin.write(f"{uid}\t{log}\n")
+            self.process.stdin.flush()
+        except OSError:  # the process died just now: the executor sees it exit and fails the unit
+            pass
 
     def stop(self, kill: bool = False) -> None:
         if kill:
@@ -115,8 +118,12 @@ class LocalExecutor:
             worker.stop(kill=worker.unit is not None)
 
     def _grow(self, store: UnitStore, wanted: int) -> None:
+        """Drop idle workers that died (between two runs, say), then start workers up to ``wanted``."""
         if self._work is not None and self._work != store.work:
             self.close()
+        for worker in [worker for worker in self._pool if worker.unit is None and worker.process.poll() is not None]:
+            worker.stop()
+            self._pool.remove(worker)
         self._work = store.work
         env = None
         while len(self._pool) < min(self.workers, wanted):
