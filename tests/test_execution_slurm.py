@@ -87,12 +87,12 @@ def squeue_ids() -> list[str]:
     return completed.stdout.split()
 
 
-def wait_until(condition, timeout_s: float, what: str) -> None:
+def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5) -> None:
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         if condition():
             return
-        time.sleep(0.5)
+        time.sleep(poll_s)
     raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
@@ -120,6 +120,8 @@ def test_threshold_baseline_through_slurm_is_byte_identical_to_the_local_serial_
 
 @pytest.mark.real_data
 def test_cancelled_array_task_is_the_only_unit_a_rerun_does(slurm_workspace, shared_bids, monkeypatch):
+    # scancel sends SIGTERM, which submitit's job bypasses, then SIGKILL after the cluster's KillWait (5 s): the
+    # victim must have more than that left to run when it is cancelled, so it is a unit of two cases (8 s)
     monkeypatch.setenv("CORDBENCH_TEST_SLEEP", "4")
     root = slurm_workspace / "subs"
     write_submission(root, "slow", "slow_blob")
@@ -128,8 +130,10 @@ def test_cancelled_array_task_is_the_only_unit_a_rerun_does(slurm_workspace, sha
     submitted = run_request(plan, units, executor="slurm-test", wait=False, progress=False, work=work)
     assert len(submitted.report.submitted_jobs) == 2  # the canary array, then the rest (after it)
     store = UnitStore(work)
-    rest = plan.groups["slow"][1:]
-    wait_until(lambda: any(store.state(uid) == "running" for uid in rest), 120, "a non-canary unit to start")
+    rest = [uid for uid in plan.groups["slow"][1:] if len(units[uid].cases) == 2]
+    assert rest, "real-mini has no unit of two cases at shard size 2"
+    wait_until(lambda: any(store.state(uid) == "running" for uid in rest), 120, "a two-case unit to start",
+               poll_s=0.1)
     victim = next(uid for uid in rest if store.state(uid) == "running")
     job = json.loads((work / "slurm" / plan.request_id / "jobs.json").read_text())[victim]
     subprocess.run(["scancel", job], check=True)
