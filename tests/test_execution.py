@@ -275,7 +275,7 @@ def test_worker_killed_with_sigkill_is_redone_and_the_bytes_do_not_change(tmp_pa
         for running in store.root.glob("*/running.json") if store.root.is_dir() else []:
             uid = running.parent.name
             spec = json.loads((running.parent / "unit.json").read_text())
-            if not spec["canary"] and not store.is_done(uid):
+            if not spec["canary"] and len(spec["cases"]) >= 2 and not store.is_done(uid):  # >= 4 s left to kill
                 victim = uid, json.loads(running.read_text())["pid"]
                 break
         time.sleep(0.2)
