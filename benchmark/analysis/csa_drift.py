@@ -108,7 +108,7 @@ def drift_markdown(report: GateReport) -> str:
                      f"{v.difference.mean:+.3f} [{v.difference.low:+.3f}, {v.difference.high:+.3f}] | "
                      f"{v.p_value:.3g} | {v.verdict.upper()} |")
     if report.problems:
-        lines += problem_lines(report.problems)
+        lines += ["", *problem_lines(report.problems)]
     lines += ["", *(f"- {v.dataset}: {v.verdict}: {v.reason}" for v in report.verdicts)]
     return "\n".join(lines) + "\n"
 

@@ -432,8 +432,8 @@ def _direction_text(metric: str) -> str:
 
 
 def problem_lines(problems: list[str]) -> list[str]:
-    """Markdown lines listing what makes a gate fail regardless of the numbers (a blank line first)."""
-    return ["", "**Problems (the gate fails on each):**", *(f"- {problem}" for problem in problems)]
+    """Markdown lines listing what makes a gate fail regardless of the numbers."""
+    return ["**Problems (the gate fails on each):**", *(f"- {problem}" for problem in problems)]
 
 
 def gate_markdown(report: GateReport) -> str:
@@ -491,7 +491,7 @@ def gate_markdown(report: GateReport) -> str:
         lines.append(f"**Speed ({report.speed.verdict.upper()}):** {report.speed.reason}.")
         lines.append("")
     if report.problems:
-        lines += [*problem_lines(report.problems)[1:], ""]
+        lines += [*problem_lines(report.problems), ""]
     if report.verdicts:
         lines.append("<details><summary>Reasons</summary>")
         lines.append("")

@@ -154,7 +154,7 @@ def band_markdown(report: BandReport) -> str:
                      f"{verdict.bound:.3f} | {verdict.tolerance:.3f} | {verdict.candidate_mean:.3f} | "
                      f"{verdict.verdict.upper()} |")
     if report.problems:
-        lines += problem_lines(report.problems)
+        lines += ["", *problem_lines(report.problems)]
     return "\n".join(lines) + "\n"
 
 
