@@ -350,7 +350,6 @@ def view_compare(prep: board_data.Prepared, table: pd.DataFrame, state: dict) ->
         "and the gate). Too few people: no interval, no test. Zero-shot A/B: whether the dataset is outside A's / "
         "B's training data."
     )
-    decimals = metric_labels.DECIMALS[metric] + 1
     display = pd.DataFrame(
         {
             "dataset": result["dataset"],

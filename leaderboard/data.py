@@ -1,7 +1,8 @@
 """Leaderboard data: results files -> one per-case table -> dense per-dataset blocks, and the case filters.
 
-Everything here reads; nothing writes results. The statistics and the tables built on these blocks are in
-:mod:`leaderboard.tables` (the definitions of incomplete, leakage, means, CIs and ranks are in its docstring).
+Everything here reads; nothing writes results. The statistics on these blocks are computed by
+:mod:`benchmark.analysis.board` and shown by :mod:`leaderboard.tables` (the definitions of incomplete, leakage,
+means, CIs and ranks are in its docstring).
 """
 
 from __future__ import annotations
@@ -16,11 +17,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its default thread count
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - depends on the environment
-    threadpool_limits = None
 from benchmark.analysis.board import INCOMPLETE, LEAK_EXCLUDED
 from benchmark.data.audit import mark_audited_leaks
 from benchmark.evaluation.metrics import METRIC_NAMES

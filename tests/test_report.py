@@ -169,7 +169,7 @@ def test_html_is_self_contained_with_every_section(tmp_path: Path) -> None:
     assert "No case images were given" in text and case_id("synth-epi", 10) in text
     assert VERSION in text and seed_results()[0].model_sha256 in text
     assert "benchmark/evaluation/metrics.py" in text
-    assert "synth-mp2rage</b> (OOD): agg-all − spec-ms = +0.155 [" in text
+    assert "synth-mp2rage</b> (OOD, 10 (10)): agg-all − spec-ms = +0.155 [" in text  # people (scans)
     assert "5. Statistics" in text and "aggregated better" in text and "specific better" in text
 
 

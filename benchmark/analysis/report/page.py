@@ -15,7 +15,7 @@ from benchmark.io import atomic_write_text
 from benchmark.data.registry import load_suite
 from benchmark.data.submissions import PREDICTIONS_NOTE
 from benchmark.evaluation.results import ResultsFile
-from benchmark.analysis.labels import METRIC_LABELS, decimals, format_p, metric_label
+from benchmark.analysis.labels import METRIC_LABELS, format_ci, format_p, format_people, metric_label
 from benchmark.analysis.summary import MIN_PEOPLE, N_RESAMPLES
 from benchmark.analysis.report.figures import figure_contrast, figure_in_domain, figure_ood, figure_titles
 from benchmark.analysis.report.inputs import ALPHA, _check_metric, leaked_counts, model_order, model_role, report_cases, select_results
@@ -44,14 +44,13 @@ def _figure_html(figure: go.Figure, div_id: str, *, with_plotlyjs: bool) -> str:
 
 
 def _summary_items(comparison: pd.DataFrame, metric: str) -> list[str]:
-    places = decimals(metric)
     items = []
     for row in comparison.itertuples(index=False):
         role = "OOD" if row.suite_role == "ood" else "in-domain"
+        difference = format_ci(row.difference, row.difference_low, row.difference_high, metric, signed=True)
         items.append(
-            f"<li><b>{html.escape(row.dataset)}</b> ({role}): {html.escape(row.aggregated)} − "
-            f"{html.escape(row.reference)} = {row.difference:+.{places}f} "
-            f"[{row.difference_low:+.{places}f}, {row.difference_high:+.{places}f}], "
+            f"<li><b>{html.escape(row.dataset)}</b> ({role}, {format_people(row.people, row.scans)}): "
+            f"{html.escape(row.aggregated)} − {html.escape(row.reference)} = {html.escape(difference)}, "
             f"Holm p = {format_p(row.p_holm)}: <b>{html.escape(row.verdict)}</b></li>")
     return items
 
