@@ -221,3 +221,18 @@ def test_scans_are_counted_beside_the_people():
 def test_compare_family_validates_its_rows():
     with pytest.raises(ValueError, match="one entry per scan"):
         compare_family([Pairs("d", ["a", "b"], [0.1, 0.2], [0.3])])
+
+
+def test_synth_multicontrast_reports_4_people_of_20_scans_in_the_committed_results():
+    """The issue's case: 20 test scans of 4 people (one of them in two sessions) are 4 people, too few for a CI."""
+    import benchmark as cb
+    from benchmark.analysis.labels import format_ci, format_people
+
+    submission = cb.load_submission("nnunet-synthetic-aggregated-quick")
+    results = cb.load_results(cb.results_path(submission.folder, "synthetic", cb.load_split("synthetic").version))
+    rows = {row["dataset"]: row for row in summary.dataset_summaries(results, "dice")}
+    multicontrast = rows["synth-multicontrast"]
+    assert format_people(multicontrast["people"], multicontrast["scans"]) == "4 (20)"
+    assert format_ci(multicontrast["mean"], multicontrast["low"], multicontrast["high"], "dice").endswith(
+        "(too few people)")
+    assert (rows["synth-epi"]["people"], rows["synth-epi"]["scans"]) == (12, 12) and rows["synth-epi"]["low"] > 0
