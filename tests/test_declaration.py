@@ -116,6 +116,14 @@ def test_score_and_audit_agree_on_a_fine_tuned_models_seen_people(tmp_path, shar
     assert scored == {"gmchallenge:sub-9604/anat/sub-9604_T2starw.nii.gz"}
     assert {case.dataset for case in results.cases if case.dataset_in_training} == {"gmchallenge", "sct-testing"}
 
+    # the leaderboard's zero-shot filter reads the same rule through the results: the parent's dataset is hidden
+    from leaderboard import data as board_data, tables
+
+    cases = board_data.cases_from_results([results])
+    board = tables.main_table_data(cases, n_resamples=50)
+    assert board.trained.loc["child"].to_dict() == {"gmchallenge": True, "sct-testing": True}
+    assert tables.main_table_data(cases, zero_shot_only=True, n_resamples=50).datasets == []  # both hidden
+
     report = run_audit([load_submission("child", subs)], data_root=shared_bids, submissions_root=subs)
     [audit] = report.submissions
     assert set(audit.declared_leaks) == scored  # the declaration: the same rule, the same rows
