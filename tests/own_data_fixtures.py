@@ -38,6 +38,7 @@ def disk(center: tuple[float, float], radius: float) -> np.ndarray:
 
 
 def volume(center: tuple[float, float], seed: int, noise: float = 6.0, cord: float = 300.0) -> np.ndarray:
+    """A dark background with noise and a bright cord-sized disk (50 mm^2) in every axial slice."""
     rng = np.random.default_rng(seed)
     data = np.full(SHAPE, 100.0, dtype=np.float32) + rng.normal(0.0, noise, SHAPE).astype(np.float32)
     data[disk(center, 4.0)] += cord - 100.0
@@ -59,10 +60,12 @@ def _description(root: Path, name: str) -> None:
 
 
 def write_subject(root: Path, image_name: str, mask_template: str, sub: str, center, origin, seed: int,
-                  datatype: str, session: str | None = None, noise: float = 6.0) -> None:
+                  datatype: str, session: str | None = None, data: np.ndarray | None = None) -> np.ndarray:
     folder = root / f"sub-{sub}" / (f"ses-{session}" if session else "") / datatype
-    save(folder / f"{image_name.format(sub=sub)}.nii.gz", volume(center, seed, noise), affine(origin))
+    data = volume(center, seed) if data is None else data
+    save(folder / f"{image_name.format(sub=sub)}.nii.gz", data, affine(origin))
     save(root / mask_template.format(sub=sub), disk(center, 4.5), affine(origin), dtype=np.uint8)
+    return data
 
 
 def write_epi_dataset(root: Path) -> Path:
@@ -70,8 +73,10 @@ def write_epi_dataset(root: Path) -> Path:
     content); no participants.tsv."""
     root = Path(root)
     _description(root, "My EPI scans")
-    write_subject(root, EPI_IMAGE, EPI_MASK, "p01", (20, 20), (-20, -20, 0), seed=1, datatype="func")
-    write_subject(root, EPI_IMAGE, EPI_MASK, "p01rescan", (20, 20), (-20, -20, 0), seed=2, datatype="func", noise=1.0)
+    first = write_subject(root, EPI_IMAGE, EPI_MASK, "p01", (20, 20), (-20, -20, 0), seed=1, datatype="func")
+    rescan = first + np.random.default_rng(2).normal(0.0, 1.0, SHAPE).astype(np.float32)  # the same scan again
+    write_subject(root, EPI_IMAGE, EPI_MASK, "p01rescan", (20, 20), (-20, -20, 0), seed=2, datatype="func",
+                  data=rescan)
     write_subject(root, EPI_IMAGE, EPI_MASK, "p02", (19, 21), (-18, -21, 5), seed=3, datatype="func")
     return root
 
