@@ -38,7 +38,7 @@ class LookAlike:
     def line(self) -> str:
         return (f"{self.dataset}: {self.subjects[0]} and {self.subjects[1]} look like one person: {self.images[0]} and "
                 f"{self.images[1]} are on the same grid with near-identical content (correlation "
-                f"{self.correlation:.3f})")
+                f"{self.correlation:.4f})")
 
 
 def _grid_key(path: Path) -> tuple | None:

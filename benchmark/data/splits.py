@@ -336,12 +336,16 @@ def fresh_split(
 def complete_split(suite: Suite, fresh: SplitFile, existing: SplitFile | None) -> SplitFile:
     """``fresh`` with every dataset frozen in ``existing`` kept as it was frozen (subjects, checksums, rule); the
     scored region is the suite's current choice. A frozen dataset whose data now give other subjects is refused:
-    only an explicit re-freeze (``splits make --refreeze``) makes a new version of it."""
+    only an explicit re-freeze (``splits make --refreeze``) makes a new version of it. A dataset whose role, test
+    fraction, strata or published list the suite file now sets differently is split afresh: the suite was changed
+    on purpose (``cordbench suites add``), and the caller says so."""
     datasets: dict[str, DatasetSplit] = {}
     for entry in suite.datasets:
         now = fresh.datasets[entry.id]
         previous = existing.datasets.get(entry.id) if existing else None
-        if previous is not None and previous.status == "fixed":
+        if previous is not None and previous.status == "fixed" and _suite_rule(previous) != _suite_rule(now):
+            datasets[entry.id] = now  # the suite itself was changed (role, test fraction, ...): a deliberate new split
+        elif previous is not None and previous.status == "fixed":
             if now.status == "fixed" and _assignment(now) != _assignment(previous):
                 raise SplitError(_frozen_message(suite.id, entry.id, previous, now))
             # the subjects stay frozen; the scored region is the suite's current choice (and changes the version)
@@ -351,6 +355,14 @@ def complete_split(suite: Suite, fresh: SplitFile, existing: SplitFile | None) -
     split = SplitFile(suite=suite.id, seed=suite.seed, made_with=f"cordbench {__version__}", datasets=datasets)
     split.version = split.content_hash()
     return split
+
+
+#: the parts of a dataset's rule that the suite file decides (the rest comes from the data and the dataset file)
+SUITE_RULE_KEYS = ("test_fraction", "stratify_by", "published_split", "test")
+
+
+def _suite_rule(split: DatasetSplit) -> tuple:
+    return (split.role, *(json.dumps(split.rule.get(key), sort_keys=True) for key in SUITE_RULE_KEYS))
 
 
 def _assignment(split: DatasetSplit) -> tuple[tuple[str, ...], tuple[str, ...]]:
