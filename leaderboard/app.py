@@ -218,7 +218,8 @@ def view_main(prep: board_data.Prepared, table: pd.DataFrame, headers: dict[str,
     metric = state["metric"]
     st.header(f"Leaderboard · {metric_label(metric)}")
     st.caption(
-        f"Benchmark version {md(prep.benchmark_version)} · {len(prep.submissions)} submissions · "
+        f"Benchmark version {md((prep.suite + '@') if prep.suite else '')}{md(prep.benchmark_version)} · "
+        f"{len(prep.submissions)} submissions · "
         f"{len(prep.blocks)} datasets. Cells: mean [bootstrap 95 % CI] over the dataset's cases. "
         f"Column groups follow the suite's roles; per model, a dataset it was trained on is marked "
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
