@@ -9,26 +9,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from benchmark import workspace
 from benchmark.data.splits import SPLITS_DIR
 from benchmark.evaluation.scoring import CHANGED_DATA_MARK
-from benchmark.workspace import init_workspace
 from factories import make_case, make_results, write_results_files
 from leaderboard.data import load_results_dirs
 from leaderboard.versions import default_version, version_infos
+from test_workspace import ws  # noqa: F401 (the active workspace fixture)
 
 SYNTHETIC = json.loads((SPLITS_DIR / "synthetic.json").read_text())["version"]
-
-
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.delenv(workspace.ENV_WORKSPACE, raising=False)
-    created = init_workspace(tmp_path / "ws")
-    monkeypatch.setenv(workspace.ENV_WORKSPACE, str(created.root))
-    yield created
-    workspace.use(None)
 
 
 def _results(submission: str, suite: str, version: str, created: str):

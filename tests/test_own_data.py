@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 
 from benchmark import workspace
 from benchmark.cli import app
-from benchmark.workspace import init_workspace
-from own_data_fixtures import EPI_MASK, write_anat_dataset, write_epi_dataset
+from own_data_fixtures import write_anat_dataset, write_epi_dataset
+from test_workspace import ws  # noqa: F401 (the active workspace fixture)
 
 runner = CliRunner()
 ANAT_A1_MASK = "derivatives/labels/sub-a1/ses-1/anat/sub-a1_ses-1_acq-axial_run-1_T2w_seg-manual.nii.gz"
@@ -30,14 +30,9 @@ def invoke(*args):
     return result
 
 
-@pytest.fixture
-def ws(tmp_path, monkeypatch):
-    monkeypatch.delenv(workspace.ENV_WORKSPACE, raising=False)
-    monkeypatch.setenv("COLUMNS", "400")
-    created = init_workspace(tmp_path / "ws")
-    monkeypatch.setenv(workspace.ENV_WORKSPACE, str(created.root))
-    yield created
-    workspace.use(None)
+@pytest.fixture(autouse=True)
+def wide_terminal(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "400")  # rich wraps at the terminal's width
 
 
 @pytest.fixture

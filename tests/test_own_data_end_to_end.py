@@ -13,25 +13,19 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from own_data_fixtures import write_anat_dataset, write_epi_dataset
+from test_leaderboard_browser import CHROMIUM, CHROMIUM_ARGS, _free_port, stop_server, wait_healthy
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
 def readme_commands() -> list[str]:
@@ -41,26 +35,6 @@ def readme_commands() -> list[str]:
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     joined = re.sub(r"\\\n\s*", " ", block)
     return [line.split("  #")[0].strip() for line in joined.splitlines() if line.strip()]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            pytest.fail(f"the leaderboard did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.5)
 
 
 def _results(workspace: Path, submission: str) -> dict:
@@ -135,10 +109,10 @@ def test_readme_own_data_to_the_leaderboard_in_chromium(tmp_path):
     log = tmp_path / "leaderboard.log"
     with open(log, "wb") as handle:
         server = subprocess.Popen(["bash", "-c", f"exec {commands[-1]} --port {port}"], cwd=ws, env=env,
-                                  stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+                                  stdout=handle, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_healthy(url, server, log)
+        wait_healthy(url, server, log, timeout_s=90)
         with sync_api.sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
             try:
@@ -162,12 +136,7 @@ def test_readme_own_data_to_the_leaderboard_in_chromium(tmp_path):
             finally:
                 browser.close()
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=20)
+        stop_server(server)  # bash and `cordbench leaderboard` exec Streamlit: one process
 
     status = subprocess.run(["git", "status", "--porcelain"], cwd=copy, check=True, capture_output=True, text=True)
     assert status.stdout == "", f"the run changed the repository:\n{status.stdout}"
