@@ -171,10 +171,13 @@ def test_adding_and_removing_datasets_announces_the_new_version_and_keeps_the_ol
     assert last.exit_code == 2 and "a suite needs at least one dataset" in last.flat
 
 
-def test_a_builtin_suite_is_never_edited(ws):
+def test_a_builtin_suite_is_never_edited(ws, bids):
     result = invoke("suites", "add", "real-mini", "sct-testing", "--role", "ood")
     assert result.exit_code == 2
     assert "error: suite 'real-mini' is built-in" in result.flat and "is never changed" in result.flat
+    added = invoke("datasets", "add", "my-t2", "--root", bids["t2"], "--suite", "real-mini", "--role", "ood")
+    assert added.exit_code == 2 and "error: suite 'real-mini' is built-in" in added.flat
+    assert not (ws.datasets_dir / "my-t2.yaml").exists()  # refused before anything was written
 
 
 # ----------------------------------------------------------------------------------------- masks on the grid
@@ -365,3 +368,17 @@ def test_add_predictions_needs_the_training_data_when_no_sidecar_names_the_model
         == ["spine-generic"]
     typo = invoke("submissions", "add-predictions", "masks2", folder, "--trained-on", "spine-generik")
     assert typo.exit_code == 2 and "did you mean 'spine-generic'?" in typo.flat
+
+
+def test_same_grid_alone_is_not_one_person(tmp_path):
+    """Two people scanned with one protocol and placement (same grid) but different images are not flagged."""
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.drafting import draft_dataset
+    from benchmark.data.lookalike import lookalike_people
+    from own_data_fixtures import EPI_IMAGE, EPI_MASK, write_subject
+
+    root = write_epi_dataset(tmp_path / "epi")
+    write_subject(root, EPI_IMAGE, EPI_MASK, "p03", (21, 19), (-20, -20, 0), seed=4, datatype="func")  # p01's grid
+    dataset, _ = draft_dataset("epi", root)
+    found = lookalike_people(index_dataset(root, dataset), dataset.person_of)
+    assert [item.subjects for item in found] == [("sub-p01", "sub-p01rescan")]

@@ -146,6 +146,10 @@ def datasets_add(
             shell.console.print(f"{dataset.id}: one person each: "
                                 + "; ".join(", ".join(group) for group in dataset.same_person), highlight=False)
         _warn_lookalikes(dataset, index)
+    if suite is not None and not dry_run:  # a suite that cannot take them (a built-in one): before writing anything
+        from benchmark.data.suite_files import add_to_suite
+
+        add_to_suite(suite, [], dry_run=True)
     for dataset, folder, target, _index in drafts:
         if target is None:
             typer.echo(dataset_yaml(dataset, folder))
