@@ -57,10 +57,15 @@ def score_command(
     check_runtime(runtime)
     if allow_changed_data:
         for name in names:
-            results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
-                                             device=device, trust_checkpoint=trust_checkpoint,
-                                             sandbox=not no_sandbox, allow_changed_data=True, runtime=runtime,
-                                             threads=threads)
+            try:
+                results, path = score_submission(name, suite, data_root=data_root,
+                                                 overrides=parse_overrides(dataset_dir), device=device,
+                                                 trust_checkpoint=trust_checkpoint, sandbox=not no_sandbox,
+                                                 allow_changed_data=True, runtime=runtime, threads=threads)
+            except KeyboardInterrupt:
+                shell.err_console.print(f"[bold red]interrupted:[/] no results file written for {name}; the "
+                                        "predictions made so far are cached: run the same command again to resume")
+                raise typer.Exit(INTERRUPTED_EXIT) from None
             print_summary(results, metric)
             shell.console.print(f"wrote {path}")
         return

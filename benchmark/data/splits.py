@@ -142,6 +142,18 @@ def _read_split(suite_id: str, path: Path) -> SplitFile:
     return split
 
 
+def check_split_covers_suite(suite: Suite, split: SplitFile) -> None:
+    """The suite's datasets are the split's: a dataset added to (or removed from) the suite since the split was made
+    would be scored, or trained on, under a version that does not hold it."""
+    added = [dataset_id for dataset_id in suite.ids() if dataset_id not in split.datasets]
+    removed = [dataset_id for dataset_id in split.datasets if dataset_id not in suite.ids()]
+    if added or removed:
+        what = "; ".join(filter(None, [f"added to the suite since: {', '.join(added)}" if added else "",
+                                       f"removed from it: {', '.join(removed)}" if removed else ""]))
+        raise SplitError(f"suite {suite.id}: its split (benchmark version {split.version}) was made for other "
+                         f"datasets ({what}); `cordbench splits make --suite {suite.id}` makes the new version")
+
+
 def write_split(split: SplitFile, path: Path) -> Path:
     split.version = split.content_hash()
     atomic_write_text(path, json.dumps(split.model_dump(mode="json"), indent=1, sort_keys=True) + "\n")

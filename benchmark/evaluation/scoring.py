@@ -29,8 +29,8 @@ from benchmark.io import atomic_write_json
 from benchmark.evaluation.metrics import compute_metrics, scored_region
 from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
-from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
-                                   verify_split)
+from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, check_split_covers_suite, dataset_folder,
+                                   file_checksum, load_split, verify_split)
 from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
                                         unregistered_datasets)
 
@@ -74,7 +74,7 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
                overrides: dict[str, Path] | None = None, *, check_checksums: bool = True) -> list[TestCase]:
     """Every labelled image of every test subject of the suite, checked against the split's checksums."""
     suite = load_suite(suite_id)
-    check_split_covers_suite(suite_id, split)
+    check_split_covers_suite(suite, split)
     cases: list[TestCase] = []
     for entry in suite.datasets:
         folder = dataset_folder(entry.id, data_root, overrides)
@@ -97,19 +97,6 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
                                    f"run `cordbench splits verify --suite {suite_id}`")
             cases.append(TestCase(case, folder, digest, entry.role, split_entry.scored_region))
     return cases
-
-
-def check_split_covers_suite(suite_id: str, split: SplitFile) -> None:
-    """The suite's datasets are the split's: a dataset added to (or removed from) the suite since the split was made
-    would be scored under a version that does not hold it."""
-    suite = load_suite(suite_id)
-    added = [dataset_id for dataset_id in suite.ids() if dataset_id not in split.datasets]
-    removed = [dataset_id for dataset_id in split.datasets if dataset_id not in suite.ids()]
-    if added or removed:
-        what = "; ".join(filter(None, [f"added to the suite since: {', '.join(added)}" if added else "",
-                                       f"removed from it: {', '.join(removed)}" if removed else ""]))
-        raise ScoringError(f"suite {suite_id}: its split (benchmark version {split.version}) was made for other "
-                           f"datasets ({what}); `cordbench splits make --suite {suite_id}` makes the new version")
 
 
 def declared_training_people(submission: Submission) -> dict[str, set[str]] | None:
