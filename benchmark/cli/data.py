@@ -377,6 +377,9 @@ def splits_make(
                             + "; ".join(split_changes(current, split)), highlight=False)
         shell.console.print(f"the previous split is kept as {kept_at}; results scored on {current.version} stay under "
                             "it (the leaderboard marks them superseded)", highlight=False)
+    elif builtin is not None and builtin.version != split.version:
+        shell.console.print(f"completes the built-in split (version {builtin.version} -> {split.version}): "
+                            + "; ".join(split_changes(builtin, split)), highlight=False)
     write_split(split, target)
     shell.console.print(f"wrote {target} (benchmark version {split.version})", highlight=False)
 
