@@ -131,7 +131,7 @@ def test_one_person_in_an_in_domain_suite_gives_an_empty_test_split_and_says_so(
     # before: the test split was empty, with no word
     assert made.exit_code == 0
     assert ("warning: the test split of my-epi is empty (all 1 of its people are in the train split): nothing of "
-            "my-epi will be scored; with so few people use it out-of-domain (`cordbench suites add SUITE my-epi "
+            "my-epi will be scored; with so few people use it out-of-domain (`cordbench suites add my-suite my-epi "
             "--role ood`) or raise its test fraction") in made.flat
     moved = invoke("suites", "add", "my-suite", "my-epi", "--role", "ood")
     assert moved.exit_code == 0

@@ -337,8 +337,8 @@ def splits_make(
     files changed it says so and keeps the split (--refreeze applies the change). Every change of version is said,
     with the old file kept; a split that does not change is not written. Masks off their image's grid are refused.
     """
-    from benchmark.data.registry import RegistryError, load_dataset, load_suite, suite_ids
-    from benchmark.data.split_changes import split_changes, split_warnings, superseded_path
+    from benchmark.data.registry import RegistryError, load_dataset, load_suite, origin_of_entry, suite_ids
+    from benchmark.data.split_changes import frozen_drift, split_changes, split_warnings, superseded_path
     from benchmark.data.splits import (SPLITS_DIR, complete_split, fresh_split, load_split, split_path,
                                        workspace_split_path, write_split)
     from benchmark.data.suite_files import unknown_suite_message
@@ -359,10 +359,12 @@ def splits_make(
                                  published_root=published_root)
     split = complete_split(suite_entry, fresh, base)
     _print_split(split)
-    for warning in split_warnings(split, lambda dataset_id, subject: load_dataset(dataset_id).person_of(subject)):
+    editable = origin_of_entry("suites", suite) == "workspace"
+    for warning in split_warnings(split, lambda dataset_id, subject: load_dataset(dataset_id).person_of(subject),
+                                  editable):
         shell.err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     _warn_split_lookalikes(suite, indexes)
-    kept = [line for line in split_changes(split, fresh) if not line.startswith(("+", "-"))]
+    kept = frozen_drift(split, fresh)
     if kept and not refreeze:
         shell.err_console.print(f"[yellow]note:[/] the data (or the rules) now differ from the frozen split, which is "
                                 f"kept as it is: {'; '.join(kept)}. `cordbench splits make --suite {suite} --refreeze` "

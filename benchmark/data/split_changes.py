@@ -73,14 +73,23 @@ def split_changes(old: SplitFile, new: SplitFile) -> list[str]:
     return lines
 
 
+def frozen_drift(kept: SplitFile, fresh: SplitFile) -> list[str]:
+    """How the data at hand (``fresh``) differ from the frozen datasets ``kept`` (checksums, files, rules); datasets
+    not found here, or not frozen, are not compared."""
+    return [line for dataset_id, entry in kept.datasets.items()
+            if entry.status == "fixed" and dataset_id in fresh.datasets and fresh.datasets[dataset_id].status == "fixed"
+            for line in dataset_changes(dataset_id, entry, fresh.datasets[dataset_id])]
+
+
 def superseded_path(splits_dir: Path, split: SplitFile) -> Path:
     """Where a superseded split file is kept: ``<splits>/superseded/<suite>@<version>.json``."""
     return Path(splits_dir) / SUPERSEDED_FOLDER / f"{split.suite}@{split.version}.json"
 
 
-def split_warnings(split: SplitFile, person_of) -> list[str]:
+def split_warnings(split: SplitFile, person_of, editable: bool = True) -> list[str]:
     """Test splits that cannot support a conclusion about people: empty, or one person. ``person_of(dataset id,
-    participant id)`` gives the person (same_person groups and subject_grouping)."""
+    participant id)`` gives the person (same_person groups and subject_grouping); ``editable``: the suite is the
+    user's, so the warning may say how to change it."""
     warnings = []
     for dataset_id, entry in split.datasets.items():
         if entry.status != "fixed":
@@ -90,9 +99,9 @@ def split_warnings(split: SplitFile, person_of) -> list[str]:
             why = (f"all {len({person_of(dataset_id, s) for s in entry.train})} of its people are in the train split"
                    if entry.train else "no subject has an image with a cord mask")
             lines = f"the test split of {dataset_id} is empty ({why}): nothing of {dataset_id} will be scored"
-            if entry.role == "in-domain":
-                lines += ("; with so few people use it out-of-domain (`cordbench suites add SUITE "
-                          f"{dataset_id} --role ood`) or raise its test fraction")
+            if entry.role == "in-domain" and editable:
+                lines += ("; with so few people use it out-of-domain (`cordbench suites add "
+                          f"{split.suite} {dataset_id} --role ood`) or raise its test fraction")
             warnings.append(lines)
         elif len(people) == 1:
             warnings.append(f"the test split of {dataset_id} holds one person ({people[0]}, {len(entry.test)} "
