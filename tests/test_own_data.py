@@ -382,3 +382,16 @@ def test_same_grid_alone_is_not_one_person(tmp_path):
     dataset, _ = draft_dataset("epi", root)
     found = lookalike_people(index_dataset(root, dataset), dataset.person_of)
     assert [item.subjects for item in found] == [("sub-p01", "sub-p01rescan")]
+
+
+def test_a_suite_file_with_the_users_comments_is_kept_when_a_command_rewrites_it(ws, bids):
+    invoke("datasets", "add", f"my-epi={bids['epi']}", f"my-t2={bids['t2']}", "--suite", "s", "--role", "ood")
+    path = ws.root / "suites" / "s.yaml"
+    edited = path.read_text().replace("datasets:\n", "datasets:  # my-t2 is the reference site\n")
+    path.write_text(edited)
+    result = invoke("suites", "remove", "s", "my-t2")
+    assert result.exit_code == 0, result.output
+    [kept] = (ws.work_dir / "replaced" / "suites").glob("s.*.yaml")
+    assert kept.read_text() == edited and f"its comments are not kept: the previous file is {kept}" in result.flat
+    again = invoke("suites", "add", "s", "my-epi", "--role", "ood")  # nothing to change: nothing rewritten
+    assert "my-epi (ood) is in the suite already" in again.flat and len(list(kept.parent.iterdir())) == 1

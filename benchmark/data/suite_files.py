@@ -59,7 +59,7 @@ def _describe(entry: SuiteDataset) -> str:
     return f"{entry.id} ({entry.role}{extra}{strata})"
 
 
-def _write_suite(path: Path, data: dict) -> None:
+def _write_suite(path: Path, data: dict) -> Path | None:
     """Validate the suite as the registry will read it, then write it atomically."""
     try:
         suite = Suite.model_validate(data)
@@ -68,7 +68,25 @@ def _write_suite(path: Path, data: dict) -> None:
     unknown = [entry.id for entry in suite.datasets if entry.id not in dataset_ids()]
     if unknown:
         raise RegistryError(f"{path}: unknown dataset(s) {', '.join(unknown)} (see `cordbench datasets list`)")
-    atomic_write_text(path, SUITE_HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110))
+    return _replace(path, SUITE_HEADER + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=110))
+
+
+def _replace(path: Path, text: str) -> Path | None:
+    """Write ``text`` over a registry file. Comments other than its leading block would be lost (the file is rewritten
+    from its data): the previous file is then kept under ``work/replaced/`` and its path returned."""
+    kept = None
+    if path.is_file():
+        old = path.read_text(encoding="utf-8")
+        body = old.splitlines()[len(_leading_comment(old)):]
+        if any("#" in line for line in body):
+            from datetime import datetime, timezone
+
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+            kept = workspace.require("editing a registry file").work_dir / "replaced" / path.parent.name / \
+                f"{path.stem}.{stamp}{path.suffix}"
+            atomic_write_text(kept, old)
+    atomic_write_text(path, text)
+    return kept
 
 
 def add_to_suite(suite_id: str, entries: list[SuiteDataset], *, dry_run: bool = False) -> Edit:
@@ -99,9 +117,15 @@ def add_to_suite(suite_id: str, entries: list[SuiteDataset], *, dry_run: bool = 
             data.setdefault("datasets", []).append(dumped)
             members[entry.id] = len(data["datasets"]) - 1
             changes.append(f"+ {_describe(entry)}")
-    if not dry_run:
-        _write_suite(path, data)
+    changed = created or any(not change.endswith("in the suite already") for change in changes)
+    if changed and not dry_run:
+        _note_kept(changes, _write_suite(path, data))
     return Edit(path, created, changes)
+
+
+def _note_kept(changes: list[str], kept: Path | None) -> None:
+    if kept is not None:
+        changes.append(f"its comments are not kept: the previous file is {kept}")
 
 
 def remove_from_suite(suite_id: str, dataset_ids: list[str], *, dry_run: bool = False) -> Edit:
@@ -120,9 +144,10 @@ def remove_from_suite(suite_id: str, dataset_ids: list[str], *, dry_run: bool = 
         raise RegistryError(f"{path}: a suite needs at least one dataset; removing {', '.join(dataset_ids)} would "
                             "leave none (delete the file to drop the suite)")
     data["datasets"] = kept
+    changes = [f"- {dataset_id}" for dataset_id in dataset_ids]
     if not dry_run:
-        _write_suite(path, data)
-    return Edit(path, False, [f"- {dataset_id}" for dataset_id in dataset_ids])
+        _note_kept(changes, _write_suite(path, data))
+    return Edit(path, False, changes)
 
 
 def with_same_person(dataset: Dataset, groups: list[list[str]]) -> Dataset:
@@ -154,7 +179,7 @@ def amend_dataset_same_person(dataset_id: str, groups: list[list[str]], *, dry_r
     changes = [f"same_person: {before.same_person or '[]'} -> {after.same_person}"] \
         if after.same_person != before.same_person else ["same_person: unchanged"]
     if not dry_run and after.same_person != before.same_person:
-        atomic_write_text(path, text)
+        _note_kept(changes, _replace(path, text))
     return after, Edit(path, False, changes)
 
 
