@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
@@ -103,11 +104,8 @@ def datasets_add(
     """Draft a dataset file into the workspace by inspecting a BIDS folder; print what was guessed, validate it and
     index the folder with it, check every mask is on its image's grid, and warn about participant ids that look
     like one person. With --suite, also put it in a suite (any role), without editing YAML."""
-    from benchmark.data.bids_index import index_dataset
-    from benchmark.data.drafting import dataset_yaml, draft_dataset
-    from benchmark.data.grids import off_grid_masks
-    from benchmark.data.registry import RegistryError, workspace_file
-    from benchmark.data.suite_files import check_groups, parse_groups, with_same_person
+    from benchmark.data.drafting import dataset_yaml
+    from benchmark.data.suite_files import parse_groups
     from benchmark.io import atomic_write_text
 
     if role not in ("in-domain", "ood"):
@@ -115,56 +113,82 @@ def datasets_add(
     if test_fraction is not None and (suite is None or role != "in-domain"):
         fail("--test-fraction applies to an in-domain dataset of a --suite")
     folders = _dataset_folders(datasets, root)
-    groups = parse_groups(same_person, same_person_file)
-    drafts = []
-    for dataset_id, folder in folders.items():
-        target = None if dry_run else workspace_file("datasets", dataset_id)
-        dataset, guesses = draft_dataset(dataset_id, folder)
-        index = index_dataset(folder, dataset)
-        for line in guesses.lines():
-            shell.console.print(line, markup=False, highlight=False)
-        shell.console.print(f"valid; indexed with it: {len(index.subjects())} subjects, {len(index.pairs)} image/mask "
-                            f"pairs, {len(index.images_without_label)} images without mask, "
-                            f"{len(index.not_downloaded())} files not downloaded", highlight=False)
-        off_grid = off_grid_masks(index)
-        if off_grid:
-            for problem in off_grid[:10]:
-                shell.err_console.print(f"  mask off its image's grid {problem.line()}", markup=False, highlight=False)
-            raise RegistryError(f"{folder}: {len(off_grid)} mask(s) not on their image's grid (listed above); they "
-                                f"cannot be scored: nothing was written. Put them on their images' grid and run the "
-                                "command again")
-        drafts.append([dataset, folder, target, index])
-    for group in groups:
-        owners = [draft for draft in drafts if set(group) <= set(draft[3].subjects())]
-        if len(owners) != 1:
-            draft = max(drafts, key=lambda draft: len(set(group) & set(draft[3].subjects())))
-            check_groups(draft[0].id, [group], draft[3].subjects())  # names the id that is not a participant
-            fail(f"--same-person {','.join(group)}: these ids are participants of several datasets")
-        owners[0][0] = with_same_person(owners[0][0], [group])
-    for dataset, _folder, _target, index in drafts:
-        if dataset.same_person:
-            shell.console.print(f"{dataset.id}: one person each: "
-                                + "; ".join(", ".join(group) for group in dataset.same_person), highlight=False)
-        _warn_lookalikes(dataset, index)
+    drafts = [_draft(dataset_id, folder, dry_run) for dataset_id, folder in folders.items()]
+    _assign_groups(drafts, parse_groups(same_person, same_person_file))
+    for draft in drafts:
+        if draft.dataset.same_person:
+            shell.console.print(f"{draft.dataset.id}: one person each: "
+                                + "; ".join(", ".join(group) for group in draft.dataset.same_person), highlight=False)
+        _warn_lookalikes(draft.dataset, draft.index)
     if suite is not None and not dry_run:  # a suite that cannot take them (a built-in one): before writing anything
         from benchmark.data.suite_files import add_to_suite
 
         add_to_suite(suite, [], dry_run=True)
-    for dataset, folder, target, _index in drafts:
-        if target is None:
-            typer.echo(dataset_yaml(dataset, folder))
+    for draft in drafts:
+        if draft.target is None:
+            typer.echo(dataset_yaml(draft.dataset, draft.folder))
             continue
-        atomic_write_text(target, dataset_yaml(dataset, folder))
-        shell.console.print(f"wrote {target} (check licence, citation and access; docs/registry.md)", highlight=False)
+        atomic_write_text(draft.target, dataset_yaml(draft.dataset, draft.folder))
+        shell.console.print(f"wrote {draft.target} (check licence, citation and access; docs/registry.md)",
+                            highlight=False)
     if suite is not None:
         from benchmark.data.registry import SuiteDataset
 
-        entries = [SuiteDataset(id=dataset.id, role=role, test_fraction=(test_fraction or 0.2) if role == "in-domain"
-                                else None) for dataset, _folder, _target, _index in drafts]
+        entries = [SuiteDataset(id=draft.dataset.id, role=role,
+                                test_fraction=(test_fraction or 0.2) if role == "in-domain" else None)
+                   for draft in drafts]
         _print_suite_edit(suite, entries=entries, dry_run=dry_run)
     elif not dry_run:
         shell.console.print(f"next: put it in a suite: `cordbench suites add SUITE {' '.join(folders)} --role "
                             "in-domain|ood`, then `cordbench splits make --suite SUITE`")
+
+
+@dataclass
+class _Draft:
+    """A dataset drafted from a folder, its index, and where it will be written (None: --dry-run)."""
+
+    dataset: object
+    folder: Path
+    target: Path | None
+    index: object
+
+
+def _draft(dataset_id: str, folder: Path, dry_run: bool) -> _Draft:
+    """Draft, print the guesses, index; masks off their image's grid stop everything (nothing written)."""
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.drafting import draft_dataset
+    from benchmark.data.grids import off_grid_masks
+    from benchmark.data.registry import RegistryError, workspace_file
+
+    target = None if dry_run else workspace_file("datasets", dataset_id)
+    dataset, guesses = draft_dataset(dataset_id, folder)
+    index = index_dataset(folder, dataset)
+    for line in guesses.lines():
+        shell.console.print(line, markup=False, highlight=False)
+    shell.console.print(f"valid; indexed with it: {len(index.subjects())} subjects, {len(index.pairs)} image/mask "
+                        f"pairs, {len(index.images_without_label)} images without mask, "
+                        f"{len(index.not_downloaded())} files not downloaded", highlight=False)
+    off_grid = off_grid_masks(index)
+    if off_grid:
+        for problem in off_grid[:10]:
+            shell.err_console.print(f"  mask off its image's grid {problem.line()}", markup=False, highlight=False)
+        raise RegistryError(f"{folder}: {len(off_grid)} mask(s) not on their image's grid (listed above); they "
+                            "cannot be scored: nothing was written. Put them on their images' grid and run the "
+                            "command again")
+    return _Draft(dataset, folder, target, index)
+
+
+def _assign_groups(drafts: list[_Draft], groups: list[list[str]]) -> None:
+    """Each same-person group to the one dataset holding all its ids (an unknown id is named, with the closest)."""
+    from benchmark.data.suite_files import check_groups, with_same_person
+
+    for group in groups:
+        owners = [draft for draft in drafts if set(group) <= set(draft.index.subjects())]
+        if len(owners) != 1:
+            closest = max(drafts, key=lambda draft: len(set(group) & set(draft.index.subjects())))
+            check_groups(closest.dataset.id, [group], closest.index.subjects())  # names the id that is not there
+            fail(f"--same-person {','.join(group)}: these ids are participants of several datasets")
+        owners[0].dataset = with_same_person(owners[0].dataset, [group])
 
 
 def _dataset_folders(datasets: list[str], root: Path | None) -> dict[str, Path]:
@@ -201,11 +225,11 @@ def _print_suite_edit(suite_id: str, *, entries=None, remove: list[str] | None =
 
     edit = remove_from_suite(suite_id, remove, dry_run=dry_run) if remove else add_to_suite(suite_id, entries,
                                                                                             dry_run=dry_run)
-    verb = "would write" if dry_run else "wrote"
+    changed = edit.created or any(not change.endswith("in the suite already") for change in edit.changes)
+    verb = "unchanged:" if not changed else "would write" if dry_run else "wrote"
     shell.console.print(f"{verb} {edit.path} ({'new suite' if edit.created else 'suite ' + suite_id}): "
                         + "; ".join(edit.changes), highlight=False)
     frozen = next((path for path in split_candidates(suite_id) if path.exists()), None)
-    changed = any(not change.endswith("in the suite already") for change in edit.changes)
     if frozen is not None and changed:
         from benchmark.data.splits import load_split
 
@@ -338,11 +362,10 @@ def splits_make(
     with the old file kept; a split that does not change is not written. Masks off their image's grid are refused.
     """
     from benchmark.data.registry import RegistryError, load_dataset, load_suite, origin_of_entry, suite_ids
-    from benchmark.data.split_changes import frozen_drift, split_changes, split_warnings, superseded_path
+    from benchmark.data.split_changes import frozen_drift, split_warnings
     from benchmark.data.splits import (SPLITS_DIR, complete_split, fresh_split, load_split, split_path,
                                        workspace_split_path, write_split)
     from benchmark.data.suite_files import unknown_suite_message
-    from benchmark.io import atomic_write_bytes
 
     if suite not in suite_ids():
         raise RegistryError(unknown_suite_message(suite))
@@ -372,6 +395,16 @@ def splits_make(
     if current is not None and current.version == split.version:
         shell.console.print(f"unchanged: {target} (benchmark version {split.version})", highlight=False)
         return
+    _announce_version(target, current, builtin, split)
+    write_split(split, target)
+    shell.console.print(f"wrote {target} (benchmark version {split.version})", highlight=False)
+
+
+def _announce_version(target: Path, current, builtin, split) -> None:
+    """Say how the version changes, and keep the file being replaced under splits/superseded/."""
+    from benchmark.data.split_changes import split_changes, superseded_path
+    from benchmark.io import atomic_write_bytes
+
     if current is not None:
         kept_at = superseded_path(target.parent, current)
         atomic_write_bytes(kept_at, target.read_bytes())
@@ -382,8 +415,6 @@ def splits_make(
     elif builtin is not None and builtin.version != split.version:
         shell.console.print(f"completes the built-in split (version {builtin.version} -> {split.version}): "
                             + "; ".join(split_changes(builtin, split)), highlight=False)
-    write_split(split, target)
-    shell.console.print(f"wrote {target} (benchmark version {split.version})", highlight=False)
 
 
 def _warn_split_lookalikes(suite: str, indexes: dict) -> None:
