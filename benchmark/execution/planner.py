@@ -142,11 +142,12 @@ def list_plans(work: Path) -> list[Plan]:
 # ---------------------------------------------------------------------------- from the registry
 def submission_ref(name: str | Path, submissions_root: Path | None) -> SubmissionRef:
     """A submission's planning identity: its model, inference settings and declared training data."""
-    from benchmark.evaluation.scoring import check_declared_datasets, declared_training_people
+    from benchmark.evaluation.scoring import check_declared_datasets, check_supplied_folders, declared_training_people
     from benchmark.data.submissions import load_submission, submission_hash, training_datasets
 
     submission = load_submission(name, submissions_root)
     check_declared_datasets(submission.name, training_datasets(submission, submissions_root))
+    check_supplied_folders(submission)
     people = declared_training_people(submission) or {}
     declared = {"hash": submission_hash(submission), "manifest": submission.model_dump(mode="json"),
                 "trained_on": sorted(training_datasets(submission, submissions_root)),
