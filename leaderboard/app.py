@@ -6,8 +6,10 @@ Launch (from the repository root)::
 
 ``--results-dir`` (repeatable; a submissions folder, any folder with ``*/results/*.json`` below it, or
 one results file) defaults to the active workspace's ``submissions/`` and the built-in reference submissions
-(``cordbench leaderboard`` passes both). Each row's ``from`` column says whether the model is a built-in
-reference submission or the user's. Without command-line arguments (e.g.
+(``cordbench leaderboard`` passes both). Each row says where its model comes from (``model from``: a built-in
+reference submission or the user's) and where its results file does (``results from``: shipped with cordbench, or
+scored by the user). Versions are listed as ``suite@version`` with their origin and marks (superseded, changed
+data), and the app opens on the user's newest one (:mod:`leaderboard.versions`). Without command-line arguments (e.g.
 under ``streamlit.testing``) the environment is read instead: ``CORDBENCH_RESULTS_DIRS`` (folders
 separated by ``os.pathsep``), ``CORDBENCH_DATA_ROOT``, ``CORDBENCH_CASES_INDEX`` (files separated by
 ``os.pathsep``). Each option given on the command line wins over its environment variable.
@@ -36,13 +38,14 @@ import streamlit as st  # noqa: E402
 from benchmark.analysis import labels as metric_labels, summary  # noqa: E402
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES  # noqa: E402
 from benchmark.evaluation.results import find_results_files  # noqa: E402
-from leaderboard import data as board_data, tables  # noqa: E402
+from leaderboard import data as board_data, tables, versions as board_versions  # noqa: E402
 from leaderboard.plain_text import html_literal, markdown_literal as md  # noqa: E402
 
 ENV_RESULTS_DIRS = "CORDBENCH_RESULTS_DIRS"
 ENV_DATA_ROOT = "CORDBENCH_DATA_ROOT"
 ENV_CASES_INDEX = "CORDBENCH_CASES_INDEX"
-ORIGIN_COLUMN = "from"
+MODEL_ORIGIN_COLUMN = "model from"
+RESULTS_ORIGIN_COLUMN = "results from"
 METRICS_DOC = REPO_ROOT / "docs" / "metrics.md"
 
 VIEW_MAIN = "Main table"
@@ -94,13 +97,18 @@ def submission_origin(name: str) -> str:
     return "built-in" if (builtin_submissions_dir() / name / "submission.yaml").is_file() else "workspace"
 
 
-def with_origin(table: pd.DataFrame) -> pd.DataFrame:
-    """The main table with a ``from`` column after the submission (built-in or workspace)."""
+def with_origin(table: pd.DataFrame, results_paths: dict[str, str] | None = None) -> pd.DataFrame:
+    """The main table with, after the submission, where its model comes from and where its results file does
+    (built-in or workspace): a built-in model scored on the user's data has workspace results."""
     if table.empty or tables.KEY_COLUMN not in table.columns:
         return table
-    origins = [submission_origin(str(name)) for name in table[tables.KEY_COLUMN]]
-    return table.drop(columns=[ORIGIN_COLUMN], errors="ignore").pipe(
-        lambda frame: frame.insert(1, ORIGIN_COLUMN, origins) or frame)
+    names = [str(name) for name in table[tables.KEY_COLUMN]]
+    frame = table.drop(columns=[MODEL_ORIGIN_COLUMN, RESULTS_ORIGIN_COLUMN], errors="ignore")
+    frame.insert(1, MODEL_ORIGIN_COLUMN, [submission_origin(name) for name in names])
+    paths = results_paths or {}
+    frame.insert(2, RESULTS_ORIGIN_COLUMN, [board_versions.results_origin(paths[name]) if name in paths else ""
+                                            for name in names])
+    return frame
 
 
 def metric_label(metric: str) -> str:
@@ -130,6 +138,13 @@ def load_results(roots: tuple[str, ...], fingerprint: tuple) -> board_data.Loade
     return board_data.load_results_dirs(roots)
 
 
+@st.cache_data(max_entries=8)
+def version_infos(roots: tuple[str, ...], fingerprint: tuple, _loaded: board_data.LoadedResults
+                  ) -> list[board_versions.VersionInfo]:
+    """The versions in selector order, with their labels' facts (the split files are read once per results set)."""
+    return board_versions.version_infos(_loaded)
+
+
 @st.cache_resource(max_entries=8)
 def prepared(roots: tuple[str, ...], fingerprint: tuple, version: str, _cases: pd.DataFrame) -> board_data.Prepared:
     return board_data.prepare(_cases, version)
@@ -138,13 +153,13 @@ def prepared(roots: tuple[str, ...], fingerprint: tuple, version: str, _cases: p
 @st.cache_data(max_entries=64)
 def main_table(
     roots: tuple[str, ...], fingerprint: tuple, version: str, metric: str, zero_shot: bool, filters: board_data.Filters,
-    ceilings_key: str, _prep: board_data.Prepared, _ceilings,
+    ceilings_key: str, results_paths: tuple[tuple[str, str], ...], _prep: board_data.Prepared, _ceilings,
 ) -> tuple[pd.DataFrame, dict[str, str], list[str]]:
     """(the table with plain column names, the headers shown for them, caption lines): the headers carry the
     one-voxel ceilings and CSA floors, which change with the metric and filters while the chooser's options don't."""
     data = tables.main_table_data(_prep, metric=metric, zero_shot_only=zero_shot, filters=filters)
-    return (with_origin(tables.format_main_table(data)), tables.main_table_headers(data, _ceilings),
-            tables.main_table_notes(data, _ceilings))
+    return (with_origin(tables.format_main_table(data), dict(results_paths)),
+            tables.main_table_headers(data, _ceilings), tables.main_table_notes(data, _ceilings))
 
 
 def suite_ceilings(prep: board_data.Prepared) -> tuple[object | None, str | None]:
@@ -203,7 +218,8 @@ def view_main(prep: board_data.Prepared, table: pd.DataFrame, headers: dict[str,
     metric = state["metric"]
     st.header(f"Leaderboard · {metric_label(metric)}")
     st.caption(
-        f"Benchmark version {md(prep.benchmark_version)} · {len(prep.submissions)} submissions · "
+        f"Benchmark version {md((prep.suite + '@') if prep.suite else '')}{md(prep.benchmark_version)} · "
+        f"{len(prep.submissions)} submissions · "
         f"{len(prep.blocks)} datasets. Cells: mean [bootstrap 95 % CI] over the dataset's cases. "
         f"Column groups follow the suite's roles; per model, a dataset it was trained on is marked "
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
@@ -478,8 +494,11 @@ is such a case: it counts, with worst scores.
 
 ### Benchmark versions
 
-`benchmark_version` is the content hash of the suite's split file. Tables show one version at a time
-(sidebar); results of different versions are never mixed.
+`benchmark_version` is the content hash of the suite's split file, listed as `suite@version`. Tables show one
+version at a time (sidebar); results of different versions are never mixed. A version is marked *superseded* when
+the suite's split has a newer version (a dataset added or removed, a re-freeze), *changed data* when it was scored
+with `--allow-changed-data`, and *workspace* when it holds results scored by you; the page opens on your newest
+one. Each row says where its model comes from and where its results file does (built-in or workspace).
 
 ### Completeness
 
@@ -608,18 +627,23 @@ def main() -> None:
         )
         return
 
-    versions = board_data.available_versions(loaded.cases)
-    version = st.sidebar.selectbox(
-        "Benchmark version (split hash)", versions, key="version",
-        format_func=lambda v: f"{v} ({loaded.cases.loc[loaded.cases['benchmark_version'].astype(str) == v, 'submission'].nunique()} submissions)",
+    infos = version_infos(config.results_dirs, fingerprint, loaded)
+    labels = {info.version: info.label() for info in infos}
+    version = st.sidebar.selectbox(  # the first is the user's newest version (leaderboard.versions)
+        "Benchmark version (suite@split hash)", list(labels), key="version", format_func=labels.get,
+        help="The content hash of the suite's split. superseded: the suite's split has a newer version; changed "
+             "data: scored with --allow-changed-data. workspace: holds results scored by you.",
     )
     prep = prepared(config.results_dirs, fingerprint, version, loaded.cases)
+    results_paths = tuple(sorted((submission, path) for (submission, results_version), path in loaded.sources.items()
+                                 if results_version == version))
     state = sidebar_state(prep)
     ceilings, state["ceilings_problem"] = suite_ceilings(prep)
 
     def table() -> tuple[pd.DataFrame, dict[str, str], list[str]]:  # only the views that show the ranking pay for it
         return main_table(config.results_dirs, fingerprint, version, state["metric"], state["zero_shot"],
-                          state["filters"], ceilings.model_dump_json() if ceilings else "", prep, ceilings)
+                          state["filters"], ceilings.model_dump_json() if ceilings else "", results_paths, prep,
+                          ceilings)
 
     if view == VIEW_MAIN:
         view_main(prep, *table(), state)

@@ -83,6 +83,8 @@ class LoadedResults:
     sources: dict[tuple[str, str], str]
     #: roots given that do not exist
     missing_roots: list[str] = field(default_factory=list)
+    #: (submission, benchmark_version) -> the results file's created_utc
+    created: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 _CATEGORY_COLUMNS = (
@@ -145,6 +147,7 @@ def load_results_dirs(roots: Iterable[Path | str]) -> LoadedResults:
     kept: list[ResultsFile] = []
     kept_paths: list[Path] = []
     sources: dict[tuple[str, str], str] = {}
+    created: dict[tuple[str, str], str] = {}
     for path, result in zip(valid_paths, results):
         key = (result.submission, result.benchmark_version)
         if key in sources:
@@ -162,9 +165,10 @@ def load_results_dirs(roots: Iterable[Path | str]) -> LoadedResults:
             skipped[str(path)] = f"{path}: duplicate case rows ({', '.join(duplicated)})"
             continue
         sources[key] = str(path)
+        created[key] = result.created_utc
         kept.append(result)
         kept_paths.append(path)
-    return LoadedResults(cases_from_results(kept, kept_paths), skipped, sources, missing)
+    return LoadedResults(cases_from_results(kept, kept_paths), skipped, sources, missing, created)
 
 
 def available_versions(cases: pd.DataFrame) -> list[str]:

@@ -204,7 +204,7 @@ def test_openneuro_dataset_checks_out_the_openneuro_version_tag(tmp_path: Path) 
 
 def test_unknown_suite_fails_before_cloning(tmp_path: Path) -> None:
     origin, _ = make_origin(tmp_path / "remote", annex=False)
-    with pytest.raises(ValueError, match="no split file for suite 'no-such-suite'"):
+    with pytest.raises(ValueError, match="unknown suite 'no-such-suite'"):
         fetch_dataset(DATASET, tmp_path / "data", url=str(origin), revision="r1", suite="no-such-suite")
     assert not (tmp_path / "data").exists()
 

@@ -66,26 +66,36 @@ def server(results_dir, tmp_path_factory):
         process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200 and response.read().strip() == b"ok":
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not become healthy within {HEALTH_TIMEOUT_S} s:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        wait_healthy(url, process, log_path)
         yield url
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=15)
+        stop_server(process)
+
+
+def wait_healthy(url: str, process: subprocess.Popen, log_path: Path, timeout_s: float = HEALTH_TIMEOUT_S) -> None:
+    """Until Streamlit's health endpoint answers ok; fails with the end of its log if it exits or times out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200 and response.read().strip() == b"ok":
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"streamlit did not become healthy within {timeout_s} s:\n{log_path.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    """SIGTERM (Streamlit stops cleanly), SIGKILL after 15 s."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(timeout=15)
 
 
 def _screenshot(page, name: str) -> None:

@@ -209,9 +209,14 @@ def test_leaderboard_rows_say_where_each_model_comes_from(ws):
     from benchmark.data.submissions import SUBMISSIONS_DIR
 
     table = pd.DataFrame({"submission": ["threshold-baseline", "my-model"], "mean rank": [1.0, 2.0]})
-    shown = with_origin(table)
-    assert list(shown.columns) == ["submission", "from", "mean rank"]
-    assert list(shown["from"]) == ["built-in", "workspace"]
+    # the built-in model scored here: its results are the workspace's
+    shown = with_origin(table, {"threshold-baseline": str(ws.results_dir("threshold-baseline") / "s_1.json"),
+                                "my-model": str(ws.results_dir("my-model") / "s_1.json")})
+    assert list(shown.columns) == ["submission", "model from", "results from", "mean rank"]
+    assert list(shown["model from"]) == ["built-in", "workspace"]
+    assert list(shown["results from"]) == ["workspace", "workspace"]
+    shipped = next((SUBMISSIONS_DIR / "threshold-baseline" / "results").glob("*.json"))
+    assert list(with_origin(table, {"threshold-baseline": str(shipped)})["results from"]) == ["built-in", ""]
     assert default_results_dirs() == [ws.submissions_dir, SUBMISSIONS_DIR]
 
 

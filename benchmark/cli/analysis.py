@@ -183,6 +183,11 @@ def leaderboard_command(
     if data_root:
         command += ["--data-root", str(data_root)]
     shell.console.print(f"leaderboard on http://{address}:{port}  (Ctrl-C to stop)")
+    from benchmark import workspace
+
+    active = workspace.active()
+    if active is not None:  # `--workspace DIR` holds in this process only: the app reads the suites' splits there
+        os.environ[workspace.ENV_WORKSPACE] = str(active.root)
     if os.name == "posix":
         # become the server: a SIGTERM to this process (a supervisor, `kill PID`) then stops Streamlit itself
         # instead of leaving it running as an orphan

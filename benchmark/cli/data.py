@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
@@ -80,41 +81,165 @@ def datasets_list() -> None:
         raise typer.Exit(1)
 
 
+ROLE_HELP = "in-domain (trained on and tested: a train and a test split) or ood (out-of-domain: tested only)."
+
+
 @datasets_app.command("add")
 def datasets_add(
-    dataset_id: str = typer.Argument(..., help="Id of the new dataset (lower case, digits, dashes)."),
-    root: Path = typer.Option(..., "--root", help="The dataset's BIDS folder (only read)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the draft without writing it."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Also draft a suite of this id with the dataset "
-                                                              "in-domain (test fraction 0.2)."),
+    datasets: list[str] = typer.Argument(..., metavar="ID|ID=FOLDER...", help=(
+        "Id of the new dataset (lower case, digits, dashes) with --root, or several ID=FOLDER pairs.")),
+    root: Optional[Path] = typer.Option(None, "--root", help="The dataset's BIDS folder (only read)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Also put the dataset(s) in this suite (created when "
+                                                              "missing, else added to)."),
+    role: str = typer.Option("in-domain", "--role", help="With --suite: " + ROLE_HELP),
+    test_fraction: Optional[float] = typer.Option(None, "--test-fraction", help="With --suite and --role in-domain: "
+                                                  "share of people in the test split (default 0.2)."),
+    same_person: Optional[list[str]] = typer.Option(None, "--same-person", help=(
+        "Participant ids that are one person, e.g. sub-p01,sub-p01rescan (repeatable): a split keeps them on one "
+        "side and statistics count them once.")),
+    same_person_file: Optional[Path] = typer.Option(None, "--same-person-file", help=(
+        "A file of such groups, one per line (ids separated by tabs, commas or spaces; # comments).")),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the drafts without writing them."),
 ) -> None:
-    """Draft a dataset file into the workspace by inspecting a BIDS folder; print what was guessed, validate it
-    and index the folder with it."""
-    from benchmark.data.bids_index import index_dataset
-    from benchmark.data.drafting import dataset_yaml, draft_dataset
-    from benchmark.data.registry import workspace_file
+    """Draft a dataset file into the workspace by inspecting a BIDS folder; print what was guessed, validate it and
+    index the folder with it, check every mask is on its image's grid, and warn about participant ids that look
+    like one person. With --suite, also put it in a suite (any role), without editing YAML."""
+    from benchmark.data.drafting import dataset_yaml
+    from benchmark.data.suite_files import parse_groups
     from benchmark.io import atomic_write_text
 
+    if role not in ("in-domain", "ood"):
+        fail(f"--role must be in-domain or ood, got {role!r}")
+    if test_fraction is not None and (suite is None or role != "in-domain"):
+        fail("--test-fraction applies to an in-domain dataset of a --suite")
+    folders = _dataset_folders(datasets, root)
+    drafts = [_draft(dataset_id, folder, dry_run) for dataset_id, folder in folders.items()]
+    _assign_groups(drafts, parse_groups(same_person, same_person_file))
+    for draft in drafts:
+        if draft.dataset.same_person:
+            shell.console.print(f"{draft.dataset.id}: one person each: "
+                                + "; ".join(", ".join(group) for group in draft.dataset.same_person), highlight=False)
+        _warn_lookalikes(draft.dataset, draft.index)
+    if suite is not None and not dry_run:  # a suite that cannot take them (a built-in one): before writing anything
+        from benchmark.data.suite_files import add_to_suite
+
+        add_to_suite(suite, [], dry_run=True)
+    for draft in drafts:
+        if draft.target is None:
+            typer.echo(dataset_yaml(draft.dataset, draft.folder))
+            continue
+        atomic_write_text(draft.target, dataset_yaml(draft.dataset, draft.folder))
+        shell.console.print(f"wrote {draft.target} (check licence, citation and access; docs/registry.md)",
+                            highlight=False)
+    if suite is not None:
+        from benchmark.data.registry import SuiteDataset
+
+        entries = [SuiteDataset(id=draft.dataset.id, role=role,
+                                test_fraction=(test_fraction or 0.2) if role == "in-domain" else None)
+                   for draft in drafts]
+        _print_suite_edit(suite, entries=entries, dry_run=dry_run)
+    elif not dry_run:
+        shell.console.print(f"next: put it in a suite: `cordbench suites add SUITE {' '.join(folders)} --role "
+                            "in-domain|ood`, then `cordbench splits make --suite SUITE`")
+
+
+@dataclass
+class _Draft:
+    """A dataset drafted from a folder, its index, and where it will be written (None: --dry-run)."""
+
+    dataset: object
+    folder: Path
+    target: Path | None
+    index: object
+
+
+def _draft(dataset_id: str, folder: Path, dry_run: bool) -> _Draft:
+    """Draft, print the guesses, index; masks off their image's grid stop everything (nothing written)."""
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.drafting import draft_dataset
+    from benchmark.data.grids import off_grid_masks
+    from benchmark.data.registry import RegistryError, workspace_file
+
     target = None if dry_run else workspace_file("datasets", dataset_id)
-    suite_target = None if dry_run or suite is None else workspace_file("suites", suite)
-    dataset, guesses = draft_dataset(dataset_id, root)
-    index = index_dataset(root, dataset)
+    dataset, guesses = draft_dataset(dataset_id, folder)
+    index = index_dataset(folder, dataset)
     for line in guesses.lines():
         shell.console.print(line, markup=False, highlight=False)
-    text = dataset_yaml(dataset, root)
-    shell.console.print(f"valid; indexed with it: {len(index.subjects())} subjects, {len(index.pairs)} image/mask pairs, "
-                  f"{len(index.images_without_label)} images without mask, {len(index.not_downloaded())} files not "
-                  "downloaded")
-    if target is None:
-        typer.echo(text)
-        return
-    atomic_write_text(target, text)
-    shell.console.print(f"wrote {target} (check licence, citation and access; docs/registry.md)")
-    if suite_target is not None:
-        from benchmark.data.drafting import suite_yaml
+    shell.console.print(f"valid; indexed with it: {len(index.subjects())} subjects, {len(index.pairs)} image/mask "
+                        f"pairs, {len(index.images_without_label)} images without mask, "
+                        f"{len(index.not_downloaded())} files not downloaded", highlight=False)
+    off_grid = off_grid_masks(index)
+    if off_grid:
+        for problem in off_grid[:10]:
+            shell.err_console.print(f"  mask off its image's grid {problem.line()}", markup=False, highlight=False)
+        raise RegistryError(f"{folder}: {len(off_grid)} mask(s) not on their image's grid (listed above); they "
+                            "cannot be scored: nothing was written. Put them on their images' grid and run the "
+                            "command again")
+    return _Draft(dataset, folder, target, index)
 
-        atomic_write_text(suite_target, suite_yaml(suite, dataset_id))
-        shell.console.print(f"wrote {suite_target}; next: `cordbench splits make --suite {suite}`")
+
+def _assign_groups(drafts: list[_Draft], groups: list[list[str]]) -> None:
+    """Each same-person group to the one dataset holding all its ids (an unknown id is named, with the closest)."""
+    from benchmark.data.suite_files import check_groups, with_same_person
+
+    for group in groups:
+        owners = [draft for draft in drafts if set(group) <= set(draft.index.subjects())]
+        if len(owners) != 1:
+            closest = max(drafts, key=lambda draft: len(set(group) & set(draft.index.subjects())))
+            check_groups(closest.dataset.id, [group], closest.index.subjects())  # names the id that is not there
+            fail(f"--same-person {','.join(group)}: these ids are participants of several datasets")
+        owners[0].dataset = with_same_person(owners[0].dataset, [group])
+
+
+def _dataset_folders(datasets: list[str], root: Path | None) -> dict[str, Path]:
+    """``ID`` with --root, or ``ID=FOLDER`` pairs -> {id: folder}."""
+    pairs = [value.partition("=") for value in datasets]
+    if root is not None:
+        if len(datasets) != 1 or pairs[0][1]:
+            fail("--root goes with one dataset id; for several give ID=FOLDER pairs")
+        return {datasets[0]: root}
+    folders = {}
+    for dataset_id, sep, folder in pairs:
+        if not sep or not dataset_id or not folder:
+            fail(f"{dataset_id!r}: give the dataset's folder with --root, or ID=FOLDER")
+        if dataset_id in folders:
+            fail(f"{dataset_id!r} is given twice")
+        folders[dataset_id] = Path(folder)
+    return folders
+
+
+def _warn_lookalikes(dataset, index) -> None:
+    from benchmark.data.lookalike import lookalike_people
+
+    for found in lookalike_people(index, dataset.person_of):
+        shell.err_console.print(
+            f"[yellow]warning:[/] {found.line()}. If they are one person, declare it: `--same-person "
+            f"{','.join(found.subjects)}` (or later `cordbench datasets same-person {dataset.id} "
+            f"{','.join(found.subjects)}`)", highlight=False)
+
+
+def _print_suite_edit(suite_id: str, *, entries=None, remove: list[str] | None = None, dry_run: bool = False) -> None:
+    """Add or remove suite members, say what changed and what it does to the suite's split version."""
+    from benchmark.data.splits import split_candidates
+    from benchmark.data.suite_files import add_to_suite, remove_from_suite
+
+    edit = remove_from_suite(suite_id, remove, dry_run=dry_run) if remove else add_to_suite(suite_id, entries,
+                                                                                            dry_run=dry_run)
+    changed = edit.created or any(not change.endswith("in the suite already") for change in edit.changes)
+    verb = "unchanged:" if not changed else "would write" if dry_run else "wrote"
+    shell.console.print(f"{verb} {edit.path} ({'new suite' if edit.created else 'suite ' + suite_id}): "
+                        + "; ".join(edit.changes), highlight=False)
+    frozen = next((path for path in split_candidates(suite_id) if path.exists()), None)
+    if frozen is not None and changed:
+        from benchmark.data.splits import load_split
+
+        version = load_split(suite_id, frozen).version
+        shell.console.print(f"the suite's split (version {version}, {frozen}) no longer matches it: "
+                            f"`cordbench splits make --suite {suite_id}` writes a new version and keeps this one; "
+                            f"results scored on {version} stay under it (marked superseded on the leaderboard)",
+                            highlight=False)
+    elif not dry_run:
+        shell.console.print(f"next: `cordbench splits make --suite {suite_id}`", highlight=False)
 
 
 @datasets_app.command("show")
@@ -143,12 +268,14 @@ def index_command(
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full index as JSON to this file."),
     show: int = typer.Option(10, help="How many rows of each list to print."),
 ) -> None:
-    """Find every image and its cord mask; report missing masks and content that is not downloaded.
+    """Find every image and its cord mask; report missing masks, masks off their image's grid (exit 1) and content
+    that is not downloaded.
 
     With --image-glob and --label instead of --dataset, try rules on a folder that is not registered; when nothing
     matches, say which patterns were tried and what files are there instead (exit 1).
     """
     from benchmark.data.bids_index import index_dataset
+    from benchmark.data.grids import off_grid_masks
     from benchmark.io import atomic_write_json
     from benchmark.data.registry import load_dataset
 
@@ -178,7 +305,11 @@ def index_command(
     table.add_row("images without mask", str(len(index.images_without_label)))
     table.add_row("masks without image", str(len(index.labels_without_image)))
     table.add_row("files not downloaded", str(len(not_downloaded)))
+    off_grid = off_grid_masks(index)
+    table.add_row("masks off their image's grid", str(len(off_grid)))
     shell.console.print(table)
+    for problem in off_grid[:show]:
+        shell.err_console.print(f"  [red]mask off its image's grid[/] {problem.mask}: {problem.problem}", highlight=False)
     for case in index.images_without_label[:show]:
         shell.console.print(f"  no mask: {case.image.path}")
     for label in index.labels_without_image[:show]:
@@ -205,31 +336,97 @@ def index_command(
         for line in trial.explain(show):
             shell.err_console.print(line, markup=False, highlight=False)
         raise typer.Exit(1)
+    if off_grid:
+        shell.err_console.print(f"[bold red]{len(off_grid)} mask(s) are not on their image's grid[/]: they cannot be "
+                                "scored or trained on; put them on their images' grid", highlight=False)
+        raise typer.Exit(1)
 
 
 @splits_app.command("make")
 def splits_make(
-    suite: str = typer.Option(..., "--suite", "-s", help="Suite id (synthetic, real-mini, spinalcord-v1)."),
+    suite: str = typer.Option(..., "--suite", "-s", help="Suite id (synthetic, real-mini, spinalcord-v1, or yours)."),
     data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
     dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH for a dataset stored elsewhere (repeatable)."),
     published_root: Path = typer.Option(DEFAULT_PUBLISHED_ROOT, help="Folder of published split lists (mp2rage/...)."),
     out: Optional[Path] = typer.Option(None, help="Write here instead of the workspace's splits/<suite>.json."),
+    refreeze: bool = typer.Option(False, "--refreeze", help=(
+        "Make a new version from the data as they are now (after a deliberate edit of images or masks, a changed "
+        "same-person list or test fraction). The current file is kept under splits/superseded/; what changed is "
+        "listed. Datasets frozen in a built-in split stay as they are.")),
 ) -> None:
-    """Make a suite's split file, or freeze the not-yet-frozen datasets of an existing one.
+    """Make a suite's split file, complete it (datasets added to the suite, restricted data obtained since), or, with
+    --refreeze, make a new version of it.
 
-    Frozen datasets are never changed: if the data now give a different split, this refuses.
+    Frozen datasets are never changed silently: if the data now give other subjects this refuses, and if only
+    files changed it says so and keeps the split (--refreeze applies the change). Every change of version is said,
+    with the old file kept; a split that does not change is not written. Masks off their image's grid are refused.
     """
-    from benchmark.data.registry import load_suite
-    from benchmark.data.splits import load_split, make_split, split_path, workspace_split_path, write_split
+    from benchmark.data.registry import RegistryError, load_dataset, load_suite, origin_of_entry, suite_ids
+    from benchmark.data.split_changes import frozen_drift, split_warnings
+    from benchmark.data.splits import (SPLITS_DIR, complete_split, fresh_split, load_split, split_path,
+                                       workspace_split_path, write_split)
+    from benchmark.data.suite_files import unknown_suite_message
 
+    if suite not in suite_ids():
+        raise RegistryError(unknown_suite_message(suite))
+    suite_entry = load_suite(suite)
     target = out or workspace_split_path(suite)
-    existing = load_split(suite, target) if target.exists() else (
-        load_split(suite) if split_path(suite).exists() else None)
-    split = make_split(load_suite(suite), data_root=data_root, overrides=parse_overrides(dataset_dir),
-                       published_root=published_root, existing=existing)
-    write_split(split, target)
+    current = load_split(suite, target) if target.exists() else None
+    builtin_path = SPLITS_DIR / f"{suite}.json"
+    builtin = load_split(suite, builtin_path) if builtin_path.exists() else None
+    if refreeze:
+        base = builtin
+    else:
+        base = current or (load_split(suite) if split_path(suite).exists() else None)
+    fresh, indexes = fresh_split(suite_entry, data_root=data_root, overrides=parse_overrides(dataset_dir),
+                                 published_root=published_root)
+    split = complete_split(suite_entry, fresh, base)
     _print_split(split)
-    shell.console.print(f"wrote {target} (benchmark version {split.version})")
+    editable = origin_of_entry("suites", suite) == "workspace"
+    for warning in split_warnings(split, lambda dataset_id, subject: load_dataset(dataset_id).person_of(subject),
+                                  editable):
+        shell.err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    _warn_split_lookalikes(suite, indexes)
+    kept = frozen_drift(split, fresh)
+    if kept and not refreeze:
+        shell.err_console.print(f"[yellow]note:[/] the data (or the rules) now differ from the frozen split, which is "
+                                f"kept as it is: {'; '.join(kept)}. `cordbench splits make --suite {suite} --refreeze` "
+                                "makes a new version with them.", highlight=False)
+    if current is not None and current.version == split.version:
+        shell.console.print(f"unchanged: {target} (benchmark version {split.version})", highlight=False)
+        return
+    _announce_version(target, current, builtin, split)
+    write_split(split, target)
+    shell.console.print(f"wrote {target} (benchmark version {split.version})", highlight=False)
+
+
+def _announce_version(target: Path, current, builtin, split) -> None:
+    """Say how the version changes, and keep the file being replaced under splits/superseded/."""
+    from benchmark.data.split_changes import split_changes, superseded_path
+    from benchmark.io import atomic_write_bytes
+
+    if current is not None:
+        kept_at = superseded_path(target.parent, current)
+        atomic_write_bytes(kept_at, target.read_bytes())
+        shell.console.print(f"new benchmark version {current.version} -> {split.version}: "
+                            + "; ".join(split_changes(current, split)), highlight=False)
+        shell.console.print(f"the previous split is kept as {kept_at}; results scored on {current.version} stay under "
+                            "it (the leaderboard marks them superseded)", highlight=False)
+    elif builtin is not None and builtin.version != split.version:
+        shell.console.print(f"completes the built-in split (version {builtin.version} -> {split.version}): "
+                            + "; ".join(split_changes(builtin, split)), highlight=False)
+
+
+def _warn_split_lookalikes(suite: str, indexes: dict) -> None:
+    from benchmark.data.lookalike import lookalike_people
+    from benchmark.data.registry import load_dataset
+
+    for dataset_id, index in indexes.items():
+        for found in lookalike_people(index, load_dataset(dataset_id).person_of):
+            shell.err_console.print(
+                f"[yellow]warning:[/] {found.line()}. If they are one person: `cordbench datasets same-person "
+                f"{dataset_id} {','.join(found.subjects)}`, then `cordbench splits make --suite {suite} --refreeze`",
+                highlight=False)
 
 
 def _print_split(split) -> None:
@@ -287,10 +484,12 @@ def print_verify_report(report) -> None:
         shell.console.print(f"  not checked: {dataset_id}: {why}")
     for title, problem in (("missing subject", report.missing_subjects), ("extra subject", report.extra_subjects),
                            ("missing file", report.missing_files), ("changed file", report.changed_files),
-                           ("extra file", report.extra_files), ("mask off its image's grid", report.off_grid)):
+                           ("extra file", report.extra_files)):
         for dataset_id, items in problem.items():
             for item in items[:20]:
                 shell.console.print(f"  [red]{title}[/] {dataset_id}: {item}")
+    for mask, problem in list(report.grid_problems.items())[:20]:
+        shell.console.print(f"  [red]mask off its image's grid[/] {mask}: {problem}", highlight=False)
 
 
 @splits_app.command("ceilings")

@@ -47,7 +47,8 @@ def score_command(
     difference stops with exit 1. Command and python submissions run in a bubblewrap sandbox (docs/scoring.md).
     The work is cut into units (submission x dataset x shard of cases) under work/units/ (or
     $CORDBENCH_WORKSPACE/work): a re-run does only what is missing. Each submission's first case runs alone first
-    (canary): when it fails, the submission's other units are not started.
+    (canary): when it fails, the submission's other units are not started, no results file is written for it and the
+    command exits 1 (the next run tries the canary again).
     """
     from benchmark.evaluation.scoring import DataChangedError, score_submission
     from benchmark.execution.api import merge_command, run_request, shard_commands
@@ -56,13 +57,19 @@ def score_command(
     check_runtime(runtime)
     if allow_changed_data:
         for name in names:
-            results, path = score_submission(name, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
-                                             device=device, trust_checkpoint=trust_checkpoint,
-                                             sandbox=not no_sandbox, allow_changed_data=True, runtime=runtime,
-                                             threads=threads)
+            try:
+                results, path = score_submission(name, suite, data_root=data_root,
+                                                 overrides=parse_overrides(dataset_dir), device=device,
+                                                 trust_checkpoint=trust_checkpoint, sandbox=not no_sandbox,
+                                                 allow_changed_data=True, runtime=runtime, threads=threads)
+            except KeyboardInterrupt:
+                shell.err_console.print(f"[bold red]interrupted:[/] no results file written for {name}; the "
+                                        "predictions made so far are cached: run the same command again to resume")
+                raise typer.Exit(INTERRUPTED_EXIT) from None
             print_summary(results, metric)
             shell.console.print(f"wrote {path}")
         return
+    plan = None
     try:
         plan, units = plan_score_request(names, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
                                          device=device, trust_checkpoint=trust_checkpoint, shard_size=shard_size,
@@ -79,7 +86,29 @@ def score_command(
         fail(str(error), code=1)
     except CordbenchError as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        interrupted(plan)
     _report_request(outcome, metric, shard_argv=sys.argv[1:] if shard else None)
+
+
+INTERRUPTED_EXIT = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+
+
+def interrupted(plan) -> None:
+    """After Ctrl-C: how much is kept and how to resume (exit 130)."""
+    from benchmark.execution.units import UnitStore
+    from benchmark.execution.workdir import work_root
+
+    if plan is None:
+        shell.err_console.print("[bold red]interrupted[/] before any work unit started; nothing was written")
+    else:
+        store = UnitStore(work_root())
+        done = sum(store.is_done(uid) for uid in plan.unit_ids())
+        shell.err_console.print(
+            f"[bold red]interrupted:[/] {done} of {len(plan.unit_ids())} work units are done and kept (plan "
+            f"{plan.request_id}, {store.root}); run the same command again to resume: only the missing units run. "
+            "`cordbench status` lists them.", highlight=False)
+    raise typer.Exit(INTERRUPTED_EXIT)
 
 
 @app.command("merge")
@@ -158,22 +187,26 @@ def _report_request(outcome, metric: str, shard_argv: list[str] | None = None) -
         missing = ", ".join(f"{group} ({count} units)" for group, count in outcome.incomplete.items())
         shell.err_console.print(f"[bold red]not complete:[/] {missing}; nothing was averaged over missing cases. "
                           "Run the same command again to redo only the missing units.")
+    if outcome.incomplete or report.stopped:
         raise typer.Exit(1)
 
 
 @app.command("status")
 def status_command() -> None:
-    """Work units of every planned request in work/ (or $CORDBENCH_WORKSPACE/work): done, running, failed, pending."""
+    """Work units of every planned request in work/ (or $CORDBENCH_WORKSPACE/work): done, running, interrupted (its
+    process is gone: Ctrl-C, kill, reboot; the next run of the same command redoes it), failed, pending."""
     from benchmark.execution.api import status
     from benchmark.execution.workdir import work_root
 
     rows = status()
     table = Table(title=f"work units in {work_root()}")
-    for column in ("plan", "kind", "suite", "group", "units", "done", "running", "failed", "pending", "last failure"):
+    for column in ("plan", "kind", "suite", "group", "units", "done", "running", "interrupted", "failed", "pending",
+                   "problem"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["plan"], row["kind"], row["suite"], row["group"], str(row["units"]), str(row["done"]),
-                      str(row["running"]), str(row["failed"]), str(row["pending"]), row["problem"])
+                      str(row["running"]), str(row["interrupted"]), str(row["failed"]), str(row["pending"]),
+                      row["problem"])
     shell.console.print(table)
 
 

@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from benchmark.cli import shell
-from benchmark.cli.shell import CordbenchTyper, NO_SANDBOX_HELP, RUNTIME_HELP, THREADS_HELP, app, check_runtime, fail
+from benchmark.cli.shell import (CordbenchTyper, NO_SANDBOX_HELP, RUNTIME_HELP, THREADS_HELP, app, check_runtime, fail,
+                                 parse_overrides)
 
 
 submissions_app = CordbenchTyper(help="Registered models (submissions/<name>/submission.yaml).", no_args_is_help=True)
@@ -43,17 +44,103 @@ def submissions_list() -> None:
 
 
 @submissions_app.command("check")
-def submissions_check(name: str = typer.Argument(..., help="Submission name or folder.")) -> None:
-    """Validate a manifest and the files it points to (checkpoint present, sha256 matches)."""
-    from benchmark.data.submissions import check_submission, load_submission
+def submissions_check(
+    name: str = typer.Argument(..., help="Submission name or folder."),
+    suite: Optional[str] = typer.Option(None, "--suite", "-s", help=(
+        "predictions submissions: check the masks of this suite's test images, as `score` will find them (every "
+        "test image needs one, on its grid).")),
+    data_root: Optional[Path] = typer.Option(None, help="Folder holding one sub-folder per dataset."),
+    dataset_dir: Optional[list[str]] = typer.Option(None, "--dataset-dir", help="ID=PATH (repeatable)."),
+) -> None:
+    """Validate a manifest and the files it points to (checkpoint present, sha256 matches).
+
+    For a predictions submission also: model.folders keys are registered dataset ids, and every supplied mask that
+    belongs to an image of a dataset found here is on that image's grid (with --suite: every test image of the suite
+    has its mask)."""
+    from benchmark.data.submissions import PredictionsModelSpec, check_submission, load_submission
 
     submission = load_submission(name)  # an invalid manifest: exit 2 with the file and field
     problems = check_submission(submission)
+    if isinstance(submission.model, PredictionsModelSpec) and not problems:
+        problems += _supplied_mask_problems(submission, suite, data_root, parse_overrides(dataset_dir))
     for problem in problems:
         shell.err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}")
     if problems:
         raise typer.Exit(1)
     shell.console.print(f"[green]{submission.name}: manifest and files OK[/]")
+
+
+def _supplied_mask_problems(submission, suite: str | None, data_root: Path | None, overrides: dict) -> list[str]:
+    """The supplied masks against the images they belong to: a suite's test images, else every image of each
+    dataset found here (those named in model.folders, or every registered one when model.folder is given)."""
+    from benchmark.data.bids_index import index_dataset
+    from benchmark.data.registry import dataset_ids, load_dataset
+    from benchmark.data.splits import dataset_folder, load_split
+    from benchmark.evaluation.supplied import supplied_mask_problems
+
+    if suite is not None:
+        from benchmark.evaluation.scoring import test_cases
+
+        cases = test_cases(suite, load_split(suite), data_root, overrides, check_checksums=False)
+        images = [(case.case.dataset, case.image_path) for case in cases]
+        where = f"the {len(images)} test images of {suite}"
+    else:
+        named = list(submission.model.folders) if not submission.model.folder else dataset_ids()
+        images = []
+        for dataset_id in named:
+            folder = dataset_folder(dataset_id, data_root, overrides)
+            if folder is not None:
+                index = index_dataset(folder, load_dataset(dataset_id))
+                images += [(dataset_id, folder / case.image.path) for case in index.cases if case.image.downloaded]
+        where = f"{len(images)} images of the datasets found here"
+    problems, found = supplied_mask_problems(submission, images, every_image=suite is not None)
+    shell.console.print(f"{found} supplied mask(s) checked against {where}", highlight=False)
+    return problems
+
+
+@submissions_app.command("add-predictions")
+def submissions_add_predictions(
+    name: str = typer.Argument(..., help="Name of the new submission (lower case, digits, . _ -)."),
+    folders: list[str] = typer.Argument(..., metavar="FOLDER|ID=FOLDER...", help=(
+        "A BIDS derivatives folder of masks (e.g. what `cordbench predict` wrote: OUT/derivatives/cordbench-MODEL), "
+        "or ID=FOLDER for one dataset's masks (when two datasets have images of the same name).")),
+    trained_on: Optional[str] = typer.Option(None, "--trained-on", help=(
+        "Registered dataset ids the masks' model was trained on, ID[,ID], or 'none'. Default: for masks made by "
+        "`cordbench predict`, the training data of the model their sidecars name.")),
+    author: Optional[list[str]] = typer.Option(None, "--author", help="Author (repeatable)."),
+    licence: str = typer.Option("unknown", help="Licence of the masks."),
+    description: Optional[str] = typer.Option(None, help="What the masks are."),
+    generated_by: Optional[str] = typer.Option(None, help="The tool or model that computed them (default: what the "
+                                                           "folder's dataset_description.json says)."),
+    overwrite: bool = typer.Option(False, help="Replace a workspace submission of the same name."),
+) -> None:
+    """Register masks computed elsewhere (or by `cordbench predict`) as a `predictions` submission: the masks are
+    copied into submissions/NAME/masks/ and the manifest written and checked; score it like any model."""
+    from benchmark.data.submissions import check_submission
+    from benchmark.models.supplied_import import register_predictions
+
+    parsed: dict[str | None, Path] = {}
+    for value in folders:
+        dataset_id, sep, folder = value.partition("=")
+        key, path = (dataset_id, folder) if sep else (None, value)
+        if key in parsed:
+            fail(f"{value}: " + ("a second plain FOLDER; give ID=FOLDER for each dataset" if key is None
+                                 else f"{key} is given twice"))
+        parsed[key] = Path(path).resolve()
+    declared = None if trained_on is None else [] if trained_on.strip().lower() == "none" else \
+        [item.strip() for item in trained_on.split(",") if item.strip()]
+    submission, origin = register_predictions(name, parsed, trained_on=declared, authors=author, licence=licence,
+                                              description=description, generated_by=generated_by,
+                                              overwrite=overwrite)
+    shell.console.print(f"registered {submission.name} in {submission.folder}: trained on "
+                        f"{', '.join(submission.training.datasets) or 'nothing'} ({origin})", highlight=False)
+    problems = check_submission(submission) + _supplied_mask_problems(submission, None, None, {})
+    for problem in problems:
+        shell.err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}", highlight=False)
+    if problems:
+        raise typer.Exit(1)
+    shell.console.print(f"next: `cordbench submissions check {submission.name} --suite SUITE`, then "
+                        f"`cordbench score {submission.name} --suite SUITE`", highlight=False)
 
 
 EXECUTOR_HELP = ("local (a process pool on this machine), shards (print one `cordbench score ... --shard i/N` command "

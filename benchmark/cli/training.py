@@ -10,7 +10,7 @@ from benchmark.errors import CordbenchError
 
 from benchmark.cli import shell
 from benchmark.cli.shell import app, fail, parse_overrides
-from benchmark.cli.evaluation import _report_request
+from benchmark.cli.evaluation import _report_request, interrupted
 
 
 @app.command("convert")
@@ -148,6 +148,7 @@ def train_command(
     from benchmark.execution.planner import plan_train_request
     from benchmark.data.submissions import load_submission
 
+    plan = None
     try:
         plan, units = plan_train_request(
             suite, raw_root=raw, work_dir=work_dir, profile=profile, only=only, datasets=dataset, seed=seed,
@@ -157,6 +158,8 @@ def train_command(
         outcome = run_request(plan, units, executor=executor, workers=workers, threads=threads, wait=not no_wait)
     except (BaselineError, CordbenchError) as error:
         fail(str(error))
+    except KeyboardInterrupt:
+        interrupted(plan)
     for group, uids in outcome.plan.groups.items():
         if outcome.store.is_done(uids[0]):
             submission = load_submission(Path(outcome.store.output(uids[0])["submission"]))

@@ -22,6 +22,7 @@ import yaml
 
 from benchmark.data.bids_index import (BidsIndexError, DatasetIndex, _walk_files, index_dataset, parse_entities,
                                   read_participants, strip_nifti)
+from benchmark.data.derivatives import DERIVATIVE_ENTITIES
 from benchmark.data.registry import Dataset, ImageRule, RegistryError
 
 DATATYPES = ("anat", "func", "dwi")
@@ -47,6 +48,7 @@ class DraftGuesses:
     unlabelled: list[tuple[str, str]] = field(default_factory=list)
     columns: dict[str, str] = field(default_factory=dict)
     participant_columns: list[str] = field(default_factory=list)
+    participants_file: bool = False  # whether participants.tsv exists
     sessions: bool = False
 
     def lines(self) -> list[str]:
@@ -61,7 +63,12 @@ class DraftGuesses:
                       .most_common() if (folder, tail) != chosen]
             if others:
                 out.append(f"    other masks seen (not used): {', '.join(others[:6])}")
-        out.append("  participants.tsv columns: " + (", ".join(self.participant_columns) or "none"))
+        if not self.participants_file:
+            out.append("  participants.tsv: absent (site, vendor, pathology and mask provenance unknown; add one to "
+                       "stratify or filter by them)")
+        else:
+            out.append("  participants.tsv columns: " + (", ".join(self.participant_columns)
+                                                         or "none besides participant_id"))
         for role, column in self.columns.items():
             out.append(f"    {role}: {column}")
         return out
@@ -121,6 +128,7 @@ def survey(root: Path) -> DraftGuesses:
         else:
             guesses.unlabelled.append(key)
     participants = read_participants(root)
+    guesses.participants_file = (root / "participants.tsv").is_file()
     guesses.participant_columns = sorted({column for row in participants.values() for column in row}
                                          - {"participant_id"})
     lowered = {column.lower(): column for column in guesses.participant_columns}
@@ -142,8 +150,10 @@ def _entity_matches(label_stem: str, by_folder: dict[str, dict[str, tuple[str, s
     for image, key in by_folder.get(folder, {}).items():
         image_name = image.rpartition("/")[2]
         image_entities, _ = parse_entities(image_name)
-        shared = {entity for entity in label_entities if entity in image_entities}
-        if "sub" not in shared or any(label_entities[entity] != image_entities[entity] for entity in shared):
+        common = {entity for entity in label_entities if entity in image_entities}
+        shared = {entity for entity in common if label_entities[entity] == image_entities[entity]}
+        # a derivative's own desc/label (``desc-spinalcordmask``) may differ from the image's (``desc-mocomean``)
+        if "sub" not in shared or (common - shared) - DERIVATIVE_ENTITIES:
             continue
         tokens = []
         for token in name.split("_"):
@@ -166,8 +176,10 @@ def _image_of(label_stem: str, images: dict[str, tuple[str, str]]) -> str | None
     return None
 
 
-def draft_dataset(dataset_id: str, root: Path, guesses: DraftGuesses | None = None) -> tuple[Dataset, DraftGuesses]:
-    """A validated Dataset drafted from the folder (raises RegistryError naming what could not be guessed)."""
+def draft_dataset(dataset_id: str, root: Path, guesses: DraftGuesses | None = None,
+                  same_person: list[list[str]] | None = None) -> tuple[Dataset, DraftGuesses]:
+    """A validated Dataset drafted from the folder (raises RegistryError naming what could not be guessed), with
+    ``same_person`` groups when given."""
     guesses = guesses or survey(root)
     if not guesses.chosen:
         seen = ", ".join(f"{datatype}/{suffix}" for datatype, suffix in sorted(guesses.images)) or "none"
@@ -193,6 +205,8 @@ def draft_dataset(dataset_id: str, root: Path, guesses: DraftGuesses | None = No
         "participants": dict(guesses.columns),
     }
     data["local_path"] = str(Path(root).resolve())
+    if same_person:
+        data["same_person"] = [sorted(group) for group in same_person]
     try:
         return Dataset.model_validate(data), guesses
     except ValueError as error:
@@ -206,16 +220,6 @@ def _dataset_description(root: Path) -> dict:
     except json.JSONDecodeError as error:
         raise BidsIndexError(f"{path}: not valid JSON ({error})") from error
     return {key: value for key, value in data.items() if isinstance(value, str)} if isinstance(data, dict) else {}
-
-
-def suite_yaml(suite_id: str, dataset_id: str) -> str:
-    """A first suite: the new dataset in-domain (a fifth of its people in the test split)."""
-    return (f"# Drafted by `cordbench datasets add {dataset_id} --suite {suite_id}` (docs/registry.md, 'A suite'): add\n"
-            "# out-of-domain datasets with `- {id: ..., role: ood}`.\n"
-            + yaml.safe_dump({"id": suite_id, "title": f"{dataset_id} (workspace suite)",
-                              "description": f"{dataset_id} in-domain: train on 80 % of its people, test on the rest.",
-                              "datasets": [{"id": dataset_id, "role": "in-domain", "test_fraction": 0.2}]},
-                             sort_keys=False))
 
 
 def dataset_yaml(dataset: Dataset, root: Path) -> str:

@@ -124,6 +124,11 @@ def _check_completes(path: Path, split: SplitFile, builtin_path: Path, builtin: 
 
 def _read_split(suite_id: str, path: Path) -> SplitFile:
     if not path.exists():
+        from benchmark.data.registry import suite_ids
+        from benchmark.data.suite_files import unknown_suite_message
+
+        if suite_id not in suite_ids():  # a mistyped id: `splits make` would only fail on it next
+            raise SplitError(unknown_suite_message(suite_id))
         raise SplitError(f"{path}: no split file for suite {suite_id!r}; run `cordbench splits make --suite {suite_id}`")
     try:
         split = SplitFile.model_validate_json(path.read_text(encoding="utf-8"))
@@ -135,6 +140,18 @@ def _read_split(suite_id: str, path: Path) -> SplitFile:
             "the file was edited by hand - re-make it with `cordbench splits make`"
         )
     return split
+
+
+def check_split_covers_suite(suite: Suite, split: SplitFile) -> None:
+    """The suite's datasets are the split's: a dataset added to (or removed from) the suite since the split was made
+    would be scored, or trained on, under a version that does not hold it."""
+    added = [dataset_id for dataset_id in suite.ids() if dataset_id not in split.datasets]
+    removed = [dataset_id for dataset_id in split.datasets if dataset_id not in suite.ids()]
+    if added or removed:
+        what = "; ".join(filter(None, [f"added to the suite since: {', '.join(added)}" if added else "",
+                                       f"removed from it: {', '.join(removed)}" if removed else ""]))
+        raise SplitError(f"suite {suite.id}: its split (benchmark version {split.version}) was made for other "
+                         f"datasets ({what}); `cordbench splits make --suite {suite.id}` makes the new version")
 
 
 def write_split(split: SplitFile, path: Path) -> Path:
@@ -295,22 +312,69 @@ def make_split(
     existing: SplitFile | None = None,
 ) -> SplitFile:
     """Make (or complete) a suite's split. Fixed entries of ``existing`` are never changed."""
+    fresh, _indexes = fresh_split(suite, data_root=data_root, overrides=overrides, published_root=published_root)
+    return complete_split(suite, fresh, existing)
+
+
+def fresh_split(
+    suite: Suite,
+    *,
+    data_root: Path | None,
+    overrides: dict[str, Path] | None = None,
+    published_root: Path,
+) -> tuple[SplitFile, dict[str, DatasetIndex]]:
+    """The split the data at hand give now, ignoring any frozen one, and the index of every dataset found. Masks
+    off their image's grid are refused here, before anything is frozen (they could never be scored)."""
+    from benchmark.data.grids import off_grid_masks
+
     datasets: dict[str, DatasetSplit] = {}
+    indexes: dict[str, DatasetIndex] = {}
     for entry in suite.datasets:
         folder = dataset_folder(entry.id, data_root, overrides)
         index = index_dataset(folder, load_dataset(entry.id)) if folder else None
-        fresh = split_dataset(entry, index, seed=suite.seed, published_root=published_root)
+        if index is not None:
+            indexes[entry.id] = index
+        datasets[entry.id] = split_dataset(entry, index, seed=suite.seed, published_root=published_root)
+    off_grid = [problem for index in indexes.values() for problem in off_grid_masks(index)]
+    if off_grid:
+        shown = "; ".join(problem.line() for problem in off_grid[:3])
+        raise SplitError(f"suite {suite.id}: {len(off_grid)} mask(s) not on their image's grid, nothing was frozen "
+                         f"(they could never be scored): {shown}" + (" ..." if len(off_grid) > 3 else ""))
+    split = SplitFile(suite=suite.id, seed=suite.seed, made_with=f"cordbench {__version__}", datasets=datasets)
+    split.version = split.content_hash()
+    return split, indexes
+
+
+def complete_split(suite: Suite, fresh: SplitFile, existing: SplitFile | None) -> SplitFile:
+    """``fresh`` with every dataset frozen in ``existing`` kept as it was frozen (subjects, checksums, rule); the
+    scored region is the suite's current choice. A frozen dataset whose data now give other subjects is refused:
+    only an explicit re-freeze (``splits make --refreeze``) makes a new version of it. A dataset whose role, test
+    fraction, strata or published list the suite file now sets differently is split afresh: the suite was changed
+    on purpose (``cordbench suites add``), and the caller says so."""
+    datasets: dict[str, DatasetSplit] = {}
+    for entry in suite.datasets:
+        now = fresh.datasets[entry.id]
         previous = existing.datasets.get(entry.id) if existing else None
-        if previous is not None and previous.status == "fixed":
-            if fresh.status == "fixed" and _assignment(fresh) != _assignment(previous):
-                raise SplitError(_frozen_message(suite.id, entry.id, previous, fresh))
+        if previous is not None and previous.status == "fixed" and _suite_rule(previous) != _suite_rule(now):
+            datasets[entry.id] = now  # the suite itself was changed (role, test fraction, ...): a deliberate new split
+        elif previous is not None and previous.status == "fixed":
+            if now.status == "fixed" and _assignment(now) != _assignment(previous):
+                raise SplitError(_frozen_message(suite.id, entry.id, previous, now))
             # the subjects stay frozen; the scored region is the suite's current choice (and changes the version)
             datasets[entry.id] = previous.model_copy(update={"scored_region": entry.scored_region})
         else:
-            datasets[entry.id] = fresh
+            datasets[entry.id] = now
     split = SplitFile(suite=suite.id, seed=suite.seed, made_with=f"cordbench {__version__}", datasets=datasets)
     split.version = split.content_hash()
     return split
+
+
+#: the parts of a dataset's rule that the suite file decides (the rest comes from the data and the dataset file)
+SUITE_RULE_KEYS = ("test_fraction", "stratify_by", "published_split", "test")
+
+
+def _suite_rule(split: DatasetSplit) -> tuple:
+    return (split.role, *(json.dumps(split.rule.get(key), sort_keys=True) for key in SUITE_RULE_KEYS))
 
 
 def _assignment(split: DatasetSplit) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -323,7 +387,8 @@ def _frozen_message(suite_id: str, dataset_id: str, previous: DatasetSplit, fres
     return (
         f"{split_path(suite_id)}: the split of {dataset_id!r} is frozen and the data now give a different one "
         f"({len(new - old)} new subjects, {len(old - new)} gone, e.g. {sorted(new ^ old)[:5]}). "
-        "Frozen splits are never changed: make a new suite version instead."
+        f"Frozen splits are never changed silently: `cordbench splits make --suite {suite_id} --refreeze` makes a "
+        "new version (the current file is kept, and results scored on it stay under its version)."
     )
 
 
@@ -340,6 +405,7 @@ class VerifyReport:
     not_downloaded: dict[str, list[str]] = field(default_factory=dict)
     extra_files: dict[str, list[str]] = field(default_factory=dict)  # images/masks of split subjects not listed
     off_grid: dict[str, list[str]] = field(default_factory=dict)  # masks not on their image's grid
+    grid_problems: dict[str, str] = field(default_factory=dict)  # "<dataset>: <mask>" -> shapes and affines
 
     @property
     def ok(self) -> bool:
@@ -398,23 +464,21 @@ def _verify_dataset(report: VerifyReport, dataset_id: str, entry: DatasetSplit, 
     report.extra_files[dataset_id] = sorted(
         path for case in in_split for path in (case.image.path, case.label.path) if path not in entry.files
     ) if entry.files else []
-    report.off_grid[dataset_id] = [case.label.path for case in in_split if not _mask_on_image_grid(index.root, case)]
+    report.off_grid[dataset_id] = []
+    for case in in_split:
+        problem = _grid_problem(index.root, case)
+        if problem is not None:
+            report.off_grid[dataset_id].append(case.label.path)
+            report.grid_problems[f"{dataset_id}: {case.label.path}"] = problem
 
 
-def _mask_on_image_grid(root: Path, case: Case) -> bool:
-    """Shape and affine (within benchmark.io.AFFINE_TOLERANCE_MM) of the mask equal its image's; headers only.
-    Files not downloaded are not judged here (they are reported as not downloaded)."""
-    import nibabel as nib
-    import numpy as np
-
-    from benchmark.io import AFFINE_TOLERANCE_MM
+def _grid_problem(root: Path, case: Case) -> str | None:
+    """Why the mask is not on its image's grid (shapes and affines; headers only), or None. Files not downloaded are
+    not judged here (they are reported as not downloaded), nor unreadable ones (their checksum check names them)."""
+    from benchmark.data.grids import grid_problem
 
     if case.image.state != "present" or case.label.state != "present":
-        return True
-    try:
-        image, label = nib.load(str(root / case.image.path)), nib.load(str(root / case.label.path))
-    except Exception:  # an unreadable file: its checksum check names it
-        return True
-    return (tuple(image.shape[:3]) == tuple(label.shape[:3])
-            and bool(np.allclose(image.affine, label.affine, atol=AFFINE_TOLERANCE_MM)))
+        return None
+    problem = grid_problem(root / case.image.path, root / case.label.path)
+    return problem if problem is not None and problem.startswith("not on") else None
 

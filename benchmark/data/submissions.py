@@ -214,8 +214,13 @@ def load_submission(name_or_path: str | Path, root: Path | None = None) -> Submi
     found = [folder / str(name_or_path) / MANIFEST_NAME for folder in roots
              if (folder / str(name_or_path) / MANIFEST_NAME).is_file()]
     if not found:
+        import difflib
+
         where = " or ".join(str(folder / str(name_or_path) / MANIFEST_NAME) for folder in roots)
-        raise SubmissionError(f"{where}: no such submission (see `cordbench submissions list`)")
+        names = sorted({manifest.parent.name for folder in roots for manifest in folder.glob(f"*/{MANIFEST_NAME}")})
+        close = difflib.get_close_matches(str(name_or_path), names, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "see `cordbench submissions list`"
+        raise SubmissionError(f"{where}: no such submission; {hint}")
     if len(found) > 1:
         raise SubmissionError(f"submission {str(name_or_path)!r} is defined twice: {found[0]} and {found[1]}; rename "
                               "the workspace's one (a workspace submission never overrides a built-in one)")
@@ -313,7 +318,7 @@ def check_submission(submission: Submission) -> list[str]:
 def _predictions_problems(submission: Submission) -> list[str]:
     from benchmark.data.derivatives import mask_files
 
-    problems = []
+    problems = [f"model.folders: {problem}" for problem in unregistered_datasets(submission.model.folders)]
     for dataset_id, folder in supplied_folders(submission).items():
         field = "model.folder" if dataset_id is None else f"model.folders.{dataset_id}"
         if not folder.is_dir():

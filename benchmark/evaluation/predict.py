@@ -3,7 +3,8 @@
 The images go through the same inference path as scoring (:class:`benchmark.evaluation.inference.Predictor`: orientation,
 output validation, binarization, the manifest's post-processing). Masks are written under
 ``<out>/derivatives/cordbench-<name>/`` at the image's place in the BIDS tree, named
-``<image stem>_label-SC_seg.nii.gz``, each with a JSON sidecar saying which model (name, weights sha256),
+``<image stem>_label-SC_seg.nii.gz`` (:func:`benchmark.data.derivatives.mask_filename`: the rule
+``predictions`` submissions find masks by), each with a JSON sidecar saying which model (name, weights sha256),
 which cordbench version and which inference settings made it, and from which image (its sha256). The folder
 gets a ``dataset_description.json`` (``DatasetType: derivative``, ``GeneratedBy: cordbench``).
 
@@ -27,10 +28,10 @@ from benchmark.data.bids_index import classify_file, glob_to_regex, strip_nifti
 from benchmark.errors import CordbenchError
 from benchmark.evaluation.inference import BINARY_THRESHOLD, ModelLoadError, Predictor
 from benchmark.io import atomic_write_bytes, atomic_write_json, sha256_file
-from benchmark.data.derivatives import NameParts
+from benchmark.data.derivatives import CORD_LABEL, NameParts, mask_filename
 from benchmark.data.submissions import PredictionsModelSpec, Submission, load_submission, model_sha256
 
-LABEL = "SC"
+LABEL = CORD_LABEL
 BIDS_VERSION = "1.10.0"
 DATATYPES = frozenset({"anat", "func", "dwi", "fmap", "perf", "pet", "micr", "nirs", "motion"})
 #: sidecar keys that identify how a mask was made; a re-run recomputes a mask when any of them changed
@@ -81,10 +82,6 @@ class PredictReport:
 
 def derivatives_folder(out_dir: Path, name: str) -> Path:
     return Path(out_dir) / "derivatives" / f"cordbench-{name}"
-
-
-def mask_filename(image_filename: str, label: str = LABEL) -> str:
-    return f"{strip_nifti(image_filename)}_label-{label}_seg.nii.gz"
 
 
 def _is_nifti(name: str) -> bool:

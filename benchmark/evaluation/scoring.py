@@ -29,8 +29,8 @@ from benchmark.io import atomic_write_json
 from benchmark.evaluation.metrics import compute_metrics, scored_region
 from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
-from benchmark.data.splits import (SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
-                                   verify_split)
+from benchmark.data.splits import (SplitFile, VerifyReport, check_split_covers_suite, dataset_folder, file_checksum,
+                                   load_split, verify_split)
 from benchmark.data.declaration import training_declaration
 from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
                                         unregistered_datasets)
@@ -75,6 +75,7 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
                overrides: dict[str, Path] | None = None, *, check_checksums: bool = True) -> list[TestCase]:
     """Every labelled image of every test subject of the suite, checked against the split's checksums."""
     suite = load_suite(suite_id)
+    check_split_covers_suite(suite, split)
     cases: list[TestCase] = []
     for entry in suite.datasets:
         folder = dataset_folder(entry.id, data_root, overrides)
@@ -260,6 +261,7 @@ def score_submission(
     version = _changed_data_version(split.version, cases) if data_changed else split.version
     trained_on = training_datasets(submission, submissions_root)
     check_declared_datasets(submission.name, trained_on)
+    check_supplied_folders(submission)
     trained_people = declared_training_people(submission, submissions_root)
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
@@ -291,14 +293,27 @@ def _verify_data(split: SplitFile, data_root: Path | None, overrides: dict[str, 
     report = verify_split(split, data_root=data_root, overrides=overrides)
     if report.ok:
         return False
-    off_grid = any(report.off_grid.values())
-    if allow_changed_data and not off_grid:
+    if report.grid_problems:
+        return _refuse_off_grid(split, report)
+    if allow_changed_data:
         return True
-    why = ("masks are not on their image's grid" if off_grid and allow_changed_data
-           else "the local data differ from the frozen split")
-    raise DataChangedError(f"suite {split.suite} (benchmark version {split.version}): {why}; nothing was scored. "
-                           f"See `cordbench splits verify --suite {split.suite}`; --allow-changed-data scores them "
-                           f"under a separate, marked version.", report)
+    raise DataChangedError(f"suite {split.suite} (benchmark version {split.version}): the local data differ from the "
+                           f"frozen split; nothing was scored. See `cordbench splits verify --suite {split.suite}`; "
+                           "--allow-changed-data scores them under a separate, marked version.", report)
+
+
+def _refuse_off_grid(split: SplitFile, report: VerifyReport) -> bool:
+    """Masks off their image's grid: say which and how to fix them; --allow-changed-data cannot help."""
+    count = len(report.grid_problems)
+    first, problem = next(iter(report.grid_problems.items()))
+    others = any(any(problem.values()) for problem in (report.missing_subjects, report.extra_subjects,
+                                                       report.missing_files, report.changed_files, report.extra_files))
+    also = (" The local data also differ from the frozen split in other ways (see `cordbench splits verify --suite "
+            f"{split.suite}`).") if others else ""
+    raise DataChangedError(
+        f"suite {split.suite} (benchmark version {split.version}): {count} mask(s) not on their image's grid, which "
+        f"cannot be scored; nothing was scored. First: {first}: {problem}. Put the masks on their images' grid, then "
+        f"make a new version of the split: `cordbench splits make --suite {split.suite} --refreeze`.{also}", report)
 
 
 def _changed_data_version(version: str, cases: list[TestCase]) -> str:
@@ -315,6 +330,17 @@ def check_declared_datasets(submission_name: str, declared: set[str]) -> None:
     problems = unregistered_datasets(declared)
     if problems:
         raise ScoringError(f"{submission_name}: training.datasets: " + "; ".join(problems))
+
+
+def check_supplied_folders(submission: Submission) -> None:
+    """A predictions submission's ``model.folders`` keys are registered dataset ids (a mistyped key would leave that
+    dataset's test images without masks: every case scored worst)."""
+    from benchmark.data.submissions import PredictionsModelSpec
+
+    if isinstance(submission.model, PredictionsModelSpec):
+        problems = unregistered_datasets(submission.model.folders)
+        if problems:
+            raise ScoringError(f"{submission.folder}/submission.yaml: model.folders: {'; '.join(problems)}")
 
 
 def inference_header(records: list[PredictionRecord]) -> dict:

@@ -19,7 +19,8 @@ from benchmark.evaluation.inference import (BINARY_THRESHOLD, PredictionRecord, 
                                  validate_prediction, write_mask)
 from benchmark.models.predictions import PredictionsIndex, supplied_folders
 from benchmark.models.sandbox import SandboxMode
-from benchmark.data.submissions import PredictionsModelSpec, Submission, SubmissionError, submission_hash
+from benchmark.data.submissions import (PredictionsModelSpec, Submission, SubmissionError, submission_hash,
+                                        unregistered_datasets)
 
 if TYPE_CHECKING:
     from benchmark.evaluation.scoring import TestCase
@@ -48,6 +49,9 @@ class SuppliedPredictor:
         self._dataset_of = {str(case.image_path): case.case.dataset for case in cases}
         self._indexes: dict[Path, PredictionsIndex] = {}
         self._folders = supplied_folders(submission)
+        unknown = unregistered_datasets(spec.folders)
+        if unknown:  # a mistyped key would leave its dataset's images without masks: every case worst, silently
+            raise SubmissionError(f"{submission.folder}/submission.yaml: model.folders: {'; '.join(unknown)}")
         for dataset_id, folder in self._folders.items():
             if not folder.is_dir():
                 field = "model.folder" if dataset_id is None else f"model.folders.{dataset_id}"
@@ -103,3 +107,35 @@ def predictor_for(submission: Submission, cache_dir: Path, *, cases: Sequence["T
         return SuppliedPredictor(submission, cache_dir, cases)
     return Predictor(submission, cache_dir, device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
                      runtime=runtime, threads=threads)
+
+
+def supplied_mask_problems(submission: Submission, images: Sequence[tuple[str, Path]], *, every_image: bool
+                           ) -> tuple[list[str], int]:
+    """Check a predictions submission's masks against images, without scoring: (problems, masks found). ``images``
+    are (dataset id, image path); each image's mask is found as scoring finds it and must be on the image's grid
+    (shapes and affines in the message). With ``every_image`` (a suite's test images) a missing or ambiguous mask is
+    a problem too; without it (every image of a dataset) only masks that are found are judged."""
+    from benchmark.data.grids import grid_problem
+
+    folders = supplied_folders(submission)
+    indexes: dict[Path, PredictionsIndex] = {}
+    problems: list[str] = []
+    found = 0
+    for dataset_id, image in images:
+        folder = folders.get(dataset_id) or folders.get(None)
+        if folder is None or not folder.is_dir():
+            if every_image:
+                problems.append(f"{dataset_id}: {image.name}: no folder for dataset {dataset_id!r} in model.folders "
+                                "and no model.folder")
+            continue
+        index = indexes.setdefault(folder, PredictionsIndex(folder, submission.model.label))
+        match = index.find(image.name)
+        if match.path is None:
+            if every_image or match.failure.startswith("ambiguous"):
+                problems.append(f"{dataset_id}: {match.failure}")
+            continue
+        found += 1
+        problem = grid_problem(image, match.path)
+        if problem is not None:
+            problems.append(f"{dataset_id}: {match.path}: {problem}")
+    return problems, found

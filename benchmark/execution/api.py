@@ -10,7 +10,7 @@ from benchmark.errors import CordbenchError
 from benchmark.execution.local import InProcessExecutor, LocalExecutor
 from benchmark.execution.merge import merge_plan, missing_units
 from benchmark.execution.planner import Plan, list_plans, save_plan
-from benchmark.execution.runner import RunReport, execute_plan, shard_units, status_rows
+from benchmark.execution.runner import RunReport, execute_plan, shard_units, status_rows, stopped_groups
 from benchmark.execution.units import UnitStore
 from benchmark.execution.workdir import work_root, workspace_root
 
@@ -80,6 +80,9 @@ def finish(outcome: RequestOutcome) -> None:
     missing = {group: len(missing_units(store, plan, group)) for group in plan.groups}
     outcome.incomplete = {group: count for group, count in missing.items() if count}
     if plan.kind == "score":
+        outcome.report.stopped.update(stopped_groups(store, plan))  # `cordbench merge` too: no results for them
+        outcome.incomplete = {group: count for group, count in outcome.incomplete.items()
+                              if group not in outcome.report.stopped}
         outcome.written = merge_plan(store, plan)
 
 

@@ -119,5 +119,10 @@ def results_bytes(header: dict[str, Any], unit_rows: list[bytes]) -> bytes:
 
 
 def merge_plan(store: UnitStore, plan: Plan) -> dict[str, Path]:
-    """Every submission of a scoring plan whose units are all done -> its results file path."""
-    return {group: merge_group(store, plan, group) for group in plan.groups if not missing_units(store, plan, group)}
+    """Every submission of a scoring plan whose units are all done and whose canary passed -> its results file path.
+    A submission stopped by its canary gets no results file, even when the canary was its only unit (a one-case
+    suite): its rows would show a model that did not run as one that scored worst."""
+    from benchmark.execution.units import canary_failure
+
+    return {group: merge_group(store, plan, group) for group in plan.groups
+            if not missing_units(store, plan, group) and canary_failure(store, plan.groups[group][0]) is None}

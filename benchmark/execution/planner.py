@@ -144,11 +144,12 @@ def submission_ref(name: str | Path, submissions_root: Path | None) -> Submissio
     """A submission's planning identity: its model, inference settings and declared training data."""
     from benchmark.data.declaration import training_declaration
     from benchmark.data.submissions import load_submission, submission_hash
-    from benchmark.evaluation.scoring import ScoringError, check_declared_datasets
+    from benchmark.evaluation.scoring import ScoringError, check_declared_datasets, check_supplied_folders
 
     submission = load_submission(name, submissions_root)
     declaration = training_declaration(submission, submissions_root)  # the rule scoring and the audit use
     check_declared_datasets(submission.name, set(declaration.datasets))
+    check_supplied_folders(submission)
     if declaration.split_problems:
         raise ScoringError("; ".join(declaration.split_problems))
     declared = {"hash": submission_hash(submission), "manifest": submission.model_dump(mode="json"),

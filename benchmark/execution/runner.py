@@ -2,8 +2,10 @@
 
 - Units already done are skipped (a re-run does only what is missing).
 - Scoring: each submission's canary unit (its first case, alone) runs before its other units; when it fails
-  (the model cannot load, the output is not on the image's grid, ...) the submission's other units are not
-  started and the reason is reported once.
+  (the model cannot load, the output is not on the image's grid, a supplied mask is missing, ...) the
+  submission's other units are not started, no results file is written for it (a failed canary is never a row of
+  Dice 0 for a working model) and the reason is reported once; the command exits 1. The next run of the same
+  command runs the canary again (it may have failed for a reason fixed since, e.g. a missing library).
 - A unit that fails is run once more; failing again, it is reported with its log path while the other units
   complete. Results files are only merged for submissions whose every unit is done.
 """
@@ -17,7 +19,7 @@ from benchmark.execution.local import Failure
 from benchmark.execution.planner import Plan
 from benchmark.execution.units import UnitStore, canary_failure
 
-STATES = ("done", "running", "failed", "pending")
+STATES = ("done", "running", "interrupted", "failed", "pending")
 
 
 @dataclass
@@ -93,6 +95,7 @@ def execute_plan(store: UnitStore, plan: Plan, executor, *, units: list[str] | N
                  progress: bool = True, wait: bool = True) -> RunReport:
     """Run the plan's units (or the given subset, e.g. one shard) that are not done yet."""
     selected = units if units is not None else plan.unit_ids()
+    retry_failed_canaries(store, plan, canaries_done_with_failure(store, plan, selected))
     todo = [uid for uid in selected if not store.is_done(uid)]
     report = RunReport(skipped=len(selected) - len(todo))
     group_of = {uid: group for group, uids in plan.groups.items() for uid in uids}
@@ -123,22 +126,59 @@ def execute_plan(store: UnitStore, plan: Plan, executor, *, units: list[str] | N
     return report
 
 
+def canaries_done_with_failure(store: UnitStore, plan: Plan, selected: list[str]) -> list[str]:
+    """Canary units of the selection that finished with a failed case (what stopped their submission last time)."""
+    return [uid for uid in plan.canaries() if uid in selected and store.is_done(uid) and canary_failure(store, uid)]
+
+
+def retry_failed_canaries(store: UnitStore, plan: Plan, uids: list[str]) -> None:
+    """Make finished-but-failed canaries pending again (their reason kept in ``failures.json``): a canary stops its
+    submission, so each run tries it again instead of stopping on a failure that may have been fixed since."""
+    for uid in uids:
+        store.record_failure(uid, canary_failure(store, uid), None)
+        (store.folder(uid) / "done.json").unlink()
+
+
+def stopped_groups(store: UnitStore, plan: Plan) -> dict[str, str]:
+    """Scoring groups whose canary failed -> the reason (from the unit files alone)."""
+    if plan.kind != "score":
+        return {}
+    reasons = {group: canary_failure(store, uids[0]) for group, uids in plan.groups.items()}
+    return {group: reason for group, reason in reasons.items() if reason is not None}
+
+
 def status_rows(store: UnitStore, plans: list[Plan]) -> list[dict]:
     """Per plan and group: unit counts by state, from the unit files alone (what `cordbench status` shows)."""
     rows = []
     for plan in plans:
         for group, uids in plan.groups.items():
-            counts = state_counts(store, uids)
-            failed = [uid for uid in uids if store.state(uid) == "failed"]
-            last = store.failures(failed[0])[-1] if failed else None
+            states = {uid: store.state(uid) for uid in uids}
+            counts = Counter(states.values())
             rows.append({"plan": plan.request_id, "kind": plan.kind, "suite": plan.suite, "group": group,
                          "units": len(uids), **{state: counts.get(state, 0) for state in STATES},
-                         "problem": f"{last['reason']} (log: {last['log']})" if last else ""})
+                         "problem": _group_problem(store, plan, uids, states)})
     return rows
 
 
+def _group_problem(store: UnitStore, plan: Plan, uids: list[str], states: dict[str, str]) -> str:
+    """What `cordbench status` says is wrong with a group: a failed canary, a failed unit, or interrupted units."""
+    canary = canary_failure(store, uids[0]) if plan.kind == "score" else None
+    if canary is not None:
+        return f"stopped, its canary case failed: {canary}"
+    failed = [uid for uid in uids if states[uid] == "failed"]
+    if failed:
+        last = store.failures(failed[0])[-1]
+        return f"{last['reason']} (log: {last['log']})"
+    interrupted = [uid for uid in uids if states[uid] == "interrupted"]
+    if interrupted:
+        return (f"{len(interrupted)} unit(s) interrupted (their process is gone, e.g. {store.folder(interrupted[0])}); "
+                "run the same command again to redo them")
+    return ""
+
+
 def failure_lines(report: RunReport, store: UnitStore) -> list[str]:
-    lines = [f"{group}: stopped, its canary case failed: {reason}" for group, reason in report.stopped.items()]
+    lines = [f"{group}: stopped, its canary case failed (no results file written; run the same command again once "
+             f"fixed): {reason}" for group, reason in report.stopped.items()]
     for uid, failure in report.failed.items():
         lines.append(f"unit {uid} failed: {failure.reason}; log: {failure.log or store.folder(uid)}")
     return lines

@@ -210,16 +210,41 @@ class UnitStore:
         entries = self.failures(uid) + [{"reason": reason, "log": str(log) if log else None, "utc": utc_now()}]
         atomic_write_json(self.folder(uid) / "failures.json", entries)
 
-    def state(self, uid: str) -> Literal["done", "failed", "running", "pending"]:
-        """From the files alone: done, failed (last attempt failed), running (an attempt started and has not
-        finished: it runs, or it died and the next run redoes it) or pending."""
+    def state(self, uid: str) -> Literal["done", "failed", "running", "interrupted", "pending"]:
+        """From the files: done, failed (last attempt failed), running (an attempt started, has not finished and its
+        process is alive, or runs on another host where this cannot be checked), interrupted (an attempt started on
+        this host and its process is gone: Ctrl-C, kill -9, a reboot; the next run redoes it) or pending."""
         folder = self.folder(uid)
         if (folder / "done.json").is_file():
             return "done"
         running, failed = folder / "running.json", folder / "failures.json"
         if failed.is_file() and (not running.is_file() or failed.stat().st_mtime >= running.stat().st_mtime):
             return "failed"
-        return "running" if running.is_file() else "pending"
+        if not running.is_file():
+            return "pending"
+        return "interrupted" if self.attempt_alive(uid) is False else "running"
+
+    def attempt_alive(self, uid: str) -> bool | None:
+        """Whether the process of the unit's last attempt (``running.json``: host, pid, start) still runs; None when
+        that cannot be told from here (another host, an unreadable file). A pid the system gave to a newer process
+        since is not the attempt's: the process must have started before the attempt did."""
+        import psutil
+
+        try:
+            info = json.loads((self.folder(uid) / "running.json").read_text(encoding="utf-8"))
+            started = datetime.fromisoformat(info["started_utc"]).timestamp()
+            host, pid = info["host"], int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if host != socket.gethostname():
+            return None
+        try:
+            process = psutil.Process(pid)
+            return process.status() != psutil.STATUS_ZOMBIE and process.create_time() < started + 2
+        except psutil.NoSuchProcess:
+            return False
+        except psutil.Error:  # e.g. access denied: it exists
+            return True
 
     def attempt_log(self, uid: str) -> Path:
         """A fresh log file for the next attempt of a unit."""

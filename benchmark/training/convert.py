@@ -34,7 +34,7 @@ from benchmark.environment import available_cores
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.data.registry import Suite, entry_path, load_dataset, load_suite
-from benchmark.data.splits import SplitFile, dataset_folder, load_split
+from benchmark.data.splits import SplitFile, check_split_covers_suite, dataset_folder, load_split
 
 CONVERTER_VERSION = "1"
 LABEL_THRESHOLD = 0.5
@@ -135,6 +135,7 @@ def builtin_id_blocks() -> dict[str, range]:
 def collect_sources(suite: Suite, split: SplitFile, data_root: Path | None,
                     overrides: dict[str, Path] | None, parts: Iterable[Part]) -> list[CaseSource]:
     """Every indexed image of the split's subjects for the requested parts, in a stable order."""
+    check_split_covers_suite(suite, split)
     sources: list[CaseSource] = []
     for dataset_id in suite.ids("in-domain"):
         entry = split.datasets[dataset_id]
