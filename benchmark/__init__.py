@@ -26,27 +26,33 @@ on first use, so torch and nnU-Net are imported only by the functions that need 
 >>> round(cb.compute_metrics(guess, truth, (0.5, 0.5, 3.0))["dice"], 3)
 0.75
 
-**Results files and their summaries** (every number shown anywhere comes from ``benchmark.analysis.summary``):
+**Results files and their summaries** (every number shown anywhere comes from ``benchmark.analysis.summary``; the
+unit of analysis is the person: each person's scans are averaged first, intervals resample people):
 
 >>> results = cb.load_results(cb.results_path(cb.load_submission("threshold-baseline").folder, "real-mini",
 ...                                           cb.load_split("real-mini").version))
->>> results.suite, len(results.cases)
-('real-mini', 7)
->>> ci = cb.mean_ci([0.91, 0.85, 0.88, 0.97], dataset="synth-ms")
->>> round(ci.mean, 4), ci.low <= ci.mean <= ci.high
-(0.9025, True)
->>> paired = cb.paired_comparison([0.91, 0.85, 0.88, 0.97], [0.90, 0.80, 0.86, 0.93], dataset="synth-ms")
->>> round(paired.difference.mean, 4), round(paired.p_value, 3)
-(0.03, 0.125)
+>>> results.suite, len(results.cases), len({case.person for case in results.cases})
+('real-mini', 7, 3)
+>>> ci = cb.mean_ci([0.91, 0.85, 0.88, 0.97, 0.79, 0.93, 0.90, 0.86], dataset="synth-ms",
+...                 persons=["a", "a", "b", "c", "d", "e", "f", "g"])
+>>> round(ci.mean, 4), ci.n, ci.scans, ci.low <= ci.mean <= ci.high
+(0.8871, 7, 8, True)
+>>> cb.mean_ci([0.91, 0.85], dataset="synth-ms", persons=["a", "a"])  # one person: a mean, no interval
+MeanCI(mean=0.88, low=nan, high=nan, n=1, scans=2)
+>>> paired = cb.paired_comparison([0.91, 0.85, 0.88, 0.97, 0.90, 0.86], [0.90, 0.80, 0.86, 0.93, 0.85, 0.84],
+...                               dataset="synth-ms")
+>>> round(paired.difference.mean, 4), paired.p_value  # 6 people all better: the exact two-sided p is 2/2^6
+(0.0317, 0.03125)
 
-**The regression gate** on two results files of the same suite and version (with 2 test cases per dataset no drop
-is significant, so the threshold baseline does not fail against the aggregated model):
+**The regression gate** on two results files of the same suite and version (real-mini tests 2 people of gmchallenge
+and 1 of sct-testing: too few people for a test, so the threshold baseline does not fail against the aggregated
+model):
 
 >>> aggregated = cb.load_results(cb.results_path(cb.load_submission("nnunet-real-mini-aggregated-quick").folder,
 ...                                              "real-mini", results.benchmark_version))
 >>> report = cb.compare_results(results, aggregated, metric="dice", margin=0.01)
->>> report.passed, sorted(verdict.dataset for verdict in report.verdicts)
-(True, ['gmchallenge', 'sct-testing'])
+>>> report.passed, [(verdict.dataset, verdict.n, verdict.scans, verdict.status) for verdict in report.verdicts]
+(True, [('gmchallenge', 2, 2, 'too few people'), ('sct-testing', 1, 5, 'too few people')])
 
 **Errors**: everything cordbench raises on purpose derives from :class:`CordbenchError`:
 

@@ -195,29 +195,33 @@ def _short(name: str, suite_id: str) -> str:
 
 def print_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
     """Dice per dataset and model (mean [95% CI]), then aggregated vs best specific with paired p-values."""
-    from benchmark.analysis.labels import format_ci, format_p
+    from benchmark.analysis.labels import PEOPLE_SCANS, format_ci, format_p, format_people
     from benchmark.analysis.report import comparison_table, model_means, report_cases
 
     in_domain = load_suite(suite_id).ids("in-domain")
     cases = report_cases(results, in_domain)
     means = model_means(cases, metric="dice", seed=seed)
     models = list(dict.fromkeys(means["submission"]))
-    table = Table(title=f"Dice per dataset on {suite_id} (mean [95% bootstrap CI])")
+    table = Table(title=f"Dice per dataset on {suite_id} (mean over people [95% bootstrap CI resampling people])")
     table.add_column("dataset")
     table.add_column("role")
+    table.add_column(PEOPLE_SCANS, justify="right")
     for model in models:
         table.add_column(_short(model, suite_id), justify="right")
     for (dataset, role), rows in means.groupby(["dataset", "suite_role"], sort=False):
         cells = {row.submission: format_ci(row.mean, row.low, row.high, "dice") for row in rows.itertuples()}
-        table.add_row(dataset, role, *(cells.get(model, "-") for model in models))
+        widest = rows.sort_values(["people", "scans"]).iloc[-1]
+        table.add_row(dataset, role, format_people(widest["people"], widest["scans"]),
+                      *(cells.get(model, "-") for model in models))
     console.print(table)
     comparison = comparison_table(cases, metric="dice", seed=seed)
-    versus = Table(title="Aggregated minus reference specific model (paired per case)")
-    for column in ("dataset", "role", "reference", "n", "aggregated", "reference mean", "difference [95% CI]",
-                   "p (Holm)", "verdict"):
+    versus = Table(title="Aggregated minus reference specific model (paired per person)")
+    for column in ("dataset", "role", "reference", PEOPLE_SCANS, "aggregated", "reference mean",
+                   "difference [95% CI]", "p (Holm)", "verdict"):
         versus.add_column(column)
     for row in comparison.itertuples():
-        versus.add_row(row.dataset, row.suite_role, _short(row.reference, suite_id), str(row.n),
+        versus.add_row(row.dataset, row.suite_role, _short(row.reference, suite_id),
+                       format_people(row.people, row.scans),
                        f"{row.aggregated_mean:.3f}", f"{row.reference_mean:.3f}",
                        format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True),
                        format_p(row.p_holm), row.verdict)
@@ -227,18 +231,19 @@ def print_comparison(results: list[ResultsFile], suite_id: str, console: Console
 
 def print_seed_comparison(results: list[ResultsFile], suite_id: str, console: Console, *, seed: int = 0) -> None:
     """The seed-aware verdict: seed-averaged paired difference, its CI and the between-seed spread."""
-    from benchmark.analysis.labels import format_ci
+    from benchmark.analysis.labels import PEOPLE_SCANS, format_ci, format_people
     from benchmark.analysis.report import report_cases
     from benchmark.analysis.seeds import families, is_single_seed, seed_comparison_table
 
     cases = report_cases(results, load_suite(suite_id).ids("in-domain"))
     table = seed_comparison_table(cases, families(results), metric="dice", seed=seed)
     seeds = Table(title="Seed-aware verdict: aggregated minus reference family, averaged over seeds")
-    for column in ("dataset", "role", "seeds", "difference [95% CI]", "seed spread", "verdict"):
+    for column in ("dataset", "role", PEOPLE_SCANS, "seeds", "difference [95% CI]", "seed spread", "verdict"):
         seeds.add_column(column)
     for row in table.itertuples():
         spread = "unknown" if row.seed_spread != row.seed_spread else f"{row.seed_spread:.3f}"
-        seeds.add_row(row.dataset, row.suite_role, f"{row.aggregated_seeds}/{row.reference_seeds}",
+        seeds.add_row(row.dataset, row.suite_role, format_people(row.people, row.scans),
+                      f"{row.aggregated_seeds}/{row.reference_seeds}",
                       format_ci(row.difference, row.difference_low, row.difference_high, "dice", signed=True), spread,
                       row.verdict)
     console.print(seeds)

@@ -312,8 +312,8 @@ def view_dataset(prep: board_data.Prepared, state: dict) -> None:
         st.info(f"No case of {md(dataset)} passes the current filters.")
         return
     st.caption(
-        "Box and points: per-case values of each submission (counted cases only). Diamonds: mean with "
-        "bootstrap 95 % CI. Same numbers as the main table."
+        "Box and points: per-case values of each submission (counted cases only). Diamonds: mean over people with "
+        "bootstrap 95 % CI resampling people (none with too few people). Same numbers as the main table."
     )
     st.plotly_chart(_box_figure(cases, summary, metric), width="stretch", key="dataset_box")
     decimals = metric_labels.DECIMALS[metric]
@@ -360,25 +360,27 @@ def view_compare(prep: board_data.Prepared, table: pd.DataFrame, state: dict) ->
         f"One point per case both submissions have (paired). Points {better} the diagonal: B is better on that case."
     )
     side.caption(
-        "Table below: per dataset, mean difference B − A with bootstrap 95 % CI "
-        "(benchmark.analysis.stats.paired_difference_ci), two-sided paired Wilcoxon p, and Holm-adjusted p over the "
-        "datasets shown. Zero-shot A/B: whether the dataset is outside A's / B's training data."
+        "Table below: per dataset, over people (each person's scans averaged first), the mean difference B − A with "
+        "its bootstrap 95 % CI resampling people, the two-sided Wilcoxon p of the per-person differences, and the "
+        "Holm-adjusted p over the datasets tested (benchmark.analysis.family.compare_family: the path of the report "
+        "and the gate). Too few people: no interval, no test. Zero-shot A/B: whether the dataset is outside A's / "
+        "B's training data."
     )
-    decimals = metric_labels.DECIMALS[metric] + 1
     display = pd.DataFrame(
         {
             "dataset": result["dataset"],
             "zero-shot A/B": [f"{'yes' if x else 'no'}/{'yes' if y else 'no'}" for x, y in zip(result["zero-shot A"], result["zero-shot B"])],
-            "n": result["paired cases"],
+            metric_labels.PEOPLE_SCANS: [metric_labels.format_people(p, n)
+                                         for p, n in zip(result["people"], result["paired scans"])],
             **{
                 f"{label} [95 % CI]": [
-                    f"{m:.{decimals}f} [{lo_:.{decimals}f}, {hi_:.{decimals}f}]" if pd.notna(m) else ""
+                    metric_labels.format_ci(m, lo_, hi_, metric) if pd.notna(m) else ""
                     for m, lo_, hi_ in zip(result[f"mean {label}"], result[f"{label} CI low"], result[f"{label} CI high"])
                 ]
                 for label in ("A", "B")
             },
             "B − A [95 % CI]": [
-                f"{d:+.{decimals}f} [{lo_:+.{decimals}f}, {hi_:+.{decimals}f}]" if pd.notna(d) else ""
+                metric_labels.format_ci(d, lo_, hi_, metric, signed=True) if pd.notna(d) else ""
                 for d, lo_, hi_ in zip(result["mean diff (B − A)"], result["CI low"], result["CI high"])
             ],
             "Wilcoxon p": [f"{p:.2g}" if pd.notna(p) else "" for p in result["Wilcoxon p"]],
@@ -516,13 +518,18 @@ it was trained on.
 excluded from that model's scores by default (and not expected from it); the table notes how many.
 Unticking "exclude leaked cases" keeps them and marks the cells ⚠.
 
-### Confidence intervals
+### The unit of analysis is the person; confidence intervals
 
-Percentile bootstrap, {summary.N_RESAMPLES} resamples of the cases, 95 %: the same draws as
-`benchmark.analysis.stats.bootstrap_mean_ci` with seed `crc32("<seed>:<dataset>")`, one set of resamples per
-dataset shared by all submissions. CIs of means over datasets resample each dataset independently and
-average the resampled dataset means. The compare view uses `benchmark.analysis.stats.paired_difference_ci`
-(mean of B − A) and `paired_wilcoxon`, Holm-adjusted over datasets.
+A person's scans (contrasts, sessions, rescans) are not independent, so each model's scans are averaged per
+person first (the results' `person`: the subject merged across the dataset's same-person groups); a dataset mean
+is the mean over people. Percentile bootstrap, {summary.N_RESAMPLES} resamples of the people, 95 %: the draws of
+`benchmark.analysis.summary.mean_ci` with seed `crc32("<seed>:<dataset>")`, one set of resamples per dataset
+shared by all submissions. CIs of means over datasets resample each dataset independently and average the
+resampled dataset means. With fewer than {summary.MIN_PEOPLE} people a cell shows the mean and *too few people*
+instead of an interval (and a mean over datasets that includes such a dataset shows no interval). The compare
+view uses `benchmark.analysis.family.compare_family` (the report's and the gate's path): the mean per-person
+difference B − A with its CI and the Wilcoxon test of the per-person differences, Holm-adjusted over the
+datasets tested.
 
 ### One-voxel ceiling (Dice)
 
@@ -544,7 +551,7 @@ The header gives the same number on the reference masks: the floor. Lower is bet
 
 ### Ranks with ties
 
-Per dataset, among the complete submissions shown, on the cases all of them have
+Per dataset, among the complete submissions shown, on the per-person means of the scans all of them have
 (`benchmark.analysis.stats.rank_with_ties`): every pair is compared with a two-sided paired Wilcoxon
 signed-rank test, the p-values are Holm-adjusted together, and a model's rank is 1 + the number of
 models significantly (adjusted p ≤ {summary.ALPHA}) better than it. Models that no test separates share

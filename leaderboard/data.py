@@ -1,7 +1,8 @@
 """Leaderboard data: results files -> one per-case table -> dense per-dataset blocks, and the case filters.
 
-Everything here reads; nothing writes results. The statistics and the tables built on these blocks are in
-:mod:`leaderboard.tables` (the definitions of incomplete, leakage, means, CIs and ranks are in its docstring).
+Everything here reads; nothing writes results. The statistics on these blocks are computed by
+:mod:`benchmark.analysis.board` and shown by :mod:`leaderboard.tables` (the definitions of incomplete, leakage,
+means, CIs and ranks are in its docstring).
 """
 
 from __future__ import annotations
@@ -16,18 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-
-try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its default thread count
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - depends on the environment
-    threadpool_limits = None
+from benchmark.analysis.board import INCOMPLETE, LEAK_EXCLUDED
 from benchmark.data.audit import mark_audited_leaks
 from benchmark.evaluation.metrics import METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile, find_results_files, load_many
 
 KEY_COLUMN = "submission"
-INCOMPLETE = "incomplete"
-LEAK_EXCLUDED = "excluded (leak)"
 UNKNOWN = "(unknown)"
 TRAINED_MARK = "†"
 LEAK_MARK = "⚠"
@@ -93,7 +88,7 @@ class LoadedResults:
 
 
 _CATEGORY_COLUMNS = (
-    "submission", "dataset", "subject", "contrast", "site", "vendor", "pathology", "suite_role",
+    "submission", "dataset", "subject", "person", "contrast", "site", "vendor", "pathology", "suite_role",
     "gt_provenance", "suite", "benchmark_version", "model_type", "licence", "declared_training_datasets",
     "results_path",
 )
@@ -202,9 +197,12 @@ class DatasetBlock:
     leaked: np.ndarray  # (S, n) subject_in_training
     failed: np.ndarray  # (S, n) failure row
     in_training: np.ndarray  # (S,) dataset_in_training (declared list when the model has no rows)
-    #: (n,) index of the case's person, (subject, session) in the order pandas' sorted groupby gives
+    #: (n,) index of the case's CSA unit, (subject, session) in the order pandas' sorted groupby gives
     #: (benchmark.analysis.csa_consistency): subject, then session with "no session" last
     person: np.ndarray | None = None
+    #: (n,) index into person_ids of the case's person (results' ``person``: the unit of analysis)
+    person_index: np.ndarray | None = None
+    person_ids: np.ndarray | None = None  # (P,) person ids, sorted
     csa: np.ndarray | None = None  # (S, n) csa_mm2 of the prediction, NaN where absent or not measured
     csa_reference: np.ndarray | None = None  # (n,) csa_reference_mm2 of the case's reference mask
     #: some person has >= 2 images with a measured CSA (the dataset gets a CSA-consistency column)
@@ -323,6 +321,7 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
     csa_columns = {name: df[name].to_numpy(dtype=np.float64, na_value=np.nan) if name in df else np.full(len(df), np.nan)
                    for name in ("csa_mm2", "csa_reference_mm2")}
     subject_coded = _coded(df["subject"]) if "subject" in df else (np.full(len(df), -1, dtype=np.int64), np.empty(0, dtype=object))
+    person_coded = _coded(df["person"]) if "person" in df and df["person"].notna().all() else subject_coded
     session_coded = _coded(df["session"]) if "session" in df else (np.full(len(df), -1, dtype=np.int64), np.empty(0, dtype=object))
     dit_column = df["dataset_in_training"].to_numpy(dtype=bool)
     failed_column = df["failure"].notna().to_numpy() if "failure" in df else np.zeros(len(df), dtype=bool)
@@ -360,6 +359,8 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
         csa = np.full((n_subs, n), np.nan)
         csa[subs, codes] = csa_columns["csa_mm2"][rows]
         person = _person_codes(rows[first], subject_coded, session_coded)
+        person_ids, person_index = np.unique(_labels(person_coded[0][rows[first]], person_coded[1]).astype(str),
+                                             return_inverse=True)
         csa_reference = _first_finite(codes, subs, csa_columns["csa_reference_mm2"][rows], n)
         blocks.append(
             DatasetBlock(
@@ -373,6 +374,8 @@ def prepare(cases: pd.DataFrame, benchmark_version: str | None = None) -> Prepar
                 failed=failed,
                 in_training=in_training,
                 person=person,
+                person_index=person_index.astype(np.int64),
+                person_ids=person_ids.astype(object),
                 csa=csa,
                 csa_reference=csa_reference,
                 multi_contrast=_has_repeated_person(person, np.isfinite(csa).any(axis=0) | np.isfinite(csa_reference)),

@@ -1,5 +1,7 @@
-"""Leaderboard tables: the statistics and views behind ``leaderboard/app.py`` (no Streamlit here), computed on the
-blocks of :mod:`leaderboard.data` with :mod:`benchmark.analysis`.
+"""Leaderboard tables: the views behind ``leaderboard/app.py`` (no Streamlit here). The numbers come from
+:mod:`benchmark.analysis.board` (per dataset, vectorised over submissions) and
+:func:`benchmark.analysis.family.compare_family` (the compare view); this module memoises them on the prepared
+blocks of :mod:`leaderboard.data`, runs the datasets in parallel and formats the tables.
 
 Input is the per-case table of results files (:func:`load_results_dirs` / :func:`cases_from_results`:
 ``benchmark.evaluation.results`` rows plus the header fields licence, parameters, declared training datasets and
@@ -15,56 +17,50 @@ Definitions (also on the app's methodology page and in ``docs/leaderboard.md``):
   rank) is computed from it. A ``failure`` row is a case that IS scored (worst values), so it never
   makes a submission incomplete. A row whose metric value is not finite counts as missing.
 * **In-domain / OOD per model**: a dataset is OOD (zero-shot) for a model only if
-  ``dataset_in_training`` is False in its rows (suite labels are only used to order columns). With
-  ``zero_shot_only`` a model's trained-on datasets are hidden for that model.
+  ``dataset_in_training`` is False in its rows (written by scoring from the one training-declaration rule,
+  :mod:`benchmark.data.declaration`; suite labels are only used to order columns). With ``zero_shot_only`` a
+  model's trained-on datasets are hidden for that model.
 * **Leakage**: rows with ``subject_in_training`` True. With ``Filters.exclude_leaked`` (default) they
   are dropped for that model and are not expected from it (so they don't make it incomplete); the
   notes column says how many. Otherwise they are kept and the cell is marked ``⚠``.
-* **Means and CIs**: a dataset mean is the mean over its cases; mean in-domain / mean OOD is the
-  unweighted mean of the model's dataset means. 95 % CIs are percentile bootstraps over cases, the
-  resamples drawn per dataset with ``numpy.random.default_rng(dataset_seed(seed, dataset))`` exactly as
-  :func:`benchmark.analysis.stats.bootstrap_mean_ci` draws them (same calls, same quantile rule), so every cell
-  equals ``bootstrap_mean_ci(values, seed=dataset_seed(seed, dataset))``. Submissions with all cases of
-  a dataset share one set of resamples (a paired bootstrap, one matrix product); a submission whose
-  leaked cases are excluded is resampled over its own cases. The CI of a mean over datasets resamples every
-  dataset independently (stratified bootstrap) and averages the resampled dataset means.
+* **The unit is the person**: a dataset mean is the mean over people of each person's mean over its counted scans;
+  mean in-domain / mean OOD is the unweighted mean of the model's dataset means. 95 % CIs are percentile
+  bootstraps resampling people, drawn per dataset with ``numpy.random.default_rng(dataset_seed(seed, dataset))``
+  exactly as :func:`benchmark.analysis.summary.mean_ci` draws them, so every cell equals ``mean_ci(values,
+  persons=..., dataset=dataset)``. With fewer than ``MIN_PEOPLE`` people the cell shows the mean and "too few
+  people" instead of an interval; a mean over datasets shows no interval when any of its datasets has too few.
 * **Ranks**: per dataset, :func:`benchmark.analysis.stats.rank_with_ties` over the complete, shown submissions on
-  the cases all of them have (paired); a vectorised implementation of the same procedure is used when
-  there are more than 50 cases (where every Wilcoxon test is the normal approximation), identical to
-  it by construction and by test. Mean rank = mean over the datasets shown for that model.
+  the per-person means of the scans all of them have (paired); vectorised above 50 people
+  (:func:`benchmark.analysis.board.rank_paired`). Mean rank = mean over the datasets shown for that model.
 * **CSA consistency across contrasts** (label-free): a column per dataset shown that has a person with two measured
-  images: :func:`benchmark.analysis.csa_consistency.dataset_consistency` (mean over persons of the SD of ``csa_mm2``
-  across the person's images, bootstrap CI over persons) of each model's counted cases, vectorised over models
-  (:func:`csa_stats`; equal to it by test). The header gives the reference masks' floor. Hidden, incomplete and
-  leak-excluded cells follow the dataset's cell; blank: no person with two counted images.
+  images: :func:`benchmark.analysis.csa_consistency.dataset_consistency` of each model's counted cases, vectorised
+  over models (:func:`benchmark.analysis.board.csa_stats`; equal to it by test). The header gives the reference
+  masks' floor. Hidden, incomplete and leak-excluded cells follow the dataset's cell; blank: no person with two
+  counted images.
 * **One-voxel ceiling**: with a :class:`benchmark.evaluation.ceilings.CeilingsFile` for the version and the metric
   Dice, each dataset's header carries its 1-voxel Dice (:func:`main_table_headers`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from benchmark.analysis import stats
+from benchmark.analysis import board
+from benchmark.analysis.board import (BlockStats, CsaStats, MainTableData, person_sds, rank_paired,
+                                      single_thread_blas as _single_thread_blas)
+from benchmark.analysis.family import Pairs, compare_family
+from benchmark.analysis.labels import DECIMALS, TOO_FEW_PEOPLE
+from benchmark.analysis.summary import ALPHA, CONFIDENCE, MIN_PEOPLE, N_RESAMPLES, SEED
 from benchmark.environment import available_cores
-from benchmark.analysis.labels import DECIMALS
-from benchmark.analysis.summary import (ALPHA, CONFIDENCE, N_RESAMPLES, SEED, dataset_seed, holm_adjust, mean_ci,
-                                        paired_comparison)
-
-try:  # installed with nnunetv2 (scikit-learn); without it BLAS keeps its default thread count
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover - depends on the environment
-    threadpool_limits = None
-from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
+from benchmark.evaluation.metrics import METRIC_NAMES
 from benchmark.evaluation.results import load_cases_index
 from benchmark.data.submissions import PREDICTIONS_NOTE
 from leaderboard.data import (
@@ -80,182 +76,35 @@ if TYPE_CHECKING:  # the app loads the file; tables only reads its per-dataset n
 CSA_DECIMALS = 2
 #: a CSA cell of a model whose results carry no csa_mm2 on the dataset (scored before CSA was measured)
 CSA_NOT_MEASURED = "not measured"
-
-#: benchmark.analysis.stats.paired_wilcoxon uses exact / permutation null distributions up to 50 pairs and the
-#: normal approximation above; the vectorised ranking only covers the latter regime.
-_EXACT_WILCOXON_MAX_N = stats.EXACT_MAX_N
 #: threads computing datasets in parallel (one per core, at most 4)
 _WORKERS = min(4, available_cores())
-#: pairs per block in the vectorised Wilcoxon (bounds memory to ~ block * n_cases doubles).
-_PAIR_BLOCK_VALUES = 1 << 21
 
 
 # --------------------------------------------------------------------------------------------
-# statistics (vectorised; equal to benchmark.analysis.stats)
+# per-dataset statistics (benchmark.analysis.board), memoised on the prepared data
 # --------------------------------------------------------------------------------------------
 
 
-def _single_thread_blas():
-    """BLAS limited to one thread: these products are small, and a threaded BLAS on shared cores was
-    4x slower than one thread in measurements (oversubscription)."""
-    if threadpool_limits is None:  # pragma: no cover - depends on the environment
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def rank_paired(names: Sequence[str], values: np.ndarray, *, higher_is_better: bool, alpha: float = ALPHA) -> dict[str, int]:
-    """:func:`benchmark.analysis.stats.rank_with_ties` on ``{names[i]: values[i]}`` (rows paired by case).
-
-    Up to 50 cases (exact / permutation Wilcoxon) or with fewer than 3 models it calls
-    ``stats.rank_with_ties``; above, all pairwise tests are computed at once with the same formulas.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape[1] <= _EXACT_WILCOXON_MAX_N or len(names) < 3:
-        return stats.rank_with_ties({name: values[i] for i, name in enumerate(names)}, higher_is_better=higher_is_better, alpha=alpha)
-    if not 0.0 < alpha < 1.0:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if not np.all(np.isfinite(values)):
-        raise ValueError("scores must be finite (a missing case is scored worst, never NaN/inf)")
-    order = sorted(range(len(names)), key=lambda i: names[i])
-    names = [names[i] for i in order]
-    values = values[order]
-    direction = 1.0 if higher_is_better else -1.0
-    means = np.array([float(np.mean(row)) for row in values])
-    first, second = np.triu_indices(len(names), 1)  # the order of itertools.combinations(sorted names, 2)
-    p_values = np.empty(len(first))
-    block = max(1, _PAIR_BLOCK_VALUES // values.shape[1])
-    for lo in range(0, len(first), block):
-        hi = min(len(first), lo + block)
-        p_values[lo:hi] = stats.wilcoxon_normal_p_rows(values[first[lo:hi]] - values[second[lo:hi]])
-    adjusted = np.asarray(stats.holm_adjust(p_values))
-    separated = (adjusted <= alpha) & (means[first] != means[second])
-    worse = np.where(direction * (means[second] - means[first]) > 0, first, second)[separated]
-    ranks = 1 + np.bincount(worse, minlength=len(names))
-    ranked = sorted(range(len(names)), key=lambda i: (ranks[i], -direction * means[i], names[i]))
-    return {names[i]: int(ranks[i]) for i in ranked}
-
-
-# --------------------------------------------------------------------------------------------
-# per-dataset statistics
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BlockStats:
-    block: DatasetBlock
-    mask: np.ndarray  # (n,) cases passing the filters
-    used: np.ndarray  # (S, n_masked) case counted for the submission
-    values: np.ndarray  # (S, n_masked) metric values (NaN where absent)
-    n_used: np.ndarray  # (S,)
-    n_expected: np.ndarray  # (S,)
-    n_leaked: np.ndarray  # (S,) leaked rows among the filtered cases
-    n_failed: np.ndarray  # (S,) failure rows counted
-    complete: np.ndarray  # (S,)
-    shown: np.ndarray  # (S,) not hidden by the zero-shot toggle
-    mean: np.ndarray  # (S,) NaN unless complete and shown
-    low: np.ndarray
-    high: np.ndarray
-    rank: np.ndarray  # (S,) NaN unless ranked
-    rows: np.ndarray  # submissions with a resampled mean (complete and shown)
-    resamples: np.ndarray  # (len(rows), B)
-
-    @property
-    def status(self) -> np.ndarray:
-        out = np.full(len(self.complete), "ok", dtype=object)
-        out[~self.complete] = INCOMPLETE
-        out[(self.n_expected == 0) & (self.n_leaked > 0)] = LEAK_EXCLUDED
-        out[~self.shown] = "hidden"
-        return out
-
-
-def block_stats(
-    block: DatasetBlock,
-    *,
-    metric: str,
-    zero_shot_only: bool,
-    filters: Filters,
-    n_resamples: int = N_RESAMPLES,
-    seed: int = SEED,
-    confidence: float = CONFIDENCE,
-    alpha: float = ALPHA,
-    mask: np.ndarray | None = None,
-) -> BlockStats | None:
-    """Means, CIs, completeness and ranks of every submission on one dataset (None: no case passes)."""
-    if metric not in METRIC_NAMES:
-        raise ValueError(f"unknown metric {metric!r}; one of {METRIC_NAMES}")
-    if mask is None:
-        mask = case_mask(block, filters)
-    n = int(mask.sum())
-    if n == 0:
-        return None
-    values = block.values[metric][:, mask]
-    present = block.present[:, mask]
-    leaked = block.leaked[:, mask] & present
-    usable = present & np.isfinite(values)
-    if filters.exclude_leaked:
-        used = usable & ~leaked
-        n_expected = (~leaked).sum(axis=1)
-    else:
-        used = usable
-        n_expected = np.full(values.shape[0], n)
-    n_used = used.sum(axis=1)
-    complete = (n_used == n_expected) & (n_expected > 0)
-    shown = ~block.in_training if zero_shot_only else np.ones(values.shape[0], dtype=bool)
-    rows = np.flatnonzero(complete & shown)
-    mean = np.full(values.shape[0], np.nan)
-    low = np.full(values.shape[0], np.nan)
-    high = np.full(values.shape[0], np.nan)
-    rank = np.full(values.shape[0], np.nan)
-    resamples = np.empty((0, n_resamples))
-    if len(rows):
-        sub_values = np.where(used[rows], values[rows], 0.0)
-        mean[rows] = sub_values.sum(axis=1) / n_used[rows]
-        block_seed = dataset_seed(seed, block.name)
-        full = used[rows].all(axis=1)
-        resamples = np.empty((len(rows), n_resamples))
-        if full.any():  # one set of resamples for every submission that has all cases (paired)
-            resamples[full] = stats.bootstrap_resample_means(sub_values[full], n_resamples=n_resamples, seed=block_seed)
-        # leaked cases excluded: resample each submission's own cases; the draws depend only on
-        # (seed, number of cases), so submissions with as many cases share one count matrix
-        partial = np.flatnonzero(~full)
-        for n_own in np.unique(n_used[rows[partial]]):
-            same = partial[n_used[rows[partial]] == n_own]
-            own = np.stack([values[rows[i], used[rows[i]]] for i in same])
-            resamples[same] = stats.bootstrap_resample_means(own, n_resamples=n_resamples, seed=block_seed)
-        low[rows], high[rows] = stats.percentile_ci(resamples, mean[rows], confidence)
-        paired = used[rows].all(axis=0)
-        if paired.any():
-            names = [str(i) for i in rows]
-            ranked = rank_paired(names, values[rows][:, paired], higher_is_better=HIGHER_IS_BETTER[metric], alpha=alpha)
-            for name, value in ranked.items():
-                rank[int(name)] = value
-    return BlockStats(
-        block=block,
-        mask=mask,
-        used=used,
-        values=values,
-        n_used=n_used,
-        n_expected=n_expected,
-        n_leaked=leaked.sum(axis=1),
-        n_failed=(block.failed[:, mask] & used).sum(axis=1),
-        complete=complete,
-        shown=shown,
-        mean=mean,
-        low=low,
-        high=high,
-        rank=rank,
-        rows=rows,
-        resamples=resamples,
-    )
+def block_stats(block: DatasetBlock, *, metric: str, zero_shot_only: bool, filters: Filters,
+                n_resamples: int = N_RESAMPLES, seed: int = SEED, confidence: float = CONFIDENCE,
+                alpha: float = ALPHA, mask: np.ndarray | None = None,
+                min_people: int = MIN_PEOPLE) -> BlockStats | None:
+    """:func:`benchmark.analysis.board.block_stats` of the block's cases passing the filters."""
+    return board.block_stats(block, metric=metric, zero_shot_only=zero_shot_only,
+                             exclude_leaked=filters.exclude_leaked,
+                             mask=case_mask(block, filters) if mask is None else mask, n_resamples=n_resamples,
+                             seed=seed, confidence=confidence, alpha=alpha, min_people=min_people)
 
 
 def cached_block_stats(prep: Prepared, block: DatasetBlock, **kwargs: Any) -> BlockStats | None:
     """block_stats memoised on the prepared data (filter changes that keep a dataset's cases reuse its statistics)."""
     filters: Filters = kwargs["filters"]
     mask = case_mask(block, filters)
+    kwargs.setdefault("min_people", MIN_PEOPLE)
     key = (
         block.name, mask.tobytes(), filters.exclude_leaked,
-        *(kwargs[name] for name in ("metric", "zero_shot_only", "n_resamples", "seed", "confidence", "alpha")),
+        *(kwargs[name] for name in ("metric", "zero_shot_only", "n_resamples", "seed", "confidence", "alpha",
+                                    "min_people")),
     )
     return memoised(prep, key, lambda: block_stats(block, mask=mask, **kwargs))
 
@@ -274,166 +123,27 @@ def memoised(prep: Prepared, key: tuple, compute):
     return result
 
 
-# --------------------------------------------------------------------------------------------
-# CSA consistency across contrasts (label-free)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class CsaStats:
-    """CSA consistency across contrasts of one dataset: per submission the mean over persons with >= 2 images of
-    the SD (mm²) of csa_mm2 across the person's images, with its bootstrap CI over persons; and the same on the
-    reference masks (the floor). NaN / 0 persons where no person has two measured images."""
-
-    sd: np.ndarray  # (S,)
-    low: np.ndarray
-    high: np.ndarray
-    persons: np.ndarray  # (S,) persons counted
-    measured: np.ndarray  # (S,) the submission has a csa_mm2 on some filtered case (older results files have none)
-    floor: tuple[float, float, float, int]  # reference masks: (mean, low, high, persons)
-
-
-def person_sds(values: np.ndarray, usable: np.ndarray, person: np.ndarray, n_persons: int) -> tuple[np.ndarray, np.ndarray]:
-    """(SD with ddof=1 per row and person, images per row and person) of ``values`` (rows x cases) over the usable
-    cases; the SD is NaN where a person has fewer than 2 usable images."""
-    member = np.zeros((len(person), n_persons))
-    member[np.arange(len(person)), person] = 1.0
-    counts = usable.astype(np.float64) @ member
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(usable, values, 0.0) @ member / counts
-        squares = np.where(usable, values - means[:, person], 0.0) ** 2 @ member
-        sds = np.sqrt(squares / (counts - 1))
-    return np.where(counts >= 2, sds, np.nan), counts
-
-
-def _mean_sd_ci(sds: np.ndarray, *, dataset: str, n_resamples: int, seed: int,
-                confidence: float) -> tuple[np.ndarray, ...]:
-    """Per row: mean over persons (those with an SD, in person order) with the percentile-bootstrap CI of
-    :func:`benchmark.analysis.summary.mean_ci` (``dataset_consistency``): rows with as many persons share one set
-    of resamples, drawn as ``bootstrap_mean_ci`` draws them."""
-    rows = sds.shape[0]
-    mean, low, high = (np.full(rows, np.nan) for _ in range(3))
-    valid = np.isfinite(sds)
-    persons = valid.sum(axis=1)
-    for count in np.unique(persons[persons > 0]):
-        same = np.flatnonzero(persons == count)
-        own = np.stack([sds[r, valid[r]] for r in same])
-        if len(same) == 1:  # one row: mean_ci's own function is cheaper than a count matrix
-            ci = stats.bootstrap_mean_ci(own[0], confidence=confidence, n_resamples=n_resamples,
-                                         seed=dataset_seed(seed, dataset))
-            mean[same], low[same], high[same] = ci.mean, ci.low, ci.high
-            continue
-        mean[same] = own.mean(axis=1)
-        resamples = stats.bootstrap_resample_means(own, n_resamples=n_resamples, seed=dataset_seed(seed, dataset))
-        low[same], high[same] = stats.percentile_ci(resamples, mean[same], confidence)
-    return mean, low, high, persons
-
-
 def csa_stats(block: DatasetBlock, *, filters: Filters, n_resamples: int = N_RESAMPLES, seed: int = SEED,
-              confidence: float = CONFIDENCE, mask: np.ndarray | None = None) -> CsaStats | None:
-    """:func:`benchmark.analysis.csa_consistency.dataset_consistency` of the block's cases passing the filters
-    (None: the dataset has no person with two measured images), vectorised over submissions.
-
-    A submission's images are its counted cases (present, CSA measured, and not leaked when leaked cases are
-    excluded); the floor uses every filtered case's reference CSA. Same persons, order, SD and bootstrap draws as
-    ``dataset_consistency(person_consistency(results), seed=seed)`` (tests/test_leaderboard_tables.py checks it).
-    """
-    if not block.multi_contrast or block.csa is None:
-        return None
-    if mask is None:
-        mask = case_mask(block, filters)
-    person = block.person[mask]
-    n_persons = int(block.person.max()) + 1
-    values = block.csa[:, mask]
-    usable = block.present[:, mask] & np.isfinite(values)
-    measured = usable.any(axis=1)
-    if filters.exclude_leaked:
-        usable &= ~block.leaked[:, mask]
-    # the reference masks as one more row: the floor shares the draws of the models with as many persons
-    values = np.vstack([values, block.csa_reference[mask]])
-    usable = np.vstack([usable, np.isfinite(values[-1])])
-    sds, _ = person_sds(values, usable, person, n_persons)
-    mean, low, high, persons = _mean_sd_ci(sds, dataset=block.name, n_resamples=n_resamples, seed=seed,
-                                           confidence=confidence)
-    return CsaStats(sd=mean[:-1], low=low[:-1], high=high[:-1], persons=persons[:-1], measured=measured,
-                    floor=(float(mean[-1]), float(low[-1]), float(high[-1]), int(persons[-1])))
+              confidence: float = CONFIDENCE, mask: np.ndarray | None = None,
+              min_people: int = MIN_PEOPLE) -> CsaStats | None:
+    """:func:`benchmark.analysis.board.csa_stats` of the block's cases passing the filters."""
+    return board.csa_stats(block, exclude_leaked=filters.exclude_leaked,
+                           mask=case_mask(block, filters) if mask is None else mask, n_resamples=n_resamples,
+                           seed=seed, confidence=confidence, min_people=min_people)
 
 
 def cached_csa_stats(prep: Prepared, block: DatasetBlock, *, filters: Filters, n_resamples: int, seed: int,
-                     confidence: float) -> CsaStats | None:
+                     confidence: float, min_people: int = MIN_PEOPLE) -> CsaStats | None:
     """csa_stats memoised on the prepared data, like :func:`cached_block_stats` (independent of the metric)."""
     mask = case_mask(block, filters)
-    key = ("csa", block.name, mask.tobytes(), filters.exclude_leaked, n_resamples, seed, confidence)
+    key = ("csa", block.name, mask.tobytes(), filters.exclude_leaked, n_resamples, seed, confidence, min_people)
     return memoised(prep, key, lambda: csa_stats(block, filters=filters, n_resamples=n_resamples, seed=seed,
-                                                 confidence=confidence, mask=mask))
+                                                 confidence=confidence, mask=mask, min_people=min_people))
 
 
 # --------------------------------------------------------------------------------------------
 # main table
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class MainTableData:
-    """Numbers behind the main table (index: submission; dataset columns in display order)."""
-
-    metric: str
-    zero_shot_only: bool
-    exclude_leaked: bool
-    datasets: list[str]
-    suite_roles: dict[str, str]
-    meta: pd.DataFrame
-    mean: pd.DataFrame
-    low: pd.DataFrame
-    high: pd.DataFrame
-    status: pd.DataFrame  # ok / incomplete / hidden / excluded (leak)
-    n_used: pd.DataFrame
-    n_expected: pd.DataFrame
-    n_leaked: pd.DataFrame
-    n_failed: pd.DataFrame
-    rank: pd.DataFrame
-    trained: pd.DataFrame  # dataset_in_training
-    summary: pd.DataFrame  # in_/ood_ mean, low, high, status, n; mean_rank, rank_status, n_ranked
-    #: datasets shown that have a person with >= 2 measured images (a CSA-consistency column each)
-    csa_datasets: list[str] = field(default_factory=list)
-    csa_sd: pd.DataFrame = field(default_factory=pd.DataFrame)  # mean over persons of the CSA SD (mm²)
-    csa_low: pd.DataFrame = field(default_factory=pd.DataFrame)
-    csa_high: pd.DataFrame = field(default_factory=pd.DataFrame)
-    csa_persons: pd.DataFrame = field(default_factory=pd.DataFrame)
-    csa_measured: pd.DataFrame = field(default_factory=pd.DataFrame)  # 1.0 where the model has a csa_mm2 there
-    #: dataset -> the reference masks' (mean SD, CI low, CI high, persons): the floor
-    csa_floor: dict[str, tuple[float, float, float, int]] = field(default_factory=dict)
-
-
-def _group_summary(
-    submissions: list[str], stats_list: list[BlockStats], member: np.ndarray, confidence: float
-) -> tuple[np.ndarray, ...]:
-    """Mean over member datasets of the dataset means (+ stratified bootstrap CI) per submission."""
-    n_subs = len(submissions)
-    n_blocks = len(stats_list)
-    means = np.full(n_subs, np.nan)
-    lows = np.full(n_subs, np.nan)
-    highs = np.full(n_subs, np.nan)
-    status = np.full(n_subs, "", dtype=object)
-    count = member.sum(axis=1)
-    if n_blocks == 0:
-        return means, lows, highs, status, count
-    complete = np.stack([s.complete for s in stats_list], axis=1)
-    incomplete = (member & ~complete).any(axis=1)
-    status[count > 0] = "ok"
-    status[incomplete] = INCOMPLETE
-    ok = np.flatnonzero(status == "ok")
-    if len(ok) == 0:
-        return means, lows, highs, status, count
-    n_resamples = stats_list[0].resamples.shape[1] if stats_list else 0
-    acc = np.zeros((n_subs, n_resamples))
-    cell_means = np.stack([s.mean for s in stats_list], axis=1)
-    for j, bs in enumerate(stats_list):
-        take = member[bs.rows, j] & np.isin(bs.rows, ok)
-        acc[bs.rows[take]] += bs.resamples[take]
-    means[ok] = np.where(member[ok], cell_means[ok], 0.0).sum(axis=1) / count[ok]
-    lows[ok], highs[ok] = stats.percentile_ci(acc[ok] / count[ok][:, None], means[ok], confidence)
-    return means, lows, highs, status, count
 
 
 def main_table_data(
@@ -446,17 +156,20 @@ def main_table_data(
     seed: int = SEED,
     confidence: float = CONFIDENCE,
     alpha: float = ALPHA,
+    min_people: int = MIN_PEOPLE,
 ) -> MainTableData:
+    """Every dataset's statistics (memoised, in parallel) summarised by :func:`benchmark.analysis.board.summarise`."""
     filters = filters or Filters()
     prep = _prepared(source, filters)
-    subs = prep.submissions
+
     def compute(task: tuple[str, DatasetBlock]) -> BlockStats | CsaStats | None:
         kind, block = task
         if kind == "csa":
             return cached_csa_stats(prep, block, filters=filters, n_resamples=n_resamples, seed=seed,
-                                    confidence=confidence)
+                                    confidence=confidence, min_people=min_people)
         return cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
-                                  n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha)
+                                  n_resamples=n_resamples, seed=seed, confidence=confidence, alpha=alpha,
+                                  min_people=min_people)
 
     # the CSA columns are tasks of their own: the workers balance them with the datasets' statistics
     tasks = [("stats", block) for block in prep.blocks] + [("csa", block) for block in prep.blocks if block.multi_contrast]
@@ -468,68 +181,10 @@ def main_table_data(
             computed = [compute(task) for task in tasks]
     csa_by_dataset = {block.name: result for (kind, block), result in zip(tasks, computed)
                       if kind == "csa" and result is not None}
-    stats_list = [bs for (kind, _), bs in zip(tasks, computed) if kind == "stats" and bs is not None and bs.shown.any()]
-    names = [bs.block.name for bs in stats_list]
-
-    def frame(arrays: list[np.ndarray]) -> pd.DataFrame:
-        data = np.stack(arrays, axis=1) if arrays else np.empty((len(subs), 0))
-        return pd.DataFrame(data, index=pd.Index(subs, name=KEY_COLUMN), columns=names)
-
-    trained = np.stack([bs.block.in_training for bs in stats_list], axis=1) if stats_list else np.zeros((len(subs), 0), bool)
-    shown = np.stack([bs.shown for bs in stats_list], axis=1) if stats_list else np.zeros((len(subs), 0), bool)
-    counted = np.stack([bs.n_expected > 0 for bs in stats_list], axis=1) if stats_list else np.zeros((len(subs), 0), bool)
-    summary = pd.DataFrame(index=pd.Index(subs, name=KEY_COLUMN))
-    for prefix, member in (("in", shown & counted & trained), ("ood", shown & counted & ~trained)):
-        mean, low, high, status, count = _group_summary(subs, stats_list, member, confidence)
-        summary[f"{prefix}_mean"], summary[f"{prefix}_low"], summary[f"{prefix}_high"] = mean, low, high
-        summary[f"{prefix}_status"], summary[f"{prefix}_n"] = status, count
-
-    ranks = np.stack([bs.rank for bs in stats_list], axis=1) if stats_list else np.empty((len(subs), 0))
-    complete = np.stack([bs.complete for bs in stats_list], axis=1) if stats_list else np.zeros((len(subs), 0), bool)
-    ranked = shown & counted
-    n_ranked = ranked.sum(axis=1)
-    rank_incomplete = (ranked & ~complete).any(axis=1)
-    with np.errstate(invalid="ignore"):
-        mean_rank = np.where(ranked, np.nan_to_num(ranks), 0.0).sum(axis=1) / n_ranked
-    missing_rank = (ranked & np.isnan(ranks)).any(axis=1)
-    mean_rank[rank_incomplete | (n_ranked == 0) | missing_rank] = np.nan
-    summary["mean_rank"] = mean_rank
-    summary["rank_status"] = np.where(
-        rank_incomplete, INCOMPLETE, np.where((n_ranked == 0) | missing_rank, "", "ok")
-    )
-    summary["n_ranked"] = n_ranked
-    csa_names = [name for name in names if name in csa_by_dataset]
-
-    def csa_frame(part: str) -> pd.DataFrame:
-        return pd.DataFrame({name: getattr(csa_by_dataset[name], part) for name in csa_names},
-                            index=pd.Index(subs, name=KEY_COLUMN), columns=csa_names, dtype=float)
-
-    return MainTableData(
-        metric=metric,
-        zero_shot_only=zero_shot_only,
-        exclude_leaked=filters.exclude_leaked,
-        datasets=names,
-        suite_roles={bs.block.name: bs.block.suite_role for bs in stats_list},
-        meta=prep.meta,
-        mean=frame([bs.mean for bs in stats_list]),
-        low=frame([bs.low for bs in stats_list]),
-        high=frame([bs.high for bs in stats_list]),
-        status=frame([bs.status for bs in stats_list]),
-        n_used=frame([bs.n_used for bs in stats_list]),
-        n_expected=frame([bs.n_expected for bs in stats_list]),
-        n_leaked=frame([bs.n_leaked for bs in stats_list]),
-        n_failed=frame([bs.n_failed for bs in stats_list]),
-        rank=frame([bs.rank for bs in stats_list]),
-        trained=frame([bs.block.in_training for bs in stats_list]),
-        summary=summary,
-        csa_datasets=csa_names,
-        csa_sd=csa_frame("sd"),
-        csa_low=csa_frame("low"),
-        csa_high=csa_frame("high"),
-        csa_persons=csa_frame("persons"),
-        csa_measured=csa_frame("measured"),
-        csa_floor={name: csa_by_dataset[name].floor for name in csa_names},
-    )
+    stats_list = [bs for (kind, _), bs in zip(tasks, computed) if kind == "stats" and bs is not None]
+    return board.summarise(prep.submissions, prep.meta, stats_list, csa_by_dataset, metric=metric,
+                           zero_shot_only=zero_shot_only, exclude_leaked=filters.exclude_leaked,
+                           confidence=confidence)
 
 
 def format_parameters(value: Any) -> str:
@@ -556,9 +211,16 @@ def csa_column(dataset: str) -> str:
 
 
 def _format_ci_array(mean: np.ndarray, low: np.ndarray, high: np.ndarray, decimals: int) -> np.ndarray:
+    """``mean [low, high]`` per cell; ``mean (too few people)`` where the interval is withheld."""
     pattern = f"{{:.{decimals}f}} [{{:.{decimals}f}}, {{:.{decimals}f}}]"
-    flat = [pattern.format(a, b, c) for a, b, c in zip(mean.ravel().tolist(), low.ravel().tolist(), high.ravel().tolist())]
+    withheld = f"{{:.{decimals}f}} ({TOO_FEW_PEOPLE})"
+    flat = [pattern.format(a, b, c) if math.isfinite(b) or not math.isfinite(a) else withheld.format(a)
+            for a, b, c in zip(mean.ravel().tolist(), low.ravel().tolist(), high.ravel().tolist())]
     return np.asarray(flat, dtype=object).reshape(mean.shape)
+
+
+def _ci_text(mean: float, low: float, high: float, decimals: int) -> str:
+    return str(_format_ci_array(np.array([mean]), np.array([low]), np.array([high]), decimals)[0])
 
 
 def format_main_table(data: MainTableData) -> pd.DataFrame:
@@ -668,8 +330,7 @@ def main_table_headers(data: MainTableData, ceilings: CeilingsFile | None = None
         mean, low, high, _ = data.csa_floor[dataset]
         if not math.isnan(mean):
             name = csa_column(dataset)
-            headers[name] = (f"{name[:-1]}; reference masks {mean:.{CSA_DECIMALS}f} "
-                             f"[{low:.{CSA_DECIMALS}f}, {high:.{CSA_DECIMALS}f}])")
+            headers[name] = f"{name[:-1]}; reference masks {_ci_text(mean, low, high, CSA_DECIMALS)})"
     return headers
 
 
@@ -689,16 +350,22 @@ def main_table_notes(data: MainTableData, ceilings: CeilingsFile | None = None) 
         for dataset in data.csa_datasets:
             mean, low, high, persons = data.csa_floor[dataset]
             floors.append(f"{dataset}: no person with two images passes the filters" if persons == 0 else
-                          f"{dataset} {mean:.{CSA_DECIMALS}f} [{low:.{CSA_DECIMALS}f}, {high:.{CSA_DECIMALS}f}] mm² "
+                          f"{dataset} {_ci_text(mean, low, high, CSA_DECIMALS)} mm² "
                           f"over {persons} person{'s' if persons != 1 else ''}")
         notes.append(
             "CSA SD across contrasts (no ground truth needed; benchmark/analysis/csa_consistency.py): per person with "
             "≥ 2 images in the dataset, the SD of the model's angle-corrected cord cross-sectional area across the "
             "person's images (contrasts), over the scanner-z range all of them cover; the cell is the mean over "
-            "persons [bootstrap 95 % CI over persons]; lower is better. Blank: no person with two counted images; "
+            f"persons [bootstrap 95 % CI over persons; {TOO_FEW_PEOPLE} below {MIN_PEOPLE}]; lower is better. Blank: "
+            "no person with two counted images; "
             f"{CSA_NOT_MEASURED}: the model's results carry no CSA (scored before it was measured: score again). "
             "The reference masks' own spread is the floor a model is compared with (MS atrophy is ~1.4 mm² a "
             "year): " + "; ".join(floors) + ".")
+    if board.interval_withheld(data.mean.to_numpy(float), data.low.to_numpy(float)).any():
+        notes.append(
+            f"{TOO_FEW_PEOPLE}: the model's counted scans of that dataset come from fewer than {MIN_PEOPLE} people "
+            "(the unit of analysis; a person's scans are averaged first): the mean over people is shown without an "
+            "interval, since a bootstrap over so few people covers far less than 95 % (docs/metrics.md).")
     return notes
 
 
@@ -711,11 +378,12 @@ def build_main_table(
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     ceilings: CeilingsFile | None = None,
+    min_people: int = MIN_PEOPLE,
 ) -> pd.DataFrame:
     """One row per submission, as displayed (headers with the one-voxel ceilings and CSA floors): see the module
     docstring for every rule."""
     data = main_table_data(cases, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
-                           n_resamples=n_resamples, seed=seed)
+                           n_resamples=n_resamples, seed=seed, min_people=min_people)
     return format_main_table(data).rename(columns=main_table_headers(data, ceilings))
 
 
@@ -744,6 +412,7 @@ def dataset_view(
     filters: Filters | None = None,
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
+    min_people: int = MIN_PEOPLE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(per-case values of the counted cases, per-submission summary with mean and 95 % CI)."""
     filters = filters or Filters()
@@ -751,7 +420,8 @@ def dataset_view(
     block = prep.block(dataset)
     with _single_thread_blas():
         bs = cached_block_stats(prep, block, metric=metric, zero_shot_only=zero_shot_only, filters=filters,
-                                     n_resamples=n_resamples, seed=seed, confidence=CONFIDENCE, alpha=ALPHA)
+                                n_resamples=n_resamples, seed=seed, confidence=CONFIDENCE, alpha=ALPHA,
+                                min_people=min_people)
     case_columns = ["submission", "case_id", metric, "failed", "leaked"]
     if bs is None:
         return pd.DataFrame(columns=case_columns), pd.DataFrame()
@@ -771,6 +441,7 @@ def dataset_view(
         {
             "submission": prep.submissions,
             "zero-shot": ~block.in_training,
+            "people (scans)": [f"{p} ({u})" for p, u in zip(bs.people, bs.n_used)],
             "cases": [f"{u}/{e}" for u, e in zip(bs.n_used, bs.n_expected)],
             "status": bs.status,
             "mean": bs.mean,
@@ -800,16 +471,18 @@ def compare_submissions(
     n_resamples: int = N_RESAMPLES,
     seed: int = SEED,
     confidence: float = CONFIDENCE,
+    min_people: int = MIN_PEOPLE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Paired per-case values of A and B and, per dataset, mean(B - A) with CI and Wilcoxon p.
+    """Paired per-case values of A and B and, per dataset, the comparison of B with A over people.
 
-    Returns ``(pairs, table)``: ``pairs`` has columns dataset, case_id, A, B; ``table`` one row per
-    dataset: dataset, suite role, zero-shot A/B, paired cases, mean A, A CI low, A CI high (same for
-    B; bootstrap over the paired cases), mean diff (B − A), CI low, CI high, Wilcoxon p, Holm p.
+    Returns ``(pairs, table)``: ``pairs`` has columns dataset, case_id, A, B (the scans both have); ``table`` one
+    row per dataset: dataset, suite role, zero-shot A/B, people, paired scans, mean A, A CI low, A CI high (same
+    for B), mean diff (B − A), CI low, CI high, Wilcoxon p, Holm p, status.
 
-    Cases are those both submissions have (after the filters and, if asked, leak exclusion). The
-    difference CI is :func:`benchmark.analysis.stats.paired_difference_ci` of ``(B, A)`` and the p-value
-    :func:`benchmark.analysis.stats.paired_wilcoxon`; the Holm column adjusts the p-values over the datasets.
+    The numbers are :func:`benchmark.analysis.family.compare_family` of ``(B, A)`` over the datasets shown (the
+    path the report, the seed table and the gates use): means over people, CIs resampling people, the two-sided
+    Wilcoxon test of the per-person differences, Holm over the tested datasets; leaked scans (either side) are left
+    out while ``filters.exclude_leaked``; with fewer than ``MIN_PEOPLE`` people no interval and no test.
     """
     filters = filters or Filters()
     prep = _prepared(source, filters)
@@ -818,42 +491,32 @@ def compare_submissions(
         if name not in index:
             raise KeyError(f"no submission {name!r} in benchmark version {prep.benchmark_version}")
     ia, ib = index[a], index[b]
-    pair_frames = []
-    rows = []
+    pair_frames, rows, family = [], [], []
     for block in prep.blocks:
         mask = case_mask(block, filters)
         if not mask.any():
             continue
         values = block.values[metric][:, mask]
-        used = block.present[:, mask] & np.isfinite(values)
-        if filters.exclude_leaked:
-            used &= ~block.leaked[:, mask]
-        both = used[ia] & used[ib]
-        va, vb = values[ia, both], values[ib, both]
-        pair_frames.append(pd.DataFrame({"dataset": block.name, "case_id": block.case_ids[mask][both], "A": va, "B": vb}))
-        row = {
-            "dataset": block.name,
-            "suite role": ROLE_LABELS.get(block.suite_role, block.suite_role),
-            "zero-shot A": not block.in_training[ia],
-            "zero-shot B": not block.in_training[ib],
-            "paired cases": int(both.sum()),
-        }
-        for label, values in (("A", va), ("B", vb)):
-            ci = mean_ci(values, dataset=block.name, seed=seed, confidence=confidence, n_resamples=n_resamples)
+        usable = block.present[:, mask] & np.isfinite(values)
+        both = usable[ia] & usable[ib]
+        leaked = (block.leaked[ia, mask] | block.leaked[ib, mask])[both]
+        kept = both & ~(block.leaked[ia, mask] | block.leaked[ib, mask]) if filters.exclude_leaked else both
+        pair_frames.append(pd.DataFrame({"dataset": block.name, "case_id": block.case_ids[mask][kept],
+                                         "A": values[ia, kept], "B": values[ib, kept]}))
+        persons = block.person_ids[block.person_index[mask][both]]
+        family.append(Pairs(block.name, persons, values[ib, both], values[ia, both], leaked))
+        rows.append({"dataset": block.name, "suite role": ROLE_LABELS.get(block.suite_role, block.suite_role),
+                     "zero-shot A": not block.in_training[ia], "zero-shot B": not block.in_training[ib]})
+    compared = compare_family(family, seed=seed, exclude_leaked=filters.exclude_leaked, confidence=confidence,
+                              n_resamples=n_resamples, min_people=min_people)
+    for row, result in zip(rows, compared):
+        row.update({"people": result.people, "paired scans": result.scans})
+        for label, ci in (("A", result.b), ("B", result.a)):
             row[f"mean {label}"], row[f"{label} CI low"], row[f"{label} CI high"] = ci.mean, ci.low, ci.high
-        compared = paired_comparison(vb, va, dataset=block.name, seed=seed, confidence=confidence,
-                                     n_resamples=n_resamples)
-        row["mean diff (B − A)"] = compared.difference.mean
-        row["CI low"] = compared.difference.low
-        row["CI high"] = compared.difference.high
-        row["Wilcoxon p"] = compared.p_value
-        rows.append(row)
+        row.update({"mean diff (B − A)": result.difference.mean, "CI low": result.difference.low,
+                    "CI high": result.difference.high, "Wilcoxon p": result.p, "Holm p": result.p_holm,
+                    "status": result.status})
     table = pd.DataFrame(rows)
-    if not table.empty:
-        finite = table["Wilcoxon p"].notna()
-        table["Holm p"] = math.nan
-        if finite.any():
-            table.loc[finite, "Holm p"] = holm_adjust(table.loc[finite, "Wilcoxon p"].tolist())
     pairs = pd.concat(pair_frames, ignore_index=True) if pair_frames else pd.DataFrame(columns=["dataset", "case_id", "A", "B"])
     return pairs, table
 
@@ -938,8 +601,10 @@ def case_paths(
 
 __all__ = [
     "MainTableData",
+    "BlockStats",
     "CsaStats",
     "rank_paired",
+    "person_sds",
     "block_stats",
     "csa_stats",
     "main_table_data",

@@ -104,8 +104,8 @@ def test_saved_plan_keeps_its_creation_time(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------------------------------ merge
 def row(case: CaseRef, dataset: str, dice: float) -> dict:
-    return CaseResult(case_id=case.case_id, dataset=dataset, subject=case.case_id.split(":")[1].split("/")[0],
-                      contrast="T2w", image_sha256=case.image_sha256, suite_role="in-domain",
+    subject = case.case_id.split(":")[1].split("/")[0]
+    return CaseResult(case_id=case.case_id, dataset=dataset, subject=subject, person=subject, contrast="T2w", image_sha256=case.image_sha256, suite_role="in-domain",
                       dataset_in_training=True, subject_in_training=False, dice=dice, nsd=dice, hd95=1.0, rve=0.1,
                       csa_error=0.2, runtime_s=0.5).model_dump(mode="json")
 

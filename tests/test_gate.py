@@ -290,8 +290,8 @@ def test_bad_options_are_input_errors() -> None:
 
 
 def _markdown_fixture() -> GateReport:
-    # site-a: baseline mean 0.875, candidate mean 0.860; all 4 differences negative:
-    # exact one-sided p = 1/16 = 0.0625 (> 0.05: pass); difference CI = [-0.02, -0.01].
+    # site-a: baseline mean 0.875, candidate mean 0.860; 4 people (one scan each): too few people (< 6) for a test
+    # or an interval (the exact one-sided p could not go below 1/16 = 0.0625): it passes, untested.
     base_a = np.array([0.90, 0.80, 0.85, 0.95])
     cand_a = np.array([0.88, 0.79, 0.83, 0.94])
     base_b = _baseline_dice(40, seed=14)
@@ -304,18 +304,20 @@ def test_markdown_table_has_the_right_numbers() -> None:
     markdown = gate_markdown(report)
     lines = markdown.splitlines()
     assert lines[0] == "## cordbench gate: **FAIL** - candidate `candidate-model` vs baseline `baseline-model`"
-    assert "| dataset | n | baseline mean | candidate mean | difference [95% CI] | p (Holm) | verdict |" in lines
-    assert "| site-a | 4 | 0.8750 | 0.8600 | -0.0150 [-0.0200, -0.0100] | 0.0625 | PASS |" in lines
+    assert ("| dataset | people (scans) | baseline mean | candidate mean | difference [95% CI] | p (Holm) | verdict |"
+            in lines)
+    assert "| site-a | 4 (4) | 0.8750 | 0.8600 | -0.0150 (too few people) | – | PASS |" in lines
+    assert report.verdicts[0].reason == "worse by 0.0150; too few people (4 < 6) for a test"
     site_b = report.verdicts[1]
     row_b = next(line for line in lines if line.startswith("| site-b |"))
     assert row_b == (
-        f"| site-b | 40 | {site_b.baseline_mean:.4f} | {site_b.candidate_mean:.4f} | "
+        f"| site-b | 40 (40) | {site_b.baseline_mean:.4f} | {site_b.candidate_mean:.4f} | "
         f"{site_b.difference.mean:+.4f} [{site_b.difference.low:+.4f}, {site_b.difference.high:+.4f}] | "
         f"{site_b.p_value:.1e} | FAIL |"
     )
     assert f"{np.mean(_baseline_dice(40, seed=14)):.4f}" in row_b
-    # Holm over 2 datasets: 2 * 2^-40 for site-b
-    assert site_b.p_value == pytest.approx(2 * 2.0**-40, rel=1e-9)
+    # Holm over the 1 tested dataset (site-a has too few people): 2^-40 for site-b
+    assert site_b.p_value == pytest.approx(2.0**-40, rel=1e-9)
     assert "1 of 2 dataset(s) fail; 0 problem(s)." in markdown
     drop = site_b.baseline_mean - site_b.candidate_mean
     reason = f"worse by {drop:.4f} > margin 0.01 and significant (p (Holm) = {site_b.p_value:.1e} <= 0.05)"
@@ -342,7 +344,9 @@ def test_gate_json_is_strict_json() -> None:
     assert data["passed"] is False and data["exit_code"] == 1 and data["metric"] == "dice"
     assert data["verdicts"][0]["dataset"] == "site-a"
     assert data["verdicts"][0]["difference"]["mean"] == pytest.approx(-0.015, abs=1e-12)
-    assert data["verdicts"][0]["p_value"] == pytest.approx(0.0625)
+    assert data["verdicts"][0]["difference"]["low"] is None  # 4 people: interval withheld, not tested
+    assert data["verdicts"][0]["p_value"] is None and data["verdicts"][0]["status"] == "too few people"
+    assert data["verdicts"][1]["n"] == 40 and data["verdicts"][1]["scans"] == 40
     reproduce = gate_json(reproduce_check(*_pair({"s": _baseline_dice(4)}, {"s": _baseline_dice(4)})[::-1]))
     assert reproduce["alpha"] is None and reproduce["verdicts"][0]["p_value"] is None
     json.dumps(reproduce, allow_nan=False)
@@ -386,7 +390,7 @@ def test_reproduce_fails_on_a_moved_mean() -> None:
     assert reproduce_check(stored, rescored, tolerance=0.1, metrics=("hd95",)).passed
     markdown = gate_markdown(report)
     assert markdown.splitlines()[0] == "## cordbench reproduce: **FAIL** - rescored `reference` vs stored results"
-    assert "| synth-b | dice | 15 |" in markdown
+    assert "| synth-b | dice | 15 (15) |" in markdown
 
 
 def test_reproduce_fails_on_coverage_version_and_model_mismatch() -> None:

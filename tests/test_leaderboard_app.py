@@ -14,7 +14,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from benchmark.analysis import stats
-from benchmark.analysis.summary import dataset_seed
+from benchmark.analysis.summary import MIN_PEOPLE, dataset_seed, mean_ci
 from leaderboard_fixtures import HAND_VERSION, write_hand_results
 
 APP = str(Path(__file__).resolve().parents[1] / "leaderboard" / "app.py")
@@ -31,7 +31,10 @@ class RecordingStorage(MemoryMediaFileStorage):
 
 
 def ci_text(values, dataset, trained=False):
+    """A cell of one value per person (the hand fixture): below MIN_PEOPLE the mean and "too few people"."""
     ci = stats.bootstrap_mean_ci(values, seed=dataset_seed(0, dataset))
+    if len(values) < MIN_PEOPLE:
+        return f"{ci.mean:.3f} (too few people)" + (" †" if trained else "")
     return f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]" + (" †" if trained else "")
 
 
@@ -63,14 +66,15 @@ def main_frame(at: AppTest):
 def test_main_table_values(app):
     frame = main_frame(app)
     assert list(frame.index) == ["agg", "spec-alpha", "spec-beta"]
-    assert frame.at["agg", "in-domain/alpha"] == "0.800 [0.800, 0.800] †"
+    assert frame.at["agg", "in-domain/alpha"] == "0.800 (too few people) †"  # 4 people
     assert frame.at["agg", "OOD/gamma"] == ci_text([0.0, 0.6, 0.8], "gamma")
     assert frame.at["spec-alpha", "in-domain/beta"] == ci_text([0.6, 0.6, 0.8, 0.8], "beta")
     assert frame.at["spec-beta", "OOD/gamma"] == "incomplete"
     assert frame.at["spec-beta", "mean OOD (zero-shot)"] == "incomplete"
     assert frame.at["spec-beta", "mean rank"] == "incomplete"
-    assert frame.at["agg", "mean in-domain"].startswith("0.825 [")
+    assert frame.at["agg", "mean in-domain"] == "0.825 (too few people)"
     assert app.header[0].value.startswith("Leaderboard · Dice")
+    assert any("too few people: " in rendered(caption.value) for caption in app.caption)
 
 
 def test_skipped_file_warning_names_the_file_and_reason(app, tmp_path):
@@ -92,18 +96,18 @@ def test_zero_shot_toggle(app):
     assert frame.at["agg", "in-domain/beta"] == ""
     assert frame.at["spec-beta", "in-domain/alpha"] == ci_text([0.5, 0.6, 0.7, 0.8], "alpha")
     app.sidebar.toggle(key="zero_shot").set_value(False).run()
-    assert main_frame(app).at["agg", "in-domain/alpha"] == "0.800 [0.800, 0.800] †"
+    assert main_frame(app).at["agg", "in-domain/alpha"] == "0.800 (too few people) †"
 
 
 def test_metric_and_filter_widgets_change_the_table(app):
     app.sidebar.selectbox(key="metric").set_value("hd95").run()
     frame = main_frame(app)
-    assert frame.at["agg", "in-domain/alpha"] == "2.00 [2.00, 2.00] †"  # hd95 = 10 * (1 - 0.8)
+    assert frame.at["agg", "in-domain/alpha"] == "2.00 (too few people) †"  # hd95 = 10 * (1 - 0.8)
     app.sidebar.checkbox(key="exclude_automated").check().run()
     app.sidebar.selectbox(key="metric").set_value("dice").run()
     frame = main_frame(app)
     assert frame.at["spec-beta", "OOD/gamma"] == ci_text([0.3, 0.4], "gamma")  # g3, g4 automated: gone
-    assert frame.at["agg", "OOD/gamma"] == "0.000 [0.000, 0.000]"
+    assert frame.at["agg", "OOD/gamma"] == "0.000 (too few people)"
 
 
 def test_csv_download_is_the_shown_table(app):
@@ -116,8 +120,8 @@ def test_csv_download_is_the_shown_table(app):
     content = storage.get_file(file_id).content.decode("utf-8")
     assert content == (
         "submission,mean rank,OOD/gamma\n"
-        f'agg,1.00,"{ci_text([0.0, 0.6, 0.8], "gamma")}"\n'
-        f'spec-alpha,1.00,"{ci_text([0.4, 0.5, 0.6, 0.7], "gamma")}"\n'
+        f'agg,1.00,{ci_text([0.0, 0.6, 0.8], "gamma")}\n'
+        f'spec-alpha,1.00,{ci_text([0.4, 0.5, 0.6, 0.7], "gamma")}\n'
         "spec-beta,incomplete,incomplete\n"
     )
 
@@ -136,12 +140,12 @@ def test_other_views_render(app):
     app.sidebar.radio(key="view").set_value("Compare view").run()
     assert not app.exception
     compare = app.dataframe[0].value.set_index("dataset")
-    # A = agg, B = spec-alpha (the two first rows of the main table); gamma: g2..g4 (g1 is agg's leak)
-    assert compare.at["gamma", "n"] == 3
-    ci = stats.paired_difference_ci([0.5, 0.6, 0.7], [0.0, 0.6, 0.8], seed=dataset_seed(0, "gamma"))
-    assert compare.at["gamma", "B − A [95 % CI]"] == f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
-    b_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=dataset_seed(0, "gamma"))
-    assert compare.at["gamma", "B [95 % CI]"] == f"0.6000 [{b_ci.low:.4f}, {b_ci.high:.4f}]"
+    # A = agg, B = spec-alpha (the two first rows of the main table); gamma: g2..g4 (g1 is agg's leak): 3 people,
+    # too few for an interval or a test
+    assert compare.at["gamma", "people (scans)"] == "3 (3)"
+    assert compare.at["gamma", "B − A [95 % CI]"] == f"{(0.5 + 0.0 - 0.1) / 3:+.3f} (too few people)"
+    assert compare.at["gamma", "B [95 % CI]"] == "0.600 (too few people)"
+    assert compare.at["gamma", "Wilcoxon p"] == ""
     assert compare.at["gamma", "zero-shot A/B"] == "yes/yes"
     assert compare.at["alpha", "zero-shot A/B"] == "no/no" and compare.at["beta", "zero-shot A/B"] == "no/yes"
 
@@ -153,6 +157,23 @@ def test_other_views_render(app):
     app.sidebar.radio(key="view").set_value("Methodology").run()
     assert not app.exception
     assert any("Ranks with ties" in md.value for md in app.markdown)
+
+
+def test_cells_over_enough_people_show_the_person_level_interval(tmp_path, monkeypatch):
+    """The demo-like results (16-24 people per dataset): every cell is mean_ci over people, with its interval."""
+    from benchmark.evaluation.results import find_results_files, load_results
+    from leaderboard_fixtures import DEMO_AGGREGATED, write_demo_results
+
+    root = write_demo_results(tmp_path / "submissions", incomplete=False)
+    monkeypatch.setenv("CORDBENCH_RESULTS_DIRS", str(root))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    [aggregated] = [load_results(path) for path in find_results_files(root) if path.parts[-3] == DEMO_AGGREGATED]
+    cases = [case for case in aggregated.cases if case.dataset == "synth-epi"]
+    ci = mean_ci([case.dice for case in cases], dataset="synth-epi", persons=[case.person for case in cases])
+    assert ci.n >= MIN_PEOPLE
+    assert main_frame(at).at[DEMO_AGGREGATED, "OOD/synth-epi"] == f"{ci.mean:.3f} [{ci.low:.3f}, {ci.high:.3f}]"
 
 
 def test_no_results_says_where_it_looked(tmp_path, monkeypatch):
@@ -219,11 +240,11 @@ def test_csa_column_and_one_voxel_ceiling_are_shown_and_downloaded(tmp_path, mon
     at.run()
     assert not at.exception, [e.value for e in at.exception]
 
-    floor = stats.bootstrap_mean_ci([0.5 ** 0.5, (1 / 3) ** 0.5], seed=dataset_seed(0, "multi"))
-    csa_header = f"CSA SD across contrasts, mm² (multi; reference masks {floor.mean:.2f} [{floor.low:.2f}, {floor.high:.2f}])"
+    floor = (0.5 ** 0.5 + (1 / 3) ** 0.5) / 2  # 2 people: the mean, no interval
+    csa_header = f"CSA SD across contrasts, mm² (multi; reference masks {floor:.2f} (too few people))"
     frame = main_frame(at)
     assert "in-domain/multi (1-voxel Dice 0.830)" in frame.columns and "OOD/single" in frame.columns
-    assert frame.at["csa-zero-shot", csa_header] == f"{3 ** 0.5:.2f} [{3 ** 0.5:.2f}, {3 ** 0.5:.2f}]"
+    assert frame.at["csa-zero-shot", csa_header] == f"{3 ** 0.5:.2f} (too few people)"
     captions = [rendered(caption.value) for caption in at.caption]
     assert any("within one voxel of boundary placement: multi 0.170." in text for text in captions)
     assert any("multi " + csa_header.split("reference masks ")[1][:-1] + " mm² over 2 persons" in text for text in captions)

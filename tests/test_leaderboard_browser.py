@@ -191,9 +191,10 @@ def test_main_dataset_and_compare_views(server, results_dir):
             legend = [t.text_content() for t in page.locator(".js-plotly-plot .legendtext").all()]
             assert legend == [*compare["dataset"], "A = B"]
             epi = compare.set_index("dataset").loc["synth-epi"]
-            cells = _grid_texts(page, expected=str(int(epi["paired cases"])))
-            assert str(int(epi["paired cases"])) in cells
-            assert f"{epi['mean diff (B − A)']:+.4f} [{epi['CI low']:+.4f}, {epi['CI high']:+.4f}]" in cells
+            people = f"{int(epi['people'])} ({int(epi['paired scans'])})"
+            cells = _grid_texts(page, expected=people)
+            assert people in cells
+            assert f"{epi['mean diff (B − A)']:+.3f} [{epi['CI low']:+.3f}, {epi['CI high']:+.3f}]" in cells
             _screenshot(page, "compare")
         finally:
             browser.close()

@@ -10,6 +10,9 @@ Fixture (dice per case; hd95 = 10 * (1 - dice)):
     agg on gamma: leaked g1 excluded -> (0 + .6 + .8) / 3 = .466667; included -> 2.3 / 4 = .575.
     mean in-domain (trained-on):  spec-alpha .75; agg (.80 + .85) / 2 = .825; spec-beta .80
     mean OOD (zero-shot):         spec-alpha (.70 + .55) / 2 = .625; agg .466667; spec-beta incomplete
+
+Every case is its own person (4 people per dataset, fewer than summary.MIN_PEOPLE): the displayed cells show the mean
+and "too few people"; the bootstrap machinery is checked on the numbers computed with ``min_people=1``.
 """
 
 from __future__ import annotations
@@ -37,9 +40,19 @@ def data(cases):
     return tables.main_table_data(cases)
 
 
+@pytest.fixture(scope="module")
+def data_any_size(cases):
+    """The numbers with an interval at any number of people (the displayed table withholds them below 6)."""
+    return tables.main_table_data(cases, min_people=1)
+
+
 def ci_text(values, dataset, decimals=3, trained=False):
+    """A cell of one value per person: the mean with its interval, or "too few people" below MIN_PEOPLE."""
     ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset))
-    text = f"{ci.mean:.{decimals}f} [{ci.low:.{decimals}f}, {ci.high:.{decimals}f}]"
+    if len(values) < summary.MIN_PEOPLE:
+        text = f"{ci.mean:.{decimals}f} (too few people)"
+    else:
+        text = f"{ci.mean:.{decimals}f} [{ci.low:.{decimals}f}, {ci.high:.{decimals}f}]"
     return text + (" †" if trained else "")
 
 
@@ -91,16 +104,19 @@ def test_displayed_table_shows_incomplete_and_no_mean(cases):
     assert spec_beta["notes"] == "incomplete on gamma (3/4 cases)"
     assert spec_beta["in-domain/beta"] == ci_text([0.9, 0.9, 0.7, 0.7], "beta", trained=True)
     agg = row(table, "agg")
-    assert agg["in-domain/alpha"] == "0.800 [0.800, 0.800] †"  # constant values: CI collapses
+    assert agg["in-domain/alpha"] == "0.800 (too few people) †"  # 4 people: no interval
     assert agg["OOD/gamma"] == ci_text([0.0, 0.6, 0.8], "gamma")  # failure counted (0), leak excluded
-    assert agg["mean in-domain"].startswith("0.825 [")
+    assert agg["mean in-domain"] == "0.825 (too few people)"  # its datasets have too few people
+    assert tables.format_main_table(tables.main_table_data(cases, min_people=1)).set_index("submission").at[
+        "agg", "in-domain/alpha"] == "0.800 [0.800, 0.800] †"  # constant values: the CI collapses
     assert agg["mean rank"] == "1.00"
     assert agg["notes"] == "1 case(s) with subject in training excluded (gamma); 1 failed case(s) scored worst"
     assert agg["model type"] == "aggregated" and agg["training datasets"] == "alpha, beta"
     assert agg["parameters"] == "1.5 M" and agg["licence"] == "MIT"
 
 
-def test_cell_cis_equal_benchmark_stats_bootstrap(data):
+def test_cell_cis_equal_benchmark_stats_bootstrap(data_any_size, data):
+    assert data.low.isna().all().all() and data.people.at["agg", "gamma"] == 3  # too few people: withheld
     for submission, dataset, values in [
         ("spec-alpha", "alpha", [0.9, 0.8, 0.7, 0.6]),
         ("spec-beta", "alpha", [0.5, 0.6, 0.7, 0.8]),
@@ -108,12 +124,13 @@ def test_cell_cis_equal_benchmark_stats_bootstrap(data):
         ("agg", "gamma", [0.0, 0.6, 0.8]),  # its leaked case g1 excluded: resampled over its own 3 cases
     ]:
         ci = stats.bootstrap_mean_ci(values, seed=summary.dataset_seed(0, dataset))
-        assert data.low.at[submission, dataset] == pytest.approx(ci.low, abs=1e-12)
-        assert data.high.at[submission, dataset] == pytest.approx(ci.high, abs=1e-12)
+        assert data_any_size.low.at[submission, dataset] == pytest.approx(ci.low, abs=1e-12)
+        assert data_any_size.high.at[submission, dataset] == pytest.approx(ci.high, abs=1e-12)
         assert ci.low < ci.mean < ci.high
 
 
-def test_mean_of_datasets_ci_is_a_stratified_bootstrap(data):
+def test_mean_of_datasets_ci_is_a_stratified_bootstrap(data_any_size, data):
+    assert np.isnan(data.summary.at["agg", "in_low"])  # alpha and beta have 4 people each: withheld
     # independent re-implementation: draw each dataset's resamples as benchmark.analysis.stats does, index, average
     alpha = np.array([0.8, 0.8, 0.8, 0.8])
     beta = np.array([0.9, 0.7, 0.9, 0.9])
@@ -123,9 +140,10 @@ def test_mean_of_datasets_ci_is_a_stratified_bootstrap(data):
         indices = rng.integers(0, 4, size=(5000, 4))
         resampled.append(values[indices].mean(axis=1))
     low, high = np.quantile((resampled[0] + resampled[1]) / 2, [0.025, 0.975])
-    assert data.summary.at["agg", "in_low"] == pytest.approx(min(low, 0.825), abs=1e-12)
-    assert data.summary.at["agg", "in_high"] == pytest.approx(max(high, 0.825), abs=1e-12)
-    assert data.summary.at["agg", "in_low"] < 0.825 < data.summary.at["agg", "in_high"]
+    summary_any = data_any_size.summary
+    assert summary_any.at["agg", "in_low"] == pytest.approx(min(low, 0.825), abs=1e-12)
+    assert summary_any.at["agg", "in_high"] == pytest.approx(max(high, 0.825), abs=1e-12)
+    assert summary_any.at["agg", "in_low"] < 0.825 < summary_any.at["agg", "in_high"]
 
 
 def test_leaked_cases_can_be_included_and_are_flagged(cases):
@@ -211,7 +229,8 @@ def _ranking_cases(n_cases: int) -> pd.DataFrame:
         template = frame.iloc[0]
         for i in range(n_cases):
             rows.append({**template.to_dict(), "submission": {0.0: "low", 1.0: "mid", 2.0: "high"}[offset],
-                         "case_id": f"delta:sub-{i:03d}", "dataset": "delta", "suite_role": "ood",
+                         "case_id": f"delta:sub-{i:03d}", "subject": f"sub-{i:03d}", "person": f"sub-{i:03d}",
+                         "dataset": "delta", "suite_role": "ood",
                          "dataset_in_training": False, "subject_in_training": False, "failure": None,
                          "hd95": 1.0 + offset + 0.01 * i, "dice": 0.5 + 0.1 * offset + 0.001 * i})
     return pd.DataFrame(rows)
@@ -291,8 +310,9 @@ def test_csv_is_exactly_the_shown_table(cases):
 # ------------------------------------------------------------------------------------------------
 
 
-def test_dataset_view_matches_the_main_table(cases, data):
-    per_case, summary = tables.dataset_view(cases, "gamma")
+def test_dataset_view_matches_the_main_table(cases, data_any_size):
+    data = data_any_size
+    per_case, summary = tables.dataset_view(cases, "gamma", min_people=1)
     assert len(per_case) == 4 + 3 + 3  # spec-alpha 4; agg 3 (leak excluded); spec-beta 3 (g4 missing)
     agg_cases = per_case[per_case["submission"] == "agg"].set_index("case_id")
     assert agg_cases["dice"].to_dict() == {hand_case_id("gamma", "g2"): 0.0, hand_case_id("gamma", "g3"): 0.6, hand_case_id("gamma", "g4"): 0.8}
@@ -301,13 +321,18 @@ def test_dataset_view_matches_the_main_table(cases, data):
     assert by_name.at["agg", "mean"] == pytest.approx(data.mean.at["agg", "gamma"])
     assert by_name.at["agg", "ci_low"] == pytest.approx(data.low.at["agg", "gamma"])
     assert by_name.at["spec-beta", "status"] == "incomplete" and by_name.at["spec-beta", "cases"] == "3/4"
+    assert by_name.at["agg", "people (scans)"] == "3 (3)"
+    _, shown = tables.dataset_view(cases, "gamma")  # as the app shows it: 3 people, no interval
+    assert shown.set_index("submission")["ci_low"].isna().all()
     assert list(summary["submission"]) == ["agg", "spec-alpha", "spec-beta"]
 
 
 def test_compare_view_paired_difference_and_wilcoxon(cases):
-    pairs, result = tables.compare_submissions(cases, "spec-alpha", "agg")
+    _, shown = tables.compare_submissions(cases, "spec-alpha", "agg")  # 3-4 people per dataset: nothing tested
+    assert set(shown["status"]) == {"too few people"} and shown["Wilcoxon p"].isna().all()
+    pairs, result = tables.compare_submissions(cases, "spec-alpha", "agg", min_people=1)
     gamma = result.set_index("dataset").loc["gamma"]
-    assert gamma["paired cases"] == 3  # g1 is agg's leaked case
+    assert (gamma["people"], gamma["paired scans"]) == (3, 3)  # g1 is agg's leaked case
     assert gamma["mean A"] == pytest.approx(0.6) and gamma["mean B"] == pytest.approx(1.4 / 3)
     a_ci = stats.bootstrap_mean_ci([0.5, 0.6, 0.7], seed=summary.dataset_seed(0, "gamma"))
     assert (gamma["A CI low"], gamma["A CI high"]) == pytest.approx((a_ci.low, a_ci.high))
@@ -426,8 +451,16 @@ def csa_cases() -> pd.DataFrame:
 
 
 def csa_text(person_sds, decimals=2, mark=""):
+    """A CSA cell over these people's SDs; "too few people" below MIN_PEOPLE (every cell of this fixture)."""
     ci = stats.bootstrap_mean_ci(person_sds, seed=summary.dataset_seed(0, "multi"))
+    if len(person_sds) < summary.MIN_PEOPLE:
+        return f"{ci.mean:.{decimals}f} (too few people)" + mark
     return f"{ci.mean:.{decimals}f} [{ci.low:.{decimals}f}, {ci.high:.{decimals}f}]" + mark
+
+
+def csa_ci(person_sds):
+    ci = stats.bootstrap_mean_ci(person_sds, seed=summary.dataset_seed(0, "multi"))
+    return f"{ci.low:.2f}, {ci.high:.2f}"
 
 
 def test_csa_column_is_the_hand_computed_mean_sd_with_the_reference_floor(csa_cases):
@@ -442,7 +475,11 @@ def test_csa_column_is_the_hand_computed_mean_sd_with_the_reference_floor(csa_ca
     header = f"CSA SD across contrasts, mm² (multi; reference masks {floor})"
     assert [c for c in table.columns if c.startswith("CSA")] == [header]
     assert row(row_table, "csa-trained")[header] == csa_text([2 ** 0.5, 3.0], mark=" †")  # trained on multi
-    assert row(row_table, "csa-zero-shot")[header] == f"{3 ** 0.5:.2f} [{3 ** 0.5:.2f}, {3 ** 0.5:.2f}]"
+    assert row(row_table, "csa-zero-shot")[header] == f"{3 ** 0.5:.2f} (too few people)"
+    any_size = tables.format_main_table(tables.main_table_data(csa_cases, min_people=1))
+    assert row(any_size, "csa-zero-shot")[CSA_MULTI] == f"{3 ** 0.5:.2f} [{3 ** 0.5:.2f}, {3 ** 0.5:.2f}]"
+    assert row(any_size, "csa-trained")[CSA_MULTI] == (
+        f"{(2 ** 0.5 + 3) / 2:.2f} [{csa_ci([2 ** 0.5, 3.0])}] †")
     notes = tables.main_table_notes(data)
     assert any(f"multi {floor} mm² over 2 persons" in note for note in notes)
 
@@ -506,7 +543,7 @@ def test_one_voxel_ceiling_goes_beside_each_dice_column(csa_cases):
     table = tables.build_main_table(csa_cases, ceilings=ceilings)
     assert "in-domain/multi (1-voxel Dice 0.835)" in table.columns
     assert "OOD/single" in table.columns  # no ceiling stored for it
-    assert row(table, "csa-trained")["in-domain/multi (1-voxel Dice 0.835)"] == "0.900 [0.900, 0.900] †"
+    assert row(table, "csa-trained")["in-domain/multi (1-voxel Dice 0.835)"] == "0.900 (too few people) †"
     data = tables.main_table_data(csa_cases)
     assert any("within one voxel of boundary placement: multi 0.165." in note for note in tables.main_table_notes(data, ceilings))
     # other metrics: no ceiling (it is a Dice)

@@ -62,7 +62,7 @@ def test_comparison_in_domain_rows_match_hand_computation(comparison: pd.DataFra
     multicontrast = comparison.loc["synth-multicontrast"]
     assert multicontrast["reference"] == "spec-multicontrast"
     assert multicontrast["reference_rule"].startswith("specialist")
-    assert multicontrast["n"] == 10
+    assert (multicontrast["people"], multicontrast["scans"]) == (10, 10)
     assert multicontrast["aggregated_mean"] == pytest.approx(0.8775, abs=1e-12)
     assert multicontrast["reference_mean"] == pytest.approx(0.8775 - 0.055, abs=1e-12)  # agg - 0.01 k
     assert multicontrast["difference"] == pytest.approx(0.055, abs=1e-12)
@@ -80,7 +80,7 @@ def test_comparison_in_domain_rows_match_hand_computation(comparison: pd.DataFra
     assert injury["p_holm"] == 1.0 and injury["verdict"] == "no significant difference"
 
     ms = comparison.loc["synth-ms"]  # identical models; the leaked case is dropped before pairing
-    assert ms["n"] == 9 and ms["difference"] == 0.0 and ms["p"] == 1.0
+    assert ms["people"] == 9 and ms["difference"] == 0.0 and ms["p"] == 1.0
     assert ms["aggregated_mean"] == pytest.approx(0.85 + 0.005 * (2 + 10) / 2, abs=1e-12)
 
 
@@ -106,10 +106,10 @@ def test_means_and_contrast_tables(cases: pd.DataFrame) -> None:
     means = model_means(cases, metric="dice", seed=0).set_index(["dataset", "submission"])
     assert means.loc[("synth-epi", BASELINE), "mean"] == pytest.approx(0.20)
     assert means.loc[("synth-compression", "spec-compression"), "mean"] == pytest.approx(0.8775 + 0.055, abs=1e-12)
-    assert means.loc[("synth-ms", "spec-ms"), "n"] == 9
+    assert means.loc[("synth-ms", "spec-ms"), "people"] == 9
     contrasts = contrast_table(cases, metric="dice", seed=0).set_index(["contrast", "submission"])
     assert contrasts.loc[("T1w", AGGREGATED), "mean"] == pytest.approx(0.875, abs=1e-12)  # odd k of multicontrast
-    assert contrasts.loc[("T1w", AGGREGATED), "n"] == 5
+    assert contrasts.loc[("T1w", AGGREGATED), "people"] == 5
     # T2w: even k of multicontrast (5) + compression, injury, ms (30)
     expected_t2w = (sum(0.85 + 0.005 * k for k in (2, 4, 6, 8, 10)) + 3 * sum(0.85 + 0.005 * k for k in range(1, 11))) / 35
     assert contrasts.loc[("T2w", AGGREGATED), "mean"] == pytest.approx(expected_t2w, abs=1e-12)
@@ -169,7 +169,7 @@ def test_html_is_self_contained_with_every_section(tmp_path: Path) -> None:
     assert "No case images were given" in text and case_id("synth-epi", 10) in text
     assert VERSION in text and seed_results()[0].model_sha256 in text
     assert "benchmark/evaluation/metrics.py" in text
-    assert "synth-mp2rage</b> (OOD): agg-all − spec-ms = +0.155 [" in text
+    assert "synth-mp2rage</b> (OOD, 10 (10)): agg-all − spec-ms = +0.155 [" in text  # people (scans)
     assert "5. Statistics" in text and "aggregated better" in text and "specific better" in text
 
 

@@ -60,7 +60,7 @@ def test_between_seed_sd_per_family_and_dataset():
     frame = _rows()
     by_key = {(summary.family, summary.dataset): summary for summary in seed_summaries(frame, _families(frame), "dice")}
     near = by_key[("agg", "d-near")]
-    assert near.seeds == (0, 1, 2) and near.n == 20
+    assert near.seeds == (0, 1, 2) and (near.people, near.scans) == (20, 20)
     assert near.seed_sd == pytest.approx(0.03, abs=1e-12)
     assert by_key[("spec", "d-far")].seed_sd == pytest.approx(0.003, abs=1e-12)
     # the seed-averaged mean: offsets cancel
@@ -71,7 +71,7 @@ def test_difference_inside_the_seed_spread_is_not_separable_even_with_a_ci_exclu
     frame = _rows()
     table = seed_comparison_table(frame, _families(frame)).set_index("dataset")
     near = table.loc["d-near"]
-    assert near["reference"] == "spec" and near["aggregated_seeds"] == 3 and near["n"] == 20
+    assert near["reference"] == "spec" and near["aggregated_seeds"] == 3 and near["people"] == 20
     assert near["difference"] == pytest.approx(0.02 + 0.001 * 19 / 20)
     assert near["difference_low"] > 0  # the paired CI excludes 0 ...
     assert near["seed_spread"] == pytest.approx(math.sqrt(2) * 0.03)

@@ -6,10 +6,11 @@ person with >= 2 images in a dataset:
 
     SD_p = std over the person's images of csa_mm2 (ddof=1),   CV_p = SD_p / mean_p
 
-and per dataset the mean of SD_p and of CV_p over persons with a percentile-bootstrap 95 % CI
-(:func:`benchmark.analysis.summary.mean_ci`; with one person the CI is that person's value). The same numbers on
-``csa_reference_mm2`` are the floor: the reference masks' own disagreement across contrasts (raters, partial
-volume, slice thickness), which a model cannot be expected to beat.
+and per dataset the mean of SD_p and of CV_p over people with a percentile-bootstrap 95 % CI resampling people
+(:func:`benchmark.analysis.summary.mean_ci`: a person scanned in two sessions has two SDs, averaged first; with
+fewer than ``MIN_PEOPLE`` people the interval is withheld). The same numbers on ``csa_reference_mm2`` are the floor:
+the reference masks' own disagreement across contrasts (raters, partial volume, slice thickness), which a model
+cannot be expected to beat.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from benchmark.evaluation.results import ResultsFile
 from benchmark.analysis.summary import mean_ci
 
 REFERENCE = "reference masks"
-PERSON_COLUMNS = ["submission", "dataset", "subject", "session", "images", "contrasts", "mean_mm2", "sd_mm2", "cv"]
+PERSON_COLUMNS = ["submission", "dataset", "subject", "session", "person", "images", "contrasts", "mean_mm2", "sd_mm2",
+                  "cv"]
 DATASET_COLUMNS = ["submission", "dataset", "persons", "images", "sd_mm2", "sd_low", "sd_high", "cv", "cv_low",
                    "cv_high"]
 
@@ -39,8 +41,9 @@ def _person_rows(name: str, frame: pd.DataFrame, column: str) -> list[dict]:
         values = here[column].to_numpy(float)
         mean = float(values.mean())
         sd = float(np.std(values, ddof=1))
+        person = here["person"].iloc[0] if "person" in here else subject
         rows.append({"submission": name, "dataset": dataset, "subject": subject,
-                     "session": None if pd.isna(session) else session, "images": int(len(here)),
+                     "session": None if pd.isna(session) else session, "person": person, "images": int(len(here)),
                      "contrasts": ", ".join(here["contrast"].astype(str)), "mean_mm2": mean, "sd_mm2": sd,
                      "cv": sd / mean if mean > 0 else math.nan})
     return rows
@@ -66,12 +69,14 @@ def person_consistency(results: Sequence[ResultsFile], *, with_reference: bool =
 
 
 def dataset_consistency(persons: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
-    """Per (model, dataset): mean across persons of SD and CV, each with a bootstrap 95 % CI."""
+    """Per (model, dataset): mean across people of SD and CV, each with a bootstrap 95 % CI resampling people
+    (``persons`` counts people)."""
     rows = []
     for (submission, dataset), here in persons.groupby(["submission", "dataset"], sort=True):
-        sd = mean_ci(here["sd_mm2"].to_numpy(float), dataset=dataset, seed=seed)
-        cv = mean_ci(here["cv"].dropna().to_numpy(float), dataset=dataset, seed=seed)
-        rows.append({"submission": submission, "dataset": dataset, "persons": int(len(here)),
+        sd = mean_ci(here["sd_mm2"].to_numpy(float), dataset=dataset, seed=seed, persons=here["person"].tolist())
+        with_cv = here[here["cv"].notna()]
+        cv = mean_ci(with_cv["cv"].to_numpy(float), dataset=dataset, seed=seed, persons=with_cv["person"].tolist())
+        rows.append({"submission": submission, "dataset": dataset, "persons": sd.n,
                      "images": int(here["images"].sum()), "sd_mm2": sd.mean, "sd_low": sd.low, "sd_high": sd.high,
                      "cv": cv.mean, "cv_low": cv.low, "cv_high": cv.high})
     table = pd.DataFrame(rows, columns=DATASET_COLUMNS)

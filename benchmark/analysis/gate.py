@@ -1,15 +1,19 @@
 """Regression and reproducibility gates over two results files.
 
 Regression gate (:func:`compare_results`): does a candidate submission score worse than a baseline
-on the same cases? Per dataset, with cases paired by ``case_id`` and ``d_i = candidate_i - baseline_i``
-for the chosen metric, the dataset **fails** when both
+on the same cases? Per dataset, with cases paired by ``case_id``, over PEOPLE (each person's scans averaged
+first; :func:`benchmark.analysis.family.compare_family`, the path every comparison shares), with
+``d_p = candidate_p - baseline_p`` the per-person mean difference of the chosen metric, the dataset **fails** when both
 
-1. the candidate's mean is worse by more than the margin (in the metric's units):
+1. the candidate's mean over people is worse by more than the margin (in the metric's units):
    ``drop = s * (mean(baseline) - mean(candidate)) > margin``, ``s = +1`` if higher is better
    (dice, nsd) else ``-1`` (hd95, rve, csa_error); and
-2. the one-sided paired Wilcoxon signed-rank test of "candidate worse" (``alternative="less"`` on
-   ``d`` if higher is better, ``"greater"`` otherwise) is significant: its p-value, Holm-adjusted over
-   all datasets of the comparison, is ``<= alpha``.
+2. the one-sided Wilcoxon signed-rank test of "candidate worse" on the ``d_p`` (``alternative="less"``
+   if higher is better, ``"greater"`` otherwise) is significant: its p-value, Holm-adjusted over the
+   tested datasets of the comparison, is ``<= alpha``.
+
+A dataset with fewer than ``MIN_PEOPLE`` people is not tested (its reason says "too few people") and a scan whose
+person is in either model's declared training data (leaked) is left out of the pair, as everywhere.
 
 The whole gate also fails, with its own message, when the two files are not comparable: different
 suite, different ``benchmark_version`` (split hash), cases missing on one side, duplicated case ids,
@@ -39,15 +43,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence, TextIO
 
-import numpy as np
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, atomic_write_text
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import CaseResult, ResultsError, ResultsFile, load_results
-from benchmark.analysis.labels import format_p
+from benchmark.analysis.family import FamilyRow, compare_family, pairs_from_cases
+from benchmark.analysis.labels import PEOPLE_SCANS, TOO_FEW_PEOPLE, format_p
 from benchmark.analysis.stats import MeanCI
-from benchmark.analysis.summary import CONFIDENCE, holm_adjust, paired_comparison
+from benchmark.analysis.summary import MIN_PEOPLE
 
 Verdict = Literal["pass", "fail"]
 GateKind = Literal["regression", "reproduce"]
@@ -66,9 +70,10 @@ class GateInputError(CordbenchError, ValueError):
 class DatasetVerdict:
     """The gate's verdict on one dataset (and one metric).
 
-    ``difference`` is the paired bootstrap CI of ``mean(candidate - baseline)``; ``p_value`` is the
-    one-sided (candidate worse) paired Wilcoxon p-value, Holm-adjusted across the datasets of the
-    report (NaN in a reproducibility report, which uses a tolerance instead of a test).
+    ``difference`` is the paired bootstrap CI over people of ``mean(candidate - baseline)``; ``p_value`` is the
+    one-sided (candidate worse) Wilcoxon p-value of the per-person differences, Holm-adjusted across the tested
+    datasets of the report (NaN when not tested, and in a reproducibility report, which uses a tolerance instead of a
+    test). ``n`` counts people, ``scans`` the paired scans behind them, ``leaked`` the pairs left out.
     """
 
     dataset: str
@@ -80,6 +85,15 @@ class DatasetVerdict:
     verdict: Verdict
     reason: str
     metric: str = "dice"
+    scans: int | None = None
+    leaked: int = 0
+    status: str = "tested"
+
+
+def family_verdict_fields(row: FamilyRow) -> dict[str, Any]:
+    """The :class:`DatasetVerdict` fields a compared row gives (people, scans, leaked, status, means, difference)."""
+    return {"dataset": row.dataset, "n": row.people, "scans": row.scans, "leaked": row.leaked, "status": row.status,
+            "baseline_mean": row.b.mean, "candidate_mean": row.a.mean, "difference": row.difference}
 
 
 @dataclass
@@ -190,10 +204,13 @@ def _pair_cases(
     return {dataset: grouped[dataset] for dataset in sorted(grouped)}
 
 
-def _metric_values(pairs: list[tuple[CaseResult, CaseResult]], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    candidate = np.array([float(getattr(pair[0], metric)) for pair in pairs])
-    baseline = np.array([float(getattr(pair[1], metric)) for pair in pairs])
-    return candidate, baseline
+def _family(grouped: dict[str, list[tuple[CaseResult, CaseResult]]], value) -> list:
+    return [pairs_from_cases(dataset, pairs, value) for dataset, pairs in grouped.items()]
+
+
+def _counted(pairs: list[tuple[CaseResult, CaseResult]]) -> list[tuple[CaseResult, CaseResult]]:
+    """The pairs a verdict counts: neither side leaked (the one rule of benchmark.analysis.family)."""
+    return [pair for pair in pairs if not (pair[0].subject_in_training or pair[1].subject_in_training)]
 
 
 def _failure_note(pairs: list[tuple[CaseResult, CaseResult]]) -> str:
@@ -209,7 +226,13 @@ def _new_failures(pairs: list[tuple[CaseResult, CaseResult]]) -> int:
     return sum(pair[0].failure is not None and pair[1].failure is None for pair in pairs)
 
 
-def _regression_reason(drop: float, p_value: float, margin: float, alpha: float, fails: bool) -> str:
+def _regression_reason(drop: float, p_value: float, margin: float, alpha: float, fails: bool,
+                       row: FamilyRow | None = None) -> str:
+    if row is not None and not row.tested:
+        if row.people == 0:
+            return "no paired cases (not tested)"
+        size = f"worse by {drop:.4f}" if drop > 0 else f"not worse (better by {-drop:.4f})"
+        return f"{size}; {TOO_FEW_PEOPLE} ({row.people} < {MIN_PEOPLE}) for a test"
     p_text = f"p (Holm) = {format_p(p_value)}"
     if fails:
         return f"worse by {drop:.4f} > margin {margin:.4g} and significant ({p_text} <= {alpha:g})"
@@ -218,6 +241,10 @@ def _regression_reason(drop: float, p_value: float, margin: float, alpha: float,
     if drop <= margin + _FLOAT_SLACK:
         return f"worse by {drop:.4f}, within margin {margin:.4g}"
     return f"worse by {drop:.4f} > margin {margin:.4g} but not significant ({p_text} > {alpha:g})"
+
+
+def _leak_note(row: FamilyRow) -> str:
+    return f"; {row.leaked} leaked pair(s) left out (person in training data)" if row.leaked else ""
 
 
 # --------------------------------------------------------------------------- speed
@@ -276,45 +303,22 @@ def compare_results(
     problems = _header_problems(candidate, baseline, names, suite)
     grouped = _pair_cases(candidate, baseline, names, problems)
     higher = HIGHER_IS_BETTER[metric]
-    worse_alternative = "less" if higher else "greater"
     sign = 1.0 if higher else -1.0
-
-    summaries = []
-    for dataset, pairs in grouped.items():
-        candidate_values, baseline_values = _metric_values(pairs, metric)
-        summaries.append(
-            (
-                dataset,
-                pairs,
-                float(np.mean(baseline_values)),
-                float(np.mean(candidate_values)),
-                *_paired(candidate_values, baseline_values, dataset, seed, worse_alternative),
-            )
-        )
-    adjusted = holm_adjust([summary[5] for summary in summaries])
-
+    compared = compare_family(_family(grouped, lambda case: float(getattr(case, metric))),
+                              alternative="less" if higher else "greater", seed=seed)
     verdicts = []
-    for (dataset, pairs, baseline_mean, candidate_mean, difference, _), p_value in zip(summaries, adjusted):
-        drop = sign * (baseline_mean - candidate_mean)
-        regressed = drop > margin + _FLOAT_SLACK and p_value <= alpha
-        new_failures = _new_failures(pairs)
+    for row, pairs in zip(compared, grouped.values()):
+        counted = _counted(pairs)
+        drop = sign * (row.b.mean - row.a.mean) if row.people else 0.0
+        regressed = row.tested and drop > margin + _FLOAT_SLACK and row.p_holm <= alpha
+        new_failures = _new_failures(counted)
         fails = regressed or new_failures > 0
-        reason = _regression_reason(drop, p_value, margin, alpha, regressed) + _failure_note(pairs)
+        reason = (_regression_reason(drop, row.p_holm, margin, alpha, regressed, row) + _failure_note(counted)
+                  + _leak_note(row))
         if new_failures:
             reason = f"fail: {new_failures} case(s) with no valid prediction where the baseline had one; " + reason
-        verdicts.append(
-            DatasetVerdict(
-                dataset=dataset,
-                n=len(pairs),
-                baseline_mean=baseline_mean,
-                candidate_mean=candidate_mean,
-                difference=difference,
-                p_value=p_value,
-                verdict="fail" if fails else "pass",
-                reason=reason,
-                metric=metric,
-            )
-        )
+        verdicts.append(DatasetVerdict(**family_verdict_fields(row), p_value=row.p_holm,
+                                       verdict="fail" if fails else "pass", reason=reason, metric=metric))
     speed = speed_check(candidate, baseline, max_slowdown) if max_slowdown is not None else None
     return GateReport(
         verdicts=verdicts,
@@ -368,32 +372,21 @@ def reproduce_check(
     grouped = _pair_cases(rescored, stored, names, problems)
 
     verdicts = []
-    for dataset, pairs in grouped.items():
-        for metric in metrics:
-            rescored_values, stored_values = _metric_values(pairs, metric)
-            stored_mean = float(np.mean(stored_values))
-            rescored_mean = float(np.mean(rescored_values))
-            shift = rescored_mean - stored_mean
-            largest_case = float(np.max(np.abs(rescored_values - stored_values)))
+    for metric in metrics:
+        compared = compare_family(_family(grouped, lambda case: float(getattr(case, metric))))
+        for row, pairs in zip(compared, grouped.values()):
+            shift = row.a.mean - row.b.mean if row.people else 0.0
+            largest_case = max((abs(float(getattr(first, metric)) - float(getattr(second, metric)))
+                                for first, second in pairs), default=0.0)
             fails = abs(shift) > tolerance + _FLOAT_SLACK
             relation = ">" if fails else "<="
-            verdicts.append(
-                DatasetVerdict(
-                    dataset=dataset,
-                    n=len(pairs),
-                    baseline_mean=stored_mean,
-                    candidate_mean=rescored_mean,
-                    difference=paired_comparison(rescored_values, stored_values, dataset=dataset,
-                                                 confidence=CONFIDENCE).difference,
-                    p_value=math.nan,
-                    verdict="fail" if fails else "pass",
-                    reason=(
-                        f"mean moved by {shift:+.4f}, |shift| {relation} tolerance {tolerance:g}; "
-                        f"largest per-case change {largest_case:.4f}"
-                    ),
-                    metric=metric,
-                )
-            )
+            verdicts.append(DatasetVerdict(
+                **family_verdict_fields(row), p_value=math.nan, verdict="fail" if fails else "pass",
+                reason=(f"mean moved by {shift:+.4f}, |shift| {relation} tolerance {tolerance:g}; "
+                        f"largest per-case change {largest_case:.4f}"),
+                metric=metric))
+    order = {dataset: position for position, dataset in enumerate(grouped)}
+    verdicts.sort(key=lambda verdict: order[verdict.dataset])  # per dataset, its metrics in the order asked
     return GateReport(
         verdicts=verdicts,
         passed=not problems and all(v.verdict == "pass" for v in verdicts),
@@ -417,14 +410,20 @@ def exit_code(report: GateReport) -> int:
     return 0 if report.passed else 1
 
 
-def _paired(candidate_values, baseline_values, dataset: str, seed: int, alternative) -> tuple[MeanCI, float]:
-    compared = paired_comparison(candidate_values, baseline_values, dataset=dataset, seed=seed,
-                                 alternative=alternative, confidence=CONFIDENCE)
-    return compared.difference, compared.p_value
-
-
 def _format_difference(ci: MeanCI) -> str:
+    if ci.interval_withheld:
+        return f"{ci.mean:+.4f} ({TOO_FEW_PEOPLE})"
+    if not math.isfinite(ci.mean):
+        return "–"
     return f"{ci.mean:+.4f} [{ci.low:+.4f}, {ci.high:+.4f}]"
+
+
+def _people(verdict: DatasetVerdict) -> str:
+    return f"{verdict.n} ({verdict.scans})" if verdict.scans is not None else str(verdict.n)
+
+
+def _mean(value: float) -> str:
+    return f"{value:.4f}" if math.isfinite(value) else "–"
 
 
 def _direction_text(metric: str) -> str:
@@ -453,17 +452,19 @@ def gate_markdown(report: GateReport) -> str:
         lines.append(
             f"Suite `{report.suite}` (benchmark version `{report.benchmark_version}`); metric `{report.metric}` "
             f"({_direction_text(report.metric)}); a dataset fails when the candidate is worse by more than "
-            f"{report.margin:g} and the one-sided paired Wilcoxon test, Holm-corrected over "
-            f"{len(report.verdicts)} dataset(s), gives p <= {report.alpha:g}, or when the candidate has no valid "
-            f"prediction for a case the baseline predicted. "
+            f"{report.margin:g} and the one-sided Wilcoxon test of the per-person differences, Holm-corrected over "
+            f"{sum(v.status == 'tested' for v in report.verdicts)} tested dataset(s), gives p <= {report.alpha:g}, or "
+            f"when the candidate has no valid prediction for a case the baseline predicted. Means are over people "
+            f"(each person's scans averaged first); a dataset with fewer than {MIN_PEOPLE} people is not tested. "
             f"{len(failed)} of {len(report.verdicts)} dataset(s) fail; {len(report.problems)} problem(s)."
         )
         lines.append("")
-        lines.append("| dataset | n | baseline mean | candidate mean | difference [95% CI] | p (Holm) | verdict |")
+        lines.append(f"| dataset | {PEOPLE_SCANS} | baseline mean | candidate mean | difference [95% CI] | p (Holm) "
+                     "| verdict |")
         lines.append("|---|---:|---:|---:|---|---:|---|")
         for v in report.verdicts:
             lines.append(
-                f"| {v.dataset} | {v.n} | {v.baseline_mean:.4f} | {v.candidate_mean:.4f} | "
+                f"| {v.dataset} | {_people(v)} | {_mean(v.baseline_mean)} | {_mean(v.candidate_mean)} | "
                 f"{_format_difference(v.difference)} | {format_p(v.p_value)} | {v.verdict.upper()} |"
             )
     else:
@@ -477,11 +478,12 @@ def gate_markdown(report: GateReport) -> str:
             f"{len(failed)} of {len(report.verdicts)} check(s) fail; {len(report.problems)} problem(s)."
         )
         lines.append("")
-        lines.append("| dataset | metric | n | stored mean | rescored mean | difference [95% CI] | verdict |")
+        lines.append(f"| dataset | metric | {PEOPLE_SCANS} | stored mean | rescored mean | difference [95% CI] | "
+                     "verdict |")
         lines.append("|---|---|---:|---:|---:|---|---|")
         for v in report.verdicts:
             lines.append(
-                f"| {v.dataset} | {v.metric} | {v.n} | {v.baseline_mean:.4f} | {v.candidate_mean:.4f} | "
+                f"| {v.dataset} | {v.metric} | {_people(v)} | {_mean(v.baseline_mean)} | {_mean(v.candidate_mean)} | "
                 f"{_format_difference(v.difference)} | {v.verdict.upper()} |"
             )
     if not report.verdicts:

@@ -1,5 +1,6 @@
-"""The headline table a paper can print: per dataset the seed-averaged difference, the seed spread, the one-voxel
-ceiling and the seed-aware verdict (benchmark.analysis.seeds, benchmark.evaluation.ceilings)."""
+"""The headline table a paper can print: per dataset the people (scans) compared, the seed-averaged difference over
+people, the seed spread, the one-voxel ceiling and the seed-aware verdict (benchmark.analysis.seeds,
+benchmark.evaluation.ceilings)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from benchmark.analysis.labels import format_ci
+from benchmark.analysis.labels import PEOPLE_SCANS, format_ci, format_people
 from benchmark.analysis.seeds import seed_comparison_table
 from benchmark.evaluation.ceilings import CeilingsFile
 
-HEADLINE_COLUMNS = ["dataset", "role", "aggregated − reference", "seeds", "difference [95% CI]", "seed spread",
-                    "one-voxel Dice", "within one voxel", "verdict"]
+HEADLINE_COLUMNS = ["dataset", "role", "aggregated − reference", PEOPLE_SCANS, "seeds", "difference [95% CI]",
+                    "seed spread", "one-voxel Dice", "within one voxel", "verdict"]
 
 
 def _fmt(value: float, decimals: int = 3, sign: bool = False) -> str:
@@ -33,6 +34,7 @@ def headline_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]]
         rows.append({
             "dataset": row.dataset, "role": "OOD" if row.suite_role == "ood" else row.suite_role,
             "aggregated − reference": f"{row.aggregated} − {row.reference}",
+            PEOPLE_SCANS: format_people(row.people, row.scans),
             "seeds": f"{row.aggregated_seeds} / {row.reference_seeds}",
             "difference [95% CI]": format_ci(row.difference, row.difference_low, row.difference_high, metric,
                                              signed=True),

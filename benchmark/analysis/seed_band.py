@@ -6,7 +6,9 @@ per-dataset means, by up to 0.19 Dice on out-of-domain data. Gating a retrained 
 with a fixed margin therefore fails on some machines. Here the reference is S >= 2 runs that differ only in
 their seed (a family; :mod:`benchmark.analysis.seeds`).
 
-For dataset k with reference seed means ``m_1..m_S`` (mean ``mu``, SD ``sd`` with ddof=1) the band is the
+Every mean is over people (each person's scans averaged first, :func:`benchmark.analysis.summary.person_means`;
+leaked scans left out as everywhere). For dataset k with reference seed means ``m_1..m_S`` (mean ``mu``, SD ``sd``
+with ddof=1) the band is the
 two-sided ``confidence`` prediction interval for the mean of ONE more run of the same recipe:
 
     mu +- t_{S-1, (1+confidence)/2} * sd * sqrt(1 + 1/S)
@@ -31,6 +33,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from benchmark.analysis.gate import problem_lines
+from benchmark.analysis.summary import person_means
 from benchmark.errors import CordbenchError
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile
@@ -45,13 +48,14 @@ class BandVerdict:
     """One dataset: the reference seeds' means, the band's worse bound, the candidate's mean, pass/fail."""
 
     dataset: str
-    n: int
+    n: int  # people
     seed_means: tuple[float, ...]
     bound: float
     tolerance: float
     candidate_mean: float
     verdict: str
     reason: str
+    scans: int | None = None
 
 
 @dataclass
@@ -75,11 +79,19 @@ class BandReport:
         return [verdict.dataset for verdict in self.verdicts if verdict.verdict == "fail"]
 
 
-def _dataset_means(result: ResultsFile, metric: str) -> dict[str, tuple[float, int]]:
+def _dataset_means(result: ResultsFile, metric: str) -> dict[str, tuple[float, int, int]]:
+    """dataset -> (mean over people, people, scans) of the counted (not leaked) scans."""
     values: dict[str, list[float]] = defaultdict(list)
+    persons: dict[str, list[str]] = defaultdict(list)
     for case in result.cases:
-        values[case.dataset].append(float(getattr(case, metric)))
-    return {dataset: (float(np.mean(listed)), len(listed)) for dataset, listed in values.items()}
+        if not case.subject_in_training:
+            values[case.dataset].append(float(getattr(case, metric)))
+            persons[case.dataset].append(str(case.person))
+    means = {}
+    for dataset, listed in values.items():
+        _, people, _ = person_means(listed, persons[dataset])
+        means[dataset] = (float(people.mean()), int(people.size), len(listed))
+    return means
 
 
 def _coverage_problems(candidate: ResultsFile, references: Sequence[ResultsFile]) -> list[str]:
@@ -112,7 +124,7 @@ def seed_band_gate(candidate: ResultsFile, references: Sequence[ResultsFile], *,
     seeds = len(references)
     t_quantile = float(scipy_stats.t.ppf((1 + confidence) / 2, seeds - 1))
     reference_means = [_dataset_means(reference, metric) for reference in references]
-    for dataset, (candidate_mean, n) in sorted(_dataset_means(candidate, metric).items()):
+    for dataset, (candidate_mean, n, scans) in sorted(_dataset_means(candidate, metric).items()):
         means = tuple(means[dataset][0] for means in reference_means if dataset in means)
         if len(means) < 2:
             report.problems.append(f"{dataset}: fewer than 2 reference seeds scored it")
@@ -125,7 +137,7 @@ def seed_band_gate(candidate: ResultsFile, references: Sequence[ResultsFile], *,
                   f"{', '.join(f'{mean:.4f}' for mean in means)}): "
                   + (f"worse by {drop:.4f} > margin {margin}" if failed else "within the band and margin"))
         report.verdicts.append(BandVerdict(dataset, n, means, bound, half_width + margin, candidate_mean,
-                                           "fail" if failed else "pass", reason))
+                                           "fail" if failed else "pass", reason, scans))
     return report
 
 
@@ -147,10 +159,11 @@ def band_markdown(report: BandReport) -> str:
              "",
              f"Metric `{report.metric}`; band = {report.confidence:.0%} prediction interval of one more seed's mean; "
              f"a dataset fails when the candidate is worse than the band by more than {report.margin}.",
-             "", "| dataset | n | seed means | band bound | tolerance | candidate | verdict |",
+             "", "| dataset | people (scans) | seed means | band bound | tolerance | candidate | verdict |",
              "|---|---:|---|---:|---:|---:|---|"]
     for verdict in report.verdicts:
-        lines.append(f"| {verdict.dataset} | {verdict.n} | {', '.join(f'{m:.3f}' for m in verdict.seed_means)} | "
+        lines.append(f"| {verdict.dataset} | {verdict.n} ({verdict.scans}) | "
+                     f"{', '.join(f'{m:.3f}' for m in verdict.seed_means)} | "
                      f"{verdict.bound:.3f} | {verdict.tolerance:.3f} | {verdict.candidate_mean:.3f} | "
                      f"{verdict.verdict.upper()} |")
     if report.problems:

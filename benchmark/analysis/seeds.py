@@ -5,14 +5,16 @@ retraining with another seed moved per-dataset means by 0.03-0.19 Dice in this p
 of submissions that differ only in their training seed (``family`` and ``seed`` in ``submission.yaml`` and in
 the results file; a name ending ``-seed<N>`` is read as seed N of the name without it).
 
-For a dataset k and a family F with seeds s = 1..S_F that all scored the same cases i = 1..n:
+For a dataset k and a family F with seeds s = 1..S_F that all scored the same scans i, of people p = 1..P (the
+unit of analysis is the person, :mod:`benchmark.analysis.summary`; ``mean_p`` is the mean over people of the
+per-person mean of a person's scans):
 
-* seed-averaged score of a case: ``xbar_F(i) = (1/S_F) sum_s x_{F,s}(i)``;
-* per-seed mean ``m_{F,s} = (1/n) sum_i x_{F,s}(i)`` and the between-seed SD ``sd_F = std_s(m_{F,s}, ddof=1)``
-  (NaN with one seed);
-* difference ``D = mean_i(xbar_A(i) - xbar_B(i))`` (aggregated A minus reference B), its paired percentile
-  bootstrap 95 % CI over cases and the two-sided paired
-  Wilcoxon p, Holm-adjusted over all rows (shown, not used for the verdict);
+* seed-averaged score of a scan: ``xbar_F(i) = (1/S_F) sum_s x_{F,s}(i)``;
+* per-seed mean over people ``m_{F,s} = mean_p x_{F,s}`` and the between-seed SD ``sd_F = std_s(m_{F,s}, ddof=1)``
+  (NaN with one seed): the **person-level seed spread**, in the units of the difference below;
+* difference ``D = mean_p(xbar_A - xbar_B)`` (aggregated A minus reference B), its paired percentile bootstrap 95 %
+  CI resampling people and the two-sided Wilcoxon p of the per-person differences, Holm-adjusted over the tested
+  rows (:func:`benchmark.analysis.family.compare_family`; shown, not used for the verdict);
 * **seed spread** ``sqrt(sd_A^2 + sd_B^2)``: the SD of the difference between ONE seed of each family, i.e. how
   far the single-seed answer moves when both models are retrained.
 
@@ -20,7 +22,8 @@ Verdict: "aggregated better" / "aggregated worse" (in the metric's better direct
 excludes 0 AND ``|D| > seed spread``; otherwise "not separable (seed spread X)". With fewer than two seeds on
 either side the spread is unknown: the row is then called exactly as the single-draw comparison table calls it
 (:func:`benchmark.analysis.summary.significant_direction`: Holm-adjusted paired Wilcoxon p <= 0.05), so the two
-tables of a one-seed run never disagree, and the verdict says "(single seed)".
+tables of a one-seed run never disagree, and the verdict says "(single seed)". With fewer than
+:data:`benchmark.analysis.summary.MIN_PEOPLE` people there is no CI and no verdict: "too few people".
 
 The reference is chosen as in the report: the specialist family (the specific one trained on this dataset) on
 an in-domain dataset, else the specific family with the best seed-averaged mean on the paired cases.
@@ -38,8 +41,10 @@ import pandas as pd
 
 from benchmark.evaluation.metrics import HIGHER_IS_BETTER, METRIC_NAMES
 from benchmark.evaluation.results import ResultsFile
-from benchmark.analysis.report.tables import paired_metric, reference_model
-from benchmark.analysis.summary import holm_adjust, paired_comparison, significant_direction
+from benchmark.analysis.family import compare_family
+from benchmark.analysis.labels import TOO_FEW_PEOPLE
+from benchmark.analysis.report.tables import paired_metric, pairs_of, person_column, person_keys, reference_model
+from benchmark.analysis.summary import person_means, significant_direction
 
 SEED_SUFFIX = re.compile(r"^(?P<family>.+)-seed(?P<seed>\d+)$")
 VERDICT_BETTER = "aggregated better"
@@ -48,7 +53,7 @@ NOT_SEPARABLE = "not separable"
 SINGLE_SEED = "single seed"
 
 SEED_COMPARISON_COLUMNS = [
-    "dataset", "suite_role", "aggregated", "reference", "n", "aggregated_seeds", "reference_seeds",
+    "dataset", "suite_role", "aggregated", "reference", "people", "scans", "aggregated_seeds", "reference_seeds",
     "aggregated_mean", "reference_mean", "difference", "difference_low", "difference_high",
     "aggregated_seed_sd", "reference_seed_sd", "seed_spread", "p", "p_holm", "verdict",
 ]
@@ -71,11 +76,12 @@ def families(results: Sequence[ResultsFile]) -> dict[str, tuple[str, int]]:
 
 @dataclass(frozen=True)
 class SeedSummary:
-    """One family on one dataset: seed-averaged mean, per-seed means and their SD."""
+    """One family on one dataset: seed-averaged mean over people, per-seed means over people and their SD."""
 
     family: str
     dataset: str
-    n: int
+    people: int
+    scans: int
     seeds: tuple[int, ...]
     seed_means: tuple[float, ...]
     mean: float
@@ -89,25 +95,28 @@ def _seed_sd(means: Sequence[float]) -> float:
 def seed_averaged_cases(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]], metric: str) -> pd.DataFrame:
     """Per (family, case) the metric averaged over the family's seeds, on the cases EVERY seed scored.
 
-    ``cases`` holds per-case rows (``submission``, ``case_id``, ``dataset``, ``suite_role``, ``model_role``,
-    ``trained_on`` and the metric), e.g. :func:`benchmark.analysis.report.report_cases`. Output columns: ``family``,
-    ``case_id``, ``dataset``, ``suite_role``, ``model_role``, ``trained_on``, ``seeds`` (how many), the metric.
+    ``cases`` holds per-case rows (``submission``, ``case_id``, ``dataset``, ``person``, ``suite_role``,
+    ``model_role``, ``trained_on`` and the metric), e.g. :func:`benchmark.analysis.report.report_cases`. Output
+    columns: ``family``, ``case_id``, ``dataset``, ``suite_role``, ``model_role``, ``person``, ``trained_on``,
+    ``seeds`` (how many), the metric.
     """
     if metric not in METRIC_NAMES:
         raise ValueError(f"unknown metric {metric!r}; one of {', '.join(METRIC_NAMES)}")
     frame = cases.copy()
     frame["family"] = [family_of.get(name, (name, 0))[0] for name in frame["submission"]]
+    frame["person"] = person_column(frame)
     members = frame.groupby("family")["submission"].nunique()
     keys = ["family", "case_id", "dataset", "suite_role", "model_role"]
     grouped = frame.groupby(keys, sort=True, dropna=False)
     averaged = grouped.agg(**{metric: (metric, "mean"), "seeds": ("submission", "nunique"),
-                              "trained_on": ("trained_on", "first")}).reset_index()
+                              "person": ("person", "first"), "trained_on": ("trained_on", "first")}).reset_index()
     complete = averaged["seeds"].to_numpy() == averaged["family"].map(members).to_numpy()
     return averaged[complete].reset_index(drop=True)
 
 
 def seed_summaries(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]], metric: str) -> list[SeedSummary]:
-    """Per (family, dataset): the seed-averaged mean, each seed's mean and the between-seed SD."""
+    """Per (family, dataset): the seed-averaged mean over people, each seed's mean over people and the
+    between-seed SD (all on the scans every seed of the family scored)."""
     averaged = seed_averaged_cases(cases, family_of, metric)
     frame = cases.copy()
     frame["family"] = [family_of.get(name, (name, 0))[0] for name in frame["submission"]]
@@ -115,16 +124,21 @@ def seed_summaries(cases: pd.DataFrame, family_of: Mapping[str, tuple[str, int]]
     summaries = []
     for (family, dataset), here in averaged.groupby(["family", "dataset"], sort=True):
         rows = frame[(frame["family"] == family) & frame["case_id"].isin(here["case_id"])]
-        per_seed = rows.groupby("seed")[metric].mean().sort_index()
-        summaries.append(SeedSummary(family, dataset, int(here.shape[0]), tuple(int(s) for s in per_seed.index),
-                                     tuple(float(v) for v in per_seed), float(here[metric].mean()),
-                                     _seed_sd(per_seed.to_list())))
+        per_seed = {int(seed): float(person_means(own[metric].to_numpy(float), person_keys(own))[1].mean())
+                    for seed, own in rows.groupby("seed", sort=True)}
+        people = person_means(here[metric].to_numpy(float), person_keys(here))[1]
+        summaries.append(SeedSummary(family, dataset, int(people.size), int(here.shape[0]), tuple(per_seed),
+                                     tuple(per_seed.values()), float(people.mean()),
+                                     _seed_sd(list(per_seed.values()))))
     return summaries
 
 
 def seed_verdict(difference: float, low: float, high: float, spread: float, metric: str, *,
                  p_holm: float = math.nan) -> str:
-    """The rule of the module docstring, for one row (``p_holm`` decides only single-seed rows)."""
+    """The rule of the module docstring, for one row (``p_holm`` decides only single-seed rows); an interval
+    withheld (too few people) gives no verdict."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return TOO_FEW_PEOPLE
     better = difference > 0 if HIGHER_IS_BETTER[metric] else difference < 0
     called = VERDICT_BETTER if better else VERDICT_WORSE
     if not math.isfinite(spread):
@@ -143,7 +157,7 @@ def seed_comparison_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str
     averaged = seed_averaged_cases(cases, family_of, metric)
     sd = {(summary.family, summary.dataset): (summary.seed_sd, len(summary.seeds))
           for summary in seed_summaries(cases, family_of, metric)}
-    rows = []
+    chosen, family = [], []
     datasets = averaged[["dataset", "suite_role"]].drop_duplicates()
     order = sorted(datasets.itertuples(index=False), key=lambda row: (row.suite_role != "in-domain", row.dataset))
     aggregated_families = sorted(set(averaged.loc[averaged["model_role"] == "aggregated", "family"]))
@@ -152,37 +166,28 @@ def seed_comparison_table(cases: pd.DataFrame, family_of: Mapping[str, tuple[str
         for aggregated in aggregated_families:
             if here[here["family"] == aggregated].empty:
                 continue
-            chosen = reference_model(here, dataset, suite_role, aggregated, metric, key="family")
-            if chosen is None:
+            reference = reference_model(here, dataset, suite_role, aggregated, metric, key="family")
+            if reference is None:
                 continue
-            reference = chosen[0]
-            pairs = paired_metric(here, aggregated, reference, metric, key="family")
-            x, y = pairs["a"].to_numpy(float), pairs["b"].to_numpy(float)
-            paired = paired_comparison(x, y, dataset=dataset, seed=seed)  # analysis.summary: the one path
-            diff = paired.difference
-            sd_a, seeds_a = sd.get((aggregated, dataset), (math.nan, 1))
-            sd_b, seeds_b = sd.get((reference, dataset), (math.nan, 1))
-            spread = math.sqrt(sd_a ** 2 + sd_b ** 2)
-            rows.append({
-                "dataset": dataset, "suite_role": suite_role, "aggregated": aggregated, "reference": reference,
-                "n": int(x.size), "aggregated_seeds": seeds_a, "reference_seeds": seeds_b,
-                "aggregated_mean": float(x.mean()) if x.size else math.nan,
-                "reference_mean": float(y.mean()) if y.size else math.nan,
-                "difference": diff.mean, "difference_low": diff.low, "difference_high": diff.high,
-                "aggregated_seed_sd": sd_a, "reference_seed_sd": sd_b, "seed_spread": spread,
-                "p": paired.p_value,
-            })
-    table = pd.DataFrame(rows, columns=[column for column in SEED_COMPARISON_COLUMNS
-                                        if column not in ("p_holm", "verdict")])
-    tested = table["p"].notna().to_numpy(bool) if not table.empty else np.zeros(0, bool)
-    adjusted = np.full(len(table), np.nan)
-    if tested.any():
-        adjusted[tested] = holm_adjust(table.loc[tested, "p"].to_numpy(float))
-    table["p_holm"] = adjusted
-    table["verdict"] = [seed_verdict(row.difference, row.difference_low, row.difference_high, row.seed_spread, metric,
-                                     p_holm=row.p_holm) if row.n else "no paired cases"
-                        for row in table.itertuples()]
-    return table[SEED_COMPARISON_COLUMNS]
+            chosen.append((dataset, suite_role, aggregated, reference[0]))
+            family.append(pairs_of(paired_metric(here, aggregated, reference[0], metric, key="family"), dataset))
+    rows = []
+    for (dataset, suite_role, aggregated, reference), compared in zip(chosen, compare_family(family, seed=seed)):
+        sd_a, seeds_a = sd.get((aggregated, dataset), (math.nan, 1))
+        sd_b, seeds_b = sd.get((reference, dataset), (math.nan, 1))
+        spread = math.sqrt(sd_a ** 2 + sd_b ** 2)
+        diff = compared.difference
+        verdict = ("no paired cases" if compared.people == 0 else
+                   seed_verdict(diff.mean, diff.low, diff.high, spread, metric, p_holm=compared.p_holm))
+        rows.append({
+            "dataset": dataset, "suite_role": suite_role, "aggregated": aggregated, "reference": reference,
+            "people": compared.people, "scans": compared.scans, "aggregated_seeds": seeds_a,
+            "reference_seeds": seeds_b, "aggregated_mean": compared.a.mean, "reference_mean": compared.b.mean,
+            "difference": diff.mean, "difference_low": diff.low, "difference_high": diff.high,
+            "aggregated_seed_sd": sd_a, "reference_seed_sd": sd_b, "seed_spread": spread,
+            "p": compared.p, "p_holm": compared.p_holm, "verdict": verdict,
+        })
+    return pd.DataFrame(rows, columns=SEED_COMPARISON_COLUMNS)
 
 
 def is_single_seed(table: pd.DataFrame) -> bool:

@@ -35,12 +35,22 @@ PERMUTATION_MAX_N = 13
 
 @dataclass(frozen=True)
 class MeanCI:
-    """A mean with a two-sided confidence interval ``[low, high]`` over ``n`` values."""
+    """A mean with a two-sided confidence interval ``[low, high]`` over ``n`` values.
+
+    When the values are per-person means (:mod:`benchmark.analysis.summary`), ``n`` counts people and ``scans`` the
+    scans behind them; an interval over too few people has NaN bounds (:attr:`interval_withheld`).
+    """
 
     mean: float
     low: float
     high: float
     n: int
+    scans: int | None = None
+
+    @property
+    def interval_withheld(self) -> bool:
+        """A mean is given but no interval (too few people for one)."""
+        return math.isfinite(self.mean) and not (math.isfinite(self.low) and math.isfinite(self.high))
 
 
 def _as_finite_1d(values: Sequence[float], name: str = "values") -> np.ndarray:

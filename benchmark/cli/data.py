@@ -528,7 +528,8 @@ def audit_command(
 ) -> None:
     """Content-hash leakage audit: the sha256 of every test image of every suite vs every image each submission
     declares as training data (any registered dataset: the same scan is often re-released under another name),
-    and vs the other test splits. Unresolvable training declarations are reported. Exit 1 when a leak is found."""
+    and vs the other test splits; and every test image whose person the submission (or a parent it was adapted
+    from) declares as training data. Unresolvable training declarations are reported. Exit 1 when a leak is found."""
     from benchmark.data.audit import run_audit, write_submission_audits
     from benchmark.io import atomic_write_json
     from benchmark.data.submissions import list_submissions
@@ -539,15 +540,20 @@ def audit_command(
     chosen = [submission for submission in valid if not name or submission.name in name]
     report = run_audit(chosen, data_root=data_root, overrides=parse_overrides(dataset_dir))
     table = Table(title=f"audit: {report.test_images} test images of {', '.join(report.suites)}")
-    for column in ("submission", "training images hashed", "leaked test images", "unresolved declarations"):
+    for column in ("submission", "training images hashed", "leaked test images", "test images of declared people",
+                   "unresolved declarations"):
         table.add_column(column)
     for audit in report.submissions:
-        table.add_row(audit.submission, str(audit.training_images), str(len(audit.findings)), str(len(audit.unresolved)))
+        table.add_row(audit.submission, str(audit.training_images), str(len(audit.findings)),
+                      str(len(audit.declared_leaks)), str(len(audit.unresolved)))
     shell.console.print(table)
     for audit in report.submissions:
         for finding in audit.findings:
             shell.console.print(f"  [red]leak[/] {audit.submission}: {finding.suite} test {finding.case_id} = training image "
                           f"{finding.training_dataset}:{finding.training_image}", markup=True)
+        for case_id in audit.declared_leaks:
+            shell.console.print(f"  [red]leak[/] {audit.submission}: test {case_id}: its person is declared as "
+                                "training data (scored as subject_in_training)", markup=True)
         for problem in audit.unresolved:
             shell.console.print(f"  [yellow]unresolved[/] {audit.submission}: {problem}")
     for duplicate in report.duplicates:

@@ -147,14 +147,16 @@ def merge_command_(
 
 
 def print_summary(results, metric: str = "dice") -> None:
-    from benchmark.analysis.labels import format_ci, metric_label
+    from benchmark.analysis.labels import PEOPLE_SCANS, format_ci, format_people, metric_label
     from benchmark.analysis.summary import dataset_summaries
 
-    table = Table(title=f"{results.submission} on {results.suite} ({metric_label(metric)}, mean [95% CI])")
-    for column in ("dataset", "role", "zero-shot", "n", "failures", "leaked (excluded)", metric):
+    table = Table(title=f"{results.submission} on {results.suite} ({metric_label(metric)}, mean over people "
+                        "[95% CI])")
+    for column in ("dataset", "role", "zero-shot", PEOPLE_SCANS, "failures", "leaked (excluded)", metric):
         table.add_column(column)
     for row in dataset_summaries(results, metric):
-        table.add_row(row["dataset"], row["role"], "yes" if row["zero_shot"] else "no", str(row["n"]),
+        table.add_row(row["dataset"], row["role"], "yes" if row["zero_shot"] else "no",
+                      format_people(row["people"], row["scans"]),
                       str(row["failures"]), str(row["leaked"]), format_ci(row["mean"], row["low"], row["high"], metric))
     shell.console.print(table)
 

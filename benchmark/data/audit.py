@@ -13,6 +13,8 @@ sha256 content hashes instead:
   subject list, or a subject whose images are known nowhere, is reported as **unresolved**, never ignored;
 * **findings**: a test image whose hash is among a submission's training images; written to
   ``submissions/<name>/audit.json``; the leaderboard marks those rows leaked (hidden by default);
+* **declared leaks**: a test image whose PERSON the submission declares as training data (the rule scoring uses
+  for ``subject_in_training``, :mod:`benchmark.data.declaration`), whatever its content;
 * **cross-split duplicates**: the same content under two test splits (or a test image that is also another
   split's training image), listed once for the whole benchmark.
 """
@@ -28,11 +30,12 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from benchmark.data.bids_index import index_dataset
+from benchmark.data.declaration import training_declaration
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, sha256_file
 from benchmark.data.registry import RegistryError, list_suites, load_dataset
 from benchmark.data.splits import SplitError, SplitFile, dataset_folder, load_split
-from benchmark.data.submissions import Submission, load_submission
+from benchmark.data.submissions import Submission
 
 AUDIT_NAME = "audit.json"
 _SUBJECT = re.compile(r"^(sub-[^/]+)/")
@@ -73,6 +76,9 @@ class SubmissionAudit(_Strict):
     submission: str
     training_images: int = Field(description="Declared training images whose content hash is known")
     findings: list[Finding] = Field(default_factory=list)
+    declared_leaks: list[str] = Field(default_factory=list, description="Test cases whose person the submission (or "
+                                      "a submission it was adapted from) declares as training data: scoring flags "
+                                      "them subject_in_training")
     unresolved: list[str] = Field(default_factory=list, description="Declared training data the audit could not resolve")
 
 
@@ -92,7 +98,7 @@ class AuditReport(_Strict):
 
     @property
     def leaked(self) -> bool:
-        return any(audit.findings for audit in self.submissions)
+        return any(audit.findings or audit.declared_leaks for audit in self.submissions)
 
 
 def _image_paths(split_files: Mapping[str, str | None]) -> Iterable[tuple[str, str, str | None]]:
@@ -151,45 +157,30 @@ def all_splits() -> dict[str, SplitFile]:
     return splits
 
 
-def declared_training(submission: Submission, root: Path | None = None,
-                      _seen: frozenset[str] = frozenset()) -> tuple[dict[str, set[str]], list[str]]:
-    """dataset -> declared training subjects (through adapted_from), and what cannot be resolved."""
-    subjects: dict[str, set[str]] = defaultdict(set)
-    unresolved: list[str] = []
-    training = submission.training
-    for dataset_id, listed in (training.subjects or {}).items():
-        subjects[dataset_id].update(listed)
-    if training.split:
-        suite_id, _, version = training.split.partition("@")
-        try:
-            split = load_split(suite_id)
-        except SplitError as error:
-            unresolved.append(f"training.split {training.split!r}: {error}")
-        else:
-            if version and version != split.version:
-                unresolved.append(f"training.split {training.split!r}: the split file of {suite_id!r} is now "
-                                  f"{split.version}; the train subjects of {version} are not known")
-            else:
-                for dataset_id in training.datasets:
-                    if dataset_id in split.datasets:
-                        subjects[dataset_id].update(split.datasets[dataset_id].train)
-    for dataset_id in training.datasets:
-        if not subjects.get(dataset_id):
-            unresolved.append(f"declares training dataset {dataset_id!r} without a subject list or split: the "
-                              "audit cannot tell which of its images were trained on")
-    for parent in training.adapted_from:
-        if parent in _seen:
-            continue
-        try:
-            parent_submission = load_submission(parent, root)
-        except CordbenchError as error:
-            unresolved.append(f"adapted_from {parent!r}: {error}")
-            continue
-        more, problems = declared_training(parent_submission, root, _seen | {submission.name})
-        for dataset_id, listed in more.items():
-            subjects[dataset_id].update(listed)
-        unresolved += [f"via {parent}: {problem}" for problem in problems]
-    return dict(subjects), unresolved
+def declared_training(submission: Submission, root: Path | None = None) -> tuple[dict[str, set[str]], list[str]]:
+    """dataset -> declared training subjects (through adapted_from), and what cannot be resolved: the one rule of
+    :func:`benchmark.data.declaration.training_declaration` (a cycle or an unknown parent is an error)."""
+    declaration = training_declaration(submission, root)
+    unresolved = list(declaration.split_problems)
+    for owner, dataset_id in declaration.unlisted:
+        via = "" if owner == submission.name else f"via {owner}: "
+        unresolved.append(f"{via}declares training dataset {dataset_id!r} without a subject list or split: the "
+                          "audit cannot tell which of its images were trained on")
+    return {dataset_id: set(listed) for dataset_id, listed in declaration.subjects.items()}, unresolved
+
+
+def declared_leaks(submission: Submission, tests: list[tuple[str, ImageRecord]], root: Path | None = None) -> list[str]:
+    """Test images whose person the submission (or an ancestor) declares it was trained on: the rows scoring
+    flags ``subject_in_training`` (same rule, so ``score`` and ``audit`` agree), whatever their content."""
+    declaration = training_declaration(submission, root)
+    people = declaration.people()
+    found = set()
+    for _suite, record in tests:
+        if record.dataset in people:
+            person = load_dataset(record.dataset).person_of(record.subject)
+            if person in people[record.dataset]:
+                found.add(record.case_id)
+    return sorted(found)
 
 
 def test_images(splits: Mapping[str, SplitFile], catalogue: Catalogue) -> tuple[list[tuple[str, ImageRecord]], list[str]]:
@@ -251,7 +242,7 @@ def audit_submission(submission: Submission, tests: list[tuple[str, ImageRecord]
                                     training_dataset=source.dataset, training_subject=source.subject,
                                     training_image=source.path))
     return SubmissionAudit(submission=submission.name, training_images=count, findings=findings,
-                           unresolved=unresolved)
+                           declared_leaks=declared_leaks(submission, tests, root), unresolved=unresolved)
 
 
 def run_audit(submissions: list[Submission], *, data_root: Path | None = None,
@@ -287,7 +278,7 @@ def leaked_case_ids(submission_folder: Path) -> set[str]:
         audit = SubmissionAudit.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError) as error:
         raise AuditError(f"{path}: cannot read audit file ({error})") from error
-    return {finding.case_id for finding in audit.findings}
+    return {finding.case_id for finding in audit.findings} | set(audit.declared_leaks)
 
 
 def mark_audited_leaks(result, results_file: Path):
@@ -302,5 +293,5 @@ def mark_audited_leaks(result, results_file: Path):
 
 
 __all__ = ["AUDIT_NAME", "AuditReport", "Catalogue", "Duplicate", "Finding", "ImageRecord", "SubmissionAudit",
-           "audit_submission", "declared_training", "leaked_case_ids", "mark_audited_leaks", "run_audit",
+           "audit_submission", "declared_leaks", "declared_training", "leaked_case_ids", "mark_audited_leaks", "run_audit",
            "test_images", "write_submission_audits"]

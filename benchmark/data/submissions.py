@@ -259,14 +259,12 @@ def output_dir(submission: Submission) -> Path:
     return workspace.require(f"scoring {submission.name}").submission_dir(submission.name)
 
 
-def training_datasets(submission: Submission, root: Path | None = None, _seen: frozenset[str] = frozenset()) -> set[str]:
-    """Declared training datasets, including those of every submission it was adapted from."""
-    if submission.name in _seen:
-        raise SubmissionError(f"adapted_from forms a cycle through {submission.name!r}")
-    datasets = set(submission.training.datasets)
-    for parent in submission.training.adapted_from:
-        datasets |= training_datasets(load_submission(parent, root), root, _seen | {submission.name})
-    return datasets
+def training_datasets(submission: Submission, root: Path | None = None) -> set[str]:
+    """Declared training datasets, including those of every submission it was adapted from (the one rule:
+    :func:`benchmark.data.declaration.training_declaration`)."""
+    from benchmark.data.declaration import training_declaration
+
+    return set(training_declaration(submission, root).datasets)
 
 
 def checkpoint_path(submission: Submission) -> Path | None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, describe_validation_error
@@ -36,6 +36,10 @@ class CaseResult(BaseModel):
     case_id: str = Field(description="'<dataset>:<image path relative to the dataset root>'")
     dataset: str
     subject: str
+    person: str | None = Field(default=None, description="The person the scan belongs to: the subject merged across "
+                               "the dataset's same_person groups and subject_grouping (sessions and rescans of one "
+                               "human being are one person). The unit of every interval and test "
+                               "(docs/metrics.md); derived from the registry on load when a file lacks it")
     session: str | None = None
     contrast: str
     image_sha256: str
@@ -89,6 +93,16 @@ class ResultsFile(BaseModel):
     inference_device: str | None = Field(default=None, description="cpu or cuda: where the network ran")
     cases: list[CaseResult]
 
+    @model_validator(mode="after")
+    def _derive_persons(self) -> "ResultsFile":
+        """Rows written before the person was recorded get it from the registry (subject when not registered)."""
+        missing = [case for case in self.cases if case.person is None]
+        if missing:
+            person_of = _person_rule()
+            for case in missing:
+                case.person = person_of(case.dataset, case.subject)
+        return self
+
     def median_runtime_s(self) -> float | None:
         """Median per-case inference seconds over the file's cases that have one (None when none has)."""
         seconds = sorted(case.runtime_s for case in self.cases if case.runtime_s is not None)
@@ -118,6 +132,25 @@ class ResultsFile(BaseModel):
         frame["benchmark_version"] = self.benchmark_version
         frame["model_type"] = self.model_type
         return frame
+
+
+def _person_rule():
+    """(dataset, subject) -> person id, by the registry's grouping; a dataset the registry does not know (or
+    cannot read) keeps the subject as the person."""
+    from benchmark.data.registry import load_dataset
+
+    datasets: dict[str, Any] = {}
+
+    def person_of(dataset_id: str, subject: str) -> str:
+        if dataset_id not in datasets:
+            try:
+                datasets[dataset_id] = load_dataset(dataset_id)
+            except CordbenchError:
+                datasets[dataset_id] = None
+        dataset = datasets[dataset_id]
+        return dataset.person_of(subject) if dataset is not None else subject
+
+    return person_of
 
 
 def results_path(submission_dir: Path, suite: str, benchmark_version: str) -> Path:

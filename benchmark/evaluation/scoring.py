@@ -29,8 +29,9 @@ from benchmark.io import atomic_write_json
 from benchmark.evaluation.metrics import compute_metrics, scored_region
 from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
-from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, check_split_covers_suite, dataset_folder,
-                                   file_checksum, load_split, verify_split)
+from benchmark.data.splits import (SplitFile, VerifyReport, check_split_covers_suite, dataset_folder, file_checksum,
+                                   load_split, verify_split)
+from benchmark.data.declaration import training_declaration
 from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
                                         unregistered_datasets)
 
@@ -99,29 +100,15 @@ def test_cases(suite_id: str, split: SplitFile, data_root: Path | None,
     return cases
 
 
-def declared_training_people(submission: Submission) -> dict[str, set[str]] | None:
-    """dataset id -> people the model was trained on, when the submission declares subjects or a split."""
-    training = submission.training
-    subjects: dict[str, set[str]] = {}
-    if training.subjects:
-        for dataset_id, listed in training.subjects.items():
-            subjects.setdefault(dataset_id, set()).update(listed)
-    if training.split:
-        suite_id, _, version = training.split.partition("@")
-        try:
-            split = load_split(suite_id)
-        except SplitError as error:
-            raise ScoringError(f"{submission.name}: training.split {training.split!r}: {error}") from error
-        if version and split.version != version:
-            raise ScoringError(f"{submission.name}: training.split names version {version} but the split file of "
-                               f"{suite_id!r} is {split.version}")
-        for dataset_id in training.datasets:
-            if dataset_id in split.datasets:
-                subjects.setdefault(dataset_id, set()).update(split.datasets[dataset_id].train)
-    if not subjects:
-        return None
-    return {dataset_id: {load_dataset(dataset_id).person_of(subject) for subject in listed}
-            for dataset_id, listed in subjects.items()}
+def declared_training_people(submission: Submission, root: Path | None = None) -> dict[str, set[str]] | None:
+    """dataset id -> people the model (or any submission it was adapted from) was trained on, when subjects or a
+    split are declared (:func:`benchmark.data.declaration.training_declaration`, the one rule the audit, the
+    planner and the results' leak flags share); a training.split that cannot be resolved is a ScoringError."""
+    declaration = training_declaration(submission, root)
+    if declaration.split_problems:
+        raise ScoringError("; ".join(declaration.split_problems))
+    people = declaration.people()
+    return {dataset_id: set(listed) for dataset_id, listed in people.items()} or None
 
 
 def _ground_truth(label_path: Path) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -154,6 +141,7 @@ def case_row(test_case: TestCase, record: PredictionRecord, metrics: dict[str, f
         case_id=case.case_id,
         dataset=case.dataset,
         subject=case.subject,
+        person=case.person,
         session=case.session,
         contrast=case.contrast,
         image_sha256=test_case.image_sha256,
@@ -274,7 +262,7 @@ def score_submission(
     trained_on = training_datasets(submission, submissions_root)
     check_declared_datasets(submission.name, trained_on)
     check_supplied_folders(submission)
-    trained_people = declared_training_people(submission)
+    trained_people = declared_training_people(submission, submissions_root)
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
     predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,

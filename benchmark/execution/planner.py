@@ -142,16 +142,18 @@ def list_plans(work: Path) -> list[Plan]:
 # ---------------------------------------------------------------------------- from the registry
 def submission_ref(name: str | Path, submissions_root: Path | None) -> SubmissionRef:
     """A submission's planning identity: its model, inference settings and declared training data."""
-    from benchmark.evaluation.scoring import check_declared_datasets, check_supplied_folders, declared_training_people
-    from benchmark.data.submissions import load_submission, submission_hash, training_datasets
+    from benchmark.data.declaration import training_declaration
+    from benchmark.data.submissions import load_submission, submission_hash
+    from benchmark.evaluation.scoring import ScoringError, check_declared_datasets, check_supplied_folders
 
     submission = load_submission(name, submissions_root)
-    check_declared_datasets(submission.name, training_datasets(submission, submissions_root))
+    declaration = training_declaration(submission, submissions_root)  # the rule scoring and the audit use
+    check_declared_datasets(submission.name, set(declaration.datasets))
     check_supplied_folders(submission)
-    people = declared_training_people(submission) or {}
+    if declaration.split_problems:
+        raise ScoringError("; ".join(declaration.split_problems))
     declared = {"hash": submission_hash(submission), "manifest": submission.model_dump(mode="json"),
-                "trained_on": sorted(training_datasets(submission, submissions_root)),
-                "people": {key: sorted(value) for key, value in sorted(people.items())}}
+                **declaration.identity()}
     identity = hashlib.sha256(json.dumps(declared, sort_keys=True).encode()).hexdigest()
     return SubmissionRef(name=submission.name, folder=str(submission.folder), identity=identity)
 

@@ -345,7 +345,7 @@ def _run_score(unit: ScoreUnit) -> dict[str, Any]:
                               trust_checkpoint=unit.trust_checkpoint, sandbox=unit.sandbox, runtime=unit.runtime,
                               threads=unit.threads)
     rows, index, records = score_cases(predictor, cases, training_datasets(submission, root),
-                                       declared_training_people(submission), range_cases=dataset_cases)
+                                       declared_training_people(submission, root), range_cases=dataset_cases)
     dumped = [row.model_dump(mode="json") for row in rows]
     return {"rows": dumped, "index": index, "sandbox": predictor.sandbox_mode, "inference": inference_header(records)}
 

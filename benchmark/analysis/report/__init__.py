@@ -3,7 +3,7 @@
 :func:`write_report` writes ONE self-contained HTML file (plotly.js inlined once, overlay PNGs as
 base64; it opens offline) with:
 
-1. the metric per model on each out-of-domain (OOD) dataset, mean with bootstrap 95 % CI;
+1. the metric per model on each out-of-domain (OOD) dataset, mean over people with bootstrap 95 % CI;
 2. specific vs aggregated on each in-domain dataset (paired difference, CI, Wilcoxon p, Holm);
 3. the metric by contrast per model;
 4. qualitative overlays: best, median and worst case of each OOD dataset (by the aggregated model);
@@ -20,11 +20,12 @@ Comparisons (:func:`comparison_table`), one row per (dataset, aggregated model):
   dataset); on an OOD dataset, or an in-domain one without a specialist, the *best specific* model
   (highest mean on the paired cases; ties by name). Choosing the best specific after seeing the
   data favours the specific side, so "aggregated better" verdicts are conservative;
-* paired on the cases both models have (same ``case_id``): difference = aggregated - reference, its
-  percentile-bootstrap 95 % CI (:func:`benchmark.analysis.stats.paired_difference_ci`), the two-sided
-  :func:`benchmark.analysis.stats.paired_wilcoxon` p-value, and Holm's adjustment over every row of the table
-  (:func:`benchmark.analysis.stats.holm_adjust`); verdict at ``alpha`` on the Holm-adjusted p-value, in the
-  metric's better direction.
+* paired on the cases both models have (same ``case_id``), over PEOPLE (docs/metrics.md): difference =
+  aggregated - reference averaged per person, its percentile-bootstrap 95 % CI resampling people, the two-sided
+  Wilcoxon signed-rank p-value of the per-person differences, and Holm's adjustment over the tested rows of the
+  table (:func:`benchmark.analysis.family.compare_family`, the path the seed table, the gates and the leaderboard
+  share); verdict at ``alpha`` on the Holm-adjusted p-value, in the metric's better direction; "too few people"
+  below ``MIN_PEOPLE`` people (no interval, no test).
 
 Every table function is pure (pandas in, DataFrame out) so that ``leaderboard/seed_experiment.ipynb``
 reuses them. Output is deterministic for a seed: no timestamps, fixed plot element ids.

@@ -60,8 +60,9 @@ def _grouped_bars(table: pd.DataFrame, x_column: str, title: str, metric: str) -
             marker={"color": colours[row.submission],
                     "line": {"color": "#000000" if aggregated else colours[row.submission],
                              "width": 2 if aggregated else 0}},
-            customdata=np.stack([own["n"], own["low"], own["high"]], axis=-1).tolist(),
-            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], n=%{customdata[0]}"
+            customdata=np.stack([own["people"], own["low"], own["high"], own["scans"]], axis=-1).tolist(),
+            hovertemplate="%{x}: %{y:.3f} [%{customdata[1]:.3f}, %{customdata[2]:.3f}], "
+                          "%{customdata[0]} people (%{customdata[3]} scans)"
                           f"<extra>{html.escape(row.submission)}</extra>",
         ))
     figure.update_layout(title=title, barmode="group", yaxis_title=metric_label(metric), template="plotly_white",

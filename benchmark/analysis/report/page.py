@@ -15,8 +15,8 @@ from benchmark.io import atomic_write_text
 from benchmark.data.registry import load_suite
 from benchmark.data.submissions import PREDICTIONS_NOTE
 from benchmark.evaluation.results import ResultsFile
-from benchmark.analysis.labels import METRIC_LABELS, decimals, format_p, metric_label
-from benchmark.analysis.summary import N_RESAMPLES
+from benchmark.analysis.labels import METRIC_LABELS, format_ci, format_p, format_people, metric_label
+from benchmark.analysis.summary import MIN_PEOPLE, N_RESAMPLES
 from benchmark.analysis.report.figures import figure_contrast, figure_in_domain, figure_ood, figure_titles
 from benchmark.analysis.report.inputs import ALPHA, _check_metric, leaked_counts, model_order, model_role, report_cases, select_results
 from benchmark.analysis.report.overlays import _overlay_inputs, render_overlay
@@ -44,14 +44,13 @@ def _figure_html(figure: go.Figure, div_id: str, *, with_plotlyjs: bool) -> str:
 
 
 def _summary_items(comparison: pd.DataFrame, metric: str) -> list[str]:
-    places = decimals(metric)
     items = []
     for row in comparison.itertuples(index=False):
         role = "OOD" if row.suite_role == "ood" else "in-domain"
+        difference = format_ci(row.difference, row.difference_low, row.difference_high, metric, signed=True)
         items.append(
-            f"<li><b>{html.escape(row.dataset)}</b> ({role}): {html.escape(row.aggregated)} − "
-            f"{html.escape(row.reference)} = {row.difference:+.{places}f} "
-            f"[{row.difference_low:+.{places}f}, {row.difference_high:+.{places}f}], "
+            f"<li><b>{html.escape(row.dataset)}</b> ({role}, {format_people(row.people, row.scans)}): "
+            f"{html.escape(row.aggregated)} − {html.escape(row.reference)} = {html.escape(difference)}, "
             f"Holm p = {format_p(row.p_holm)}: <b>{html.escape(row.verdict)}</b></li>")
     return items
 
@@ -107,7 +106,7 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         "declared training datasets": ", ".join(sorted(r.declared_training_datasets)) or "(none)",
         "model type": r.model_type + (f" ({PREDICTIONS_NOTE})" if r.model_type == "predictions" else ""),
         "model sha256": r.model_sha256, "cordbench version": r.cordbench_version,
-        "cases": int((cases["submission"] == r.submission).sum()),
+        "scans": int((cases["submission"] == r.submission).sum()),
         "leaked rows excluded": int(leaks.get(r.submission, 0)),
     } for r in results])
     versions = sorted({r.benchmark_version for r in results})
@@ -118,10 +117,14 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         + "<p>Metric definitions (formulas, empty-mask policy): <code>benchmark/evaluation/metrics.py</code> "
           "(and <code>docs/metrics.md</code>). A missing or failed prediction is scored as an empty mask and kept "
           "in every mean. Rows whose subject the model declared as training data are excluded.</p>"
-        + f"<p>Metric shown: {html.escape(metric_label(metric))}. Statistics (<code>benchmark/analysis/stats.py</code>): means with percentile-bootstrap 95% CIs "
-          f"({N_RESAMPLES} resamples of cases, seed {seed}); aggregated vs specific on the cases both have, paired: "
-          "bootstrap CI of the mean difference, two-sided Wilcoxon signed-rank p-value, Holm adjustment over every "
-          f"comparison of the table, verdict at alpha = {ALPHA} on the adjusted p-value. Reference model: the "
+        + f"<p>Metric shown: {html.escape(metric_label(metric))}. Statistics (<code>benchmark/analysis/summary.py"
+          "</code>, <code>family.py</code>; docs/metrics.md): <b>the unit of analysis is the person</b>: each "
+          "person's scans (contrasts, sessions) are averaged first, counts read people (scans). Means over people "
+          f"with percentile-bootstrap 95% CIs resampling people ({N_RESAMPLES} resamples, seed {seed}); aggregated "
+          "vs specific on the scans both have, paired: bootstrap CI of the mean per-person difference, two-sided "
+          "Wilcoxon signed-rank p-value of the per-person differences, Holm adjustment over every tested "
+          f"comparison of the table, verdict at alpha = {ALPHA} on the adjusted p-value. With fewer than "
+          f"{MIN_PEOPLE} people no interval and no test is given (too few people). Reference model: the "
           "specialist on an in-domain dataset, the best specific model (highest mean) on an OOD dataset. "
           "Model roles from the declared training datasets: aggregated = every in-domain dataset of the suite "
           "(more than one), specific = exactly one, other = anything else.</p>"
@@ -150,7 +153,7 @@ def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | No
         f"<h1>{html.escape(heading)}</h1>",
         f'<p class="note">Suite <code>{html.escape(suite)}</code>, benchmark version '
         f"<code>{html.escape(chosen[0].benchmark_version)}</code>, metric {html.escape(metric_label(metric))}, "
-        f"{len(chosen)} models, {cases['case_id'].nunique()} test cases.</p>",
+        f"{len(chosen)} models, {_people_text(cases)}.</p>",
         no_aggregated,
         "<h2>Summary: aggregated minus specific, per dataset</h2>",
         "<ul>" + "".join(_summary_items(comparison, metric)) + "</ul>" if not comparison.empty
@@ -222,6 +225,13 @@ def _csa_section(chosen: Sequence[ResultsFile], seed: int) -> str:
             "averaged over the scanner-z range all of them cover; per dataset the mean over persons [95 % bootstrap "
             "CI]. The reference masks' own spread is the floor. MS atrophy is ~1.8 %/year (~1.4 mm² of ~80 mm²).</p>"
             + _figure_html(figure, "fig-csa", with_plotlyjs=False) + _table_html(shown))
+
+
+def _people_text(cases: pd.DataFrame) -> str:
+    if cases.empty:
+        return "no test scans"
+    people = (cases["dataset"].astype(str) + ":" + cases["person"].astype(str)).nunique()
+    return f"{people} people ({cases['case_id'].nunique()} test scans)"
 
 
 def _rounded(frame: pd.DataFrame) -> pd.DataFrame:
