@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 import typer
+from rich.markup import escape
 from rich.table import Table
 from benchmark.errors import CordbenchError
 
@@ -148,13 +149,13 @@ def _report_request(outcome, metric: str, shard_argv: list[str] | None = None) -
             print_summary(load_results(path), metric)
         shell.console.print(f"wrote {path}")
     for line in failure_lines(report, outcome.store):
-        shell.err_console.print(f"[red]{line}[/]", markup=True, highlight=False)
+        shell.err_console.print(f"[red]{escape(line)}[/]", markup=True, highlight=False)
     if shard_argv is not None:
         shell.console.print(f"shard done; when every shard has run: {merge_command(shard_argv)}")
         raise typer.Exit(1 if report.failed else 0)
     if outcome.incomplete:
         missing = ", ".join(f"{group} ({count} units)" for group, count in outcome.incomplete.items())
-        shell.err_console.print(f"[bold red]not complete:[/] {missing}; nothing was averaged over missing cases. "
+        shell.err_console.print(f"[bold red]not complete:[/] {escape(missing)}; nothing was averaged over missing cases. "
                           "Run the same command again to redo only the missing units.")
         raise typer.Exit(1)
 
@@ -171,7 +172,7 @@ def status_command() -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(row["plan"], row["kind"], row["suite"], row["group"], str(row["units"]), str(row["done"]),
-                      str(row["running"]), str(row["failed"]), str(row["pending"]), row["problem"])
+                      str(row["running"]), str(row["failed"]), str(row["pending"]), escape(row["problem"]))
     shell.console.print(table)
 
 

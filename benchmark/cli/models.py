@@ -37,7 +37,7 @@ def submissions_list() -> None:
                       ", ".join(submission.training.datasets) or "-", ", ".join(results) or "-")
     shell.console.print(table)
     for path, error in invalid.items():
-        shell.err_console.print(f"[red]invalid[/] {error}")
+        shell.err_console.print(f"[red]invalid[/] {escape(error)}")
     if invalid:
         raise typer.Exit(1)
 
@@ -50,7 +50,7 @@ def submissions_check(name: str = typer.Argument(..., help="Submission name or f
     submission = load_submission(name)  # an invalid manifest: exit 2 with the file and field
     problems = check_submission(submission)
     for problem in problems:
-        shell.err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}")
+        shell.err_console.print(f"[red]problem[/] {escape(str(submission.folder / 'submission.yaml'))}: {escape(problem)}")
     if problems:
         raise typer.Exit(1)
     shell.console.print(f"[green]{submission.name}: manifest and files OK[/]")

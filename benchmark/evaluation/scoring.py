@@ -31,8 +31,8 @@ from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
 from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
                                    verify_split)
-from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
-                                        unregistered_datasets)
+from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, output_subfolder,
+                                        training_datasets, unregistered_datasets)
 
 
 class ScoringError(CordbenchError, ValueError):
@@ -275,7 +275,7 @@ def score_submission(
     trained_people = declared_training_people(submission)
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
-    predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,
+    predictor = predictor_for(submission, cache_dir or output_subfolder(submission, "predictions"), cases=cases,
                               device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
                               runtime=runtime, threads=threads)
     with Progress(disable=not progress) as bar:
@@ -286,7 +286,7 @@ def score_submission(
                            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            environment_info=environment(), sandbox=predictor.sandbox_mode,
                            inference=inference_header(records))
-    path = out_path or results_path(outputs, suite_id, version)
+    path = out_path or results_path(output_subfolder(submission, "results").parent, suite_id, version)
     try:
         write_results(path, results)
         if out_path is None:
