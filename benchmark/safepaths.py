@@ -27,12 +27,14 @@ class UnsafePathError(CordbenchError, ValueError):
     folder); the message names the path and what to do."""
 
 
-def output_folder(base: Path, *parts: str, what: str = "outputs") -> Path:
+def output_folder(base: Path, *parts: str, what: str = "outputs", create: bool = True) -> Path:
     """``base/parts...``, every component below ``base`` a real folder: an existing one must not be a symbolic
-    link nor anything but a folder; a missing one is created. ``what`` names the outputs in the error."""
+    link nor anything but a folder; a missing one is created (with ``create=False`` only checked: it is made when
+    something is written there). ``what`` names the outputs in the error."""
     current = Path(base)
     try:
-        current.mkdir(parents=True, exist_ok=True)
+        if create:
+            current.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UnsafePathError(f"{current}: cannot create the folder for {what} ({error.strerror or error})") from error
     for part in parts:
@@ -40,6 +42,8 @@ def output_folder(base: Path, *parts: str, what: str = "outputs") -> Path:
         try:
             info = os.lstat(current)
         except FileNotFoundError:
+            if not create:
+                continue
             try:
                 current.mkdir()
                 continue

@@ -294,12 +294,21 @@ def output_dir(submission: Submission) -> Path:
 OUTPUT_FOLDERS = {"results": "results", "predictions": "prediction cache"}
 
 
-def output_subfolder(submission: Submission, name: str) -> Path:
-    """``results/`` or ``predictions/`` of the submission's output folder, created by cordbench as a real folder: one
-    the submission shipped as a link (into another submission's folder, say) or as a file is refused by name."""
+def output_subfolder(submission: Submission, name: str, *, create: bool = True) -> Path:
+    """``results/`` or ``predictions/`` of the submission's output folder, created by cordbench as a real folder (or
+    only checked, with ``create=False``): one the submission shipped as a link (into another submission's folder,
+    say) or as a file is refused by name."""
     from benchmark.safepaths import output_folder
 
-    return output_folder(output_dir(submission), name, what=f"{OUTPUT_FOLDERS[name]} of {submission.name}")
+    return output_folder(output_dir(submission), name, what=f"{OUTPUT_FOLDERS[name]} of {submission.name}",
+                         create=create)
+
+
+def check_output_folders(submission: Submission) -> None:
+    """Refuse, before anything runs, a submission whose ``results/`` or ``predictions/`` is a link or a file (they
+    are checked again, and created, when written)."""
+    for name in OUTPUT_FOLDERS:
+        output_subfolder(submission, name, create=False)
 
 
 def training_datasets(submission: Submission, root: Path | None = None, _seen: frozenset[str] = frozenset()) -> set[str]:

@@ -220,7 +220,9 @@ class Predictor:
                                           else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
         # predictions made without the sandbox are never reused by a sandboxed run
         suffix = "-unsandboxed" if self.sandbox_mode == "none" else ""
-        self.cache_dir = output_folder(Path(cache_dir), f"{self.hash[:16]}{suffix}", what="prediction cache")
+        # checked now (a shipped link or file is refused), made when the first prediction is written
+        self.cache_dir = output_folder(Path(cache_dir), f"{self.hash[:16]}{suffix}", what="prediction cache",
+                                       create=False)
         self.device = device
         self.trust_checkpoint = trust_checkpoint
         self._array_model: ArrayModel | None = None
@@ -327,8 +329,9 @@ class Predictor:
             prediction_sha256=sha256_file(out_path) if failure is None else None,
             **self._runtime_info(),
         )
-        if failure is None:  # only a prediction is ever reused (failures are retried)
-            record.seal = seal(*self._seal_parts(image_sha256, record.prediction_sha256))
+        if failure is not None:  # only a prediction is ever reused (failures are retried): nothing to keep
+            return record
+        record.seal = seal(*self._seal_parts(image_sha256, record.prediction_sha256))
         try:
             atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
         except OSError as error:

@@ -31,8 +31,8 @@ from benchmark.data.registry import ScoredRegion, load_dataset, load_suite
 from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, write_results
 from benchmark.data.splits import (SplitError, SplitFile, VerifyReport, dataset_folder, file_checksum, load_split,
                                    verify_split)
-from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, output_subfolder,
-                                        training_datasets, unregistered_datasets)
+from benchmark.data.submissions import (Submission, check_output_folders, load_submission, model_sha256, output_dir,
+                                        output_subfolder, training_datasets, unregistered_datasets)
 
 
 class ScoringError(CordbenchError, ValueError):
@@ -275,9 +275,11 @@ def score_submission(
     trained_people = declared_training_people(submission)
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
-    predictor = predictor_for(submission, cache_dir or output_subfolder(submission, "predictions"), cases=cases,
-                              device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
-                              runtime=runtime, threads=threads)
+    if outputs is not None:
+        check_output_folders(submission)
+    cache = cache_dir or output_subfolder(submission, "predictions", create=False)
+    predictor = predictor_for(submission, cache, cases=cases, device=device, trust_checkpoint=trust_checkpoint,
+                              sandbox=sandbox, runtime=runtime, threads=threads)
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
         rows, index, records = score_cases(predictor, cases, trained_on, trained_people,

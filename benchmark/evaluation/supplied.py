@@ -45,7 +45,6 @@ class SuppliedPredictor:
             raise SubmissionError(f"{submission.name}: model type {spec.type!r} is not 'predictions'")
         self.submission = submission
         self.hash = submission_hash(submission)
-        self.cache_dir = output_folder(Path(cache_dir), self.hash[:16], what="prediction cache")
         self._dataset_of = {str(case.image_path): case.case.dataset for case in cases}
         self._indexes: dict[Path, PredictionsIndex] = {}
         self._folders = supplied_folders(submission)
@@ -58,6 +57,7 @@ class SuppliedPredictor:
         references = [case.label_path for case in cases]
         for folder in dict.fromkeys(self._folders.values()):
             check_supplied_folder(self._index(folder), data_folders, references)
+        self.cache_dir = output_folder(Path(cache_dir), self.hash[:16], what="prediction cache", create=False)
 
     def _index(self, folder: Path) -> PredictionsIndex:
         if folder not in self._indexes:

@@ -143,9 +143,10 @@ def list_plans(work: Path) -> list[Plan]:
 def submission_ref(name: str | Path, submissions_root: Path | None) -> SubmissionRef:
     """A submission's planning identity: its model, inference settings and declared training data."""
     from benchmark.evaluation.scoring import check_declared_datasets, declared_training_people
-    from benchmark.data.submissions import load_submission, submission_hash, training_datasets
+    from benchmark.data.submissions import check_output_folders, load_submission, submission_hash, training_datasets
 
     submission = load_submission(name, submissions_root)
+    check_output_folders(submission)
     check_declared_datasets(submission.name, training_datasets(submission, submissions_root))
     people = declared_training_people(submission) or {}
     declared = {"hash": submission_hash(submission), "manifest": submission.model_dump(mode="json"),

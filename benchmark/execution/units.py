@@ -319,7 +319,7 @@ def _run_score(unit: ScoreUnit) -> dict[str, Any]:
 
     submission = load_submission(Path(unit.submission))
     root = Path(unit.submissions_root) if unit.submissions_root else None
-    cache = Path(unit.cache_dir) if unit.cache_dir else output_subfolder(submission, "predictions")
+    cache = Path(unit.cache_dir) if unit.cache_dir else output_subfolder(submission, "predictions", create=False)
     cases, dataset_cases = unit_test_cases(unit)
     predictor = predictor_for(submission, cache, cases=cases, device=unit.device,
                               trust_checkpoint=unit.trust_checkpoint, sandbox=unit.sandbox, runtime=unit.runtime,

@@ -59,10 +59,9 @@ class Verification:
 
 
 def extraction_cache_root() -> Path:
-    """Where verified archives are unpacked: the active workspace's ``work/cache/models``, else under the current
-    directory (never the home folder)."""
-    active = workspace.active()
-    return active.archive_cache if active else Path.cwd().resolve() / "work" / "cache" / "models"
+    """Where verified archives are unpacked: the active workspace's ``work/cache/models`` (never the home folder,
+    never the current folder; without a workspace, a WorkspaceError saying how to make one)."""
+    return workspace.require("unpacking a model archive").archive_cache
 
 
 class ArchiveError(CordbenchError, ValueError):
