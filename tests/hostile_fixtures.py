@@ -10,6 +10,7 @@ named refusal.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 import yaml
 
-from conftest import BIDS, package_snapshot, snapshot_difference
-
 import benchmark
+from benchmark.models.sandbox import sandbox_available
+from conftest import BIDS, package_snapshot, snapshot_difference
 
 #: Where the `benchmark` package these tests import lives: the commands they start run the same code.
 CODE_ROOT = Path(benchmark.__file__).resolve().parents[1]
@@ -116,6 +118,10 @@ class Mini:
         return self.submissions / name / "results" / f"{SUITE}_{load_split(SUITE).version}.json"
 
 
+needs_sandbox = pytest.mark.skipif(not sandbox_available(),
+                                   reason="needs bubblewrap (`apt-get install bubblewrap`) and user namespaces")
+
+
 def real_data_root() -> Path | None:
     return BIDS if all((BIDS / dataset / "dataset_description.json").is_file() for dataset in DATASETS) else None
 
@@ -150,3 +156,22 @@ def bwrap_wrap(*, read_only: tuple[Path, ...] = (), small_tmpfs: Path | None = N
     if small_tmpfs is not None:
         wrap += ["--size", str(size), "--tmpfs", str(small_tmpfs)]
     return wrap
+
+
+def nnunet_submission(root: Path, name: str) -> Path:
+    """An nnU-Net submission's files (a checkpoint of three numbers, plans, dataset.json): enough to plan units."""
+    import torch
+
+    from benchmark.io import sha256_file
+
+    folder = root / name
+    (folder / "model" / "fold_all").mkdir(parents=True)
+    (folder / "model" / "plans.json").write_text(json.dumps({"configurations": {"2d": {"patch_size": [64, 64]}}}))
+    (folder / "model" / "dataset.json").write_text(json.dumps({"labels": {"background": 0, "cord": 1}}))
+    checkpoint = folder / "model" / "fold_all" / "checkpoint_final.pth"
+    torch.save({"network_weights": {"w": torch.ones(3)}}, checkpoint)
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": name, "description": "d", "authors": ["a"], "licence": "MIT",
+        "model": {"type": "nnunet", "folder": "model", "sha256": sha256_file(checkpoint), "configuration": "2d"},
+        "training": {"datasets": ["gmchallenge"]}}))
+    return folder

@@ -467,16 +467,34 @@ def nnunet_model_digests(submission: Submission) -> dict[str, str]:
     not reused."""
     model = submission.model
     assert isinstance(model, NnunetModelSpec)
-    files: dict[str, Path] = {}
-    if model.folder:
-        folder = submission.resolve(model.folder)
-        files.update({name: folder / name for name in NNUNET_MODEL_FILES})
-        for fold in model.folds:
-            fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"
-            files[f"{fold_dir}/{model.checkpoint}"] = folder / fold_dir / model.checkpoint
-    elif model.archive:
+    files = nnunet_model_files(submission) if model.folder else {}
+    if not model.folder and model.archive:
         files["archive"] = submission.resolve(model.archive)
     return {relative: _file_digest(path) for relative, path in files.items()}
+
+
+def nnunet_model_files(submission: Submission) -> dict[str, Path]:
+    """The files of an nnU-Net model folder that cordbench reads (relative path -> path): plans, dataset.json,
+    fingerprint and each chosen fold's checkpoint. Each is refused by :func:`check_nnunet_links` when it is a
+    link out of the model folder (a plans file that is really /etc/shadow would be read, or exported)."""
+    model = submission.model
+    assert isinstance(model, NnunetModelSpec) and model.folder
+    folder = submission.resolve(model.folder)
+    files = {name: folder / name for name in NNUNET_MODEL_FILES}
+    for fold in model.folds:
+        fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"
+        files[f"{fold_dir}/{model.checkpoint}"] = folder / fold_dir / model.checkpoint
+    return files
+
+
+def check_nnunet_links(submission: Submission) -> None:
+    """Refuse, by name, a file of the nnU-Net model folder that links out of it."""
+    from benchmark.safepaths import refuse_link_out
+
+    folder = submission.resolve(submission.model.folder)
+    for path in nnunet_model_files(submission).values():
+        if path.exists() or path.is_symlink():
+            refuse_link_out(path, folder, what="model file")
 
 
 def _file_digest(path: Path) -> str:

@@ -521,8 +521,10 @@ def _nnunet_folder(submission: Submission) -> Path:
     assert isinstance(model, NnunetModelSpec)
     if model.folder:
         checkpoint = checkpoint_path(submission)
+        from benchmark.data.submissions import check_nnunet_links
         from benchmark.io import sha256_file
 
+        check_nnunet_links(submission)  # a plans file linked to a host file is never read
         if not checkpoint.exists():
             raise SubmissionError(f"{checkpoint}: checkpoint not found; reproduce with: {submission.training.reproduce}")
         if sha256_file(checkpoint) != model.sha256:

@@ -26,8 +26,8 @@ from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, replace_folder, sha256_bytes, sha256_file
 from benchmark import workspace
 from benchmark.models.archives import checked_members, extract_members, open_zip, read_member
-from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
-                                   parse_manifest)
+from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError,
+                                        check_nnunet_links, load_submission, parse_manifest)
 
 CHECKSUMS = "checksums.json"
 IMPORT_RECORD = "import_record.json"  # written next to an imported submission's manifest
@@ -73,6 +73,7 @@ def _model_members(submission: Submission) -> dict[str, Path]:
     if not isinstance(model, NnunetModelSpec) or not model.folder:
         raise SubmissionError(f"{submission.name}: only nnunet submissions with a model folder can be exported")
     folder = submission.resolve(model.folder)
+    check_nnunet_links(submission)  # never pack a host file a link points to into an archive others will get
     members = {f"model/{name}": folder / name for name in MODEL_FILES if (folder / name).exists()}
     for fold in model.folds:
         fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.io import atomic_write_json, sha256_file
+from benchmark.io import TEMP_SUFFIX, atomic_write_json, sha256_file, temp_prefix
 from benchmark.seals import is_sealed, seal
 
 # Bump when the export (arguments, graph names, wrapper) changes, so that cached files are exported again.
@@ -53,7 +53,9 @@ def export_key(*, weights_sha256: str, tile_shape: tuple[int, ...], in_channels:
 def _export(network: torch.nn.Module, example: torch.Tensor, destination: Path) -> None:
     """torch.onnx.export (TorchScript exporter: robust for nnU-Net's conv nets) into a temp file, then rename."""
     destination.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=f".{destination.stem}-", suffix=".onnx")
+    # named with this process's pid: the executor removes it when a worker is killed mid-export
+    handle, temporary = tempfile.mkstemp(dir=destination.parent, prefix=temp_prefix(destination.name),
+                                         suffix=TEMP_SUFFIX)
     os.close(handle)
     try:
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
