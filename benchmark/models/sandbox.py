@@ -69,7 +69,7 @@ class SandboxRun:
     def describe_crash(self) -> str:
         lines = (self.stderr_tail or self.stdout_tail).strip().splitlines()[-3:]
         if self.process_cap_hit:
-            return (f"process-limit: the model tried to run more than {self.process_cap} processes and threads at "
+            return (f"process-limit: a new process or thread was refused at the cap of {self.process_cap} running at "
                     f"once (model.max_processes); exit code {self.returncode}: {' | '.join(lines)}")
         return f"crash: exit code {self.returncode}: {' | '.join(lines)}"
 
