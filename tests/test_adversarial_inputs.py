@@ -430,9 +430,13 @@ def _wait_for(condition, timeout_s: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def _leftovers(mini: Mini, tmpdir: Path) -> list[str]:
-    """Temporary files of atomic writes, workers' temporary folders, and anything in TMPDIR."""
+def _leftovers(mini: Mini, tmpdir: Path, owners: set[int]) -> list[str]:
+    """Temporary files of atomic writes, workers' temporary folders, anything in TMPDIR, and pids cgroups the
+    scorer or its workers (``owners``) made and left (root only)."""
+    from benchmark.models.process_cap import stale_cgroups
+
     left = [str(path) for path in mini.workspace.rglob(".*.tmp")]
+    left += [str(path) for owner in owners for path in stale_cgroups(pid=owner)]
     left += [str(path) for path in (mini.workspace / "work" / "tmp").glob("*")] if (
         mini.workspace / "work" / "tmp").is_dir() else []
     return left + [str(path) for path in tmpdir.iterdir()]
@@ -462,11 +466,12 @@ def test_an_interrupted_run_leaves_no_process_and_no_temporary_file(mini, tmp_pa
         if victim == "worker":  # a unit after the canary (a canary that fails, for any reason, stops its submission)
             _wait_for(lambda: list((mini.workspace / "work" / "units").glob("*/done.json")), 120, "the canary")
         models = _wait_for(lambda: _marker_processes(marker), 120, "the model to run")
+        import psutil
+
+        owners = {scorer.pid, *(child.pid for child in psutil.Process(scorer.pid).children(recursive=True))}
         scratch = [*(mini.workspace / "work").rglob("image.nii.gz"), *tmpdir.rglob("image.nii.gz")]
         assert scratch, "the sandbox's scratch copy of the test image exists while the model runs"
         if victim == "worker":
-            import psutil
-
             workers = [child for child in psutil.Process(scorer.pid).children()
                        if "benchmark.execution.worker" in " ".join(child.cmdline())]
             os.kill(workers[0].pid, signal.SIGKILL)
@@ -484,7 +489,10 @@ def test_an_interrupted_run_leaves_no_process_and_no_temporary_file(mini, tmp_pa
                   "every model process to end")
         _wait_for(lambda: not [process for process in _marker_processes("benchmark.execution.worker")
                                if str(mini.workspace) in " ".join(process.cmdline())], 30, "the workers to end")
-        _wait_for(lambda: not _leftovers(mini, tmpdir), 30, f"no temporary file left ({_leftovers(mini, tmpdir)})")
+        try:
+            _wait_for(lambda: not _leftovers(mini, tmpdir, owners), 30, "nothing temporary left")
+        except AssertionError:
+            raise AssertionError(f"left behind: {_leftovers(mini, tmpdir, owners)}") from None
     finally:
         if scorer.poll() is None:
             os.killpg(scorer.pid, signal.SIGKILL)

@@ -118,7 +118,10 @@ class _Worker:
     def clean_up(self) -> None:
         """Remove what the (ended) worker may have left: its temporary folder, and temporary files of its pid in its
         last unit's folder and that submission's prediction cache (a write it was killed in)."""
+        from benchmark.models.process_cap import sweep_stale_cgroups
+
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        sweep_stale_cgroups(pid=self.process.pid)  # the pids cgroup of a model it was killed in (root only)
         if self.store is not None and self.last_unit is not None:
             for folder in _written_by_unit(self.store, self.last_unit):
                 remove_stale_temp_files(folder, self.process.pid)

@@ -138,10 +138,50 @@ def new_cgroup(cap: int) -> PidsCgroup | None:
     parent = _writable_hierarchy() if os.geteuid() == 0 else None
     if parent is None:
         return None
+    sweep_stale_cgroups(parent)
     try:
         return PidsCgroup.create(parent, cap)
     except OSError:
         return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def stale_cgroups(parent: Path | None = None, pid: int | None = None) -> list[Path]:
+    """The cgroups of runs whose process died before removing them (a worker killed with -9): every
+    ``cordbench-<pid>-<n>`` whose creator is gone (or, given ``pid``, that dead process's)."""
+    parent = parent or (_writable_hierarchy() if os.geteuid() == 0 else None)
+    if parent is None:
+        return []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return []
+    stale = []
+    for name in names:
+        fields = name.split("-")
+        if len(fields) != 3 or fields[0] != "cordbench" or not fields[1].isdigit():
+            continue
+        owner = int(fields[1])
+        if (pid is None or owner == pid) and not _alive(owner):
+            stale.append(parent / name)
+    return stale
+
+
+def sweep_stale_cgroups(parent: Path | None = None, pid: int | None = None) -> list[Path]:
+    """Remove :func:`stale_cgroups` (their processes killed first); returns them."""
+    stale = stale_cgroups(parent, pid)
+    for folder in stale:
+        PidsCgroup(folder, 0).kill_and_remove()
+    return stale
 
 
 def launcher_argv(python: str, cap: int, argv: list[str]) -> list[str]:
