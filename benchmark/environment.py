@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import functools
 import importlib.util
 import os
 import platform
@@ -30,6 +31,29 @@ def package_versions(packages=("cordbench", "nnunetv2", "torch", "numpy", "nibab
         except PackageNotFoundError:
             continue
     return found
+
+
+#: Package folders whose code never changes a score (the command line, developer tools).
+_INTERFACE_FOLDERS = ("cli", "devtools")
+
+
+@functools.lru_cache(maxsize=1)
+def code_digest() -> str:
+    """sha256 of the code a score depends on: every ``.py`` file of the benchmark package except its interface
+    (``cli/``, ``devtools/``), and the versions of the packages that compute it (``package_versions``). Part of a
+    work unit's id: a unit finished by other code is run again. Independent of git (an installed wheel has one
+    digest per release; a working checkout, one per edit)."""
+    import hashlib
+    import json
+
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(json.dumps(package_versions(), sort_keys=True).encode())
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] in _INTERFACE_FOLDERS:
+            continue
+        digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def git_revision() -> str | None:

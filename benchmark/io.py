@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from benchmark.errors import CordbenchError
 
 # Two NIfTI files are on the same voxel grid when their affines agree to within this (mm). Real datasets
 # carry float noise in sform/qform (gmchallenge sub-9604: 2.2e-4 mm between its two masks).
@@ -20,11 +23,42 @@ def _current_umask() -> int:
     return mask
 
 
+class WriteError(CordbenchError, OSError):
+    """A file cannot be written (read-only or full file system, a file where a folder belongs, a name too long):
+    names the file and the system's reason. Still an OSError, with the original errno."""
+
+    def __init__(self, path: Path, error: OSError):
+        super().__init__(error.errno, error.strerror)
+        self.filename = str(path)
+        reason = error.strerror or str(error)
+        if error.errno in (errno.EEXIST, errno.ENOTDIR):  # mkdir of a parent that is a file
+            reason = f"{error.filename or 'a parent'} is a file where a folder is expected"
+        elif error.filename is not None and str(error.filename) != str(path):
+            reason += f" ({error.filename})"
+        self.message = f"{path}: cannot be written: {reason}"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_prefix(name: str, pid: int | None = None) -> str:
+    """How an atomic write's temporary file beside ``name`` starts: ``.<name>.<pid>.`` (the writer's process id,
+    so a process that finds the writer dead can remove it: ``remove_stale_temp_files``)."""
+    return f".{name}.{os.getpid() if pid is None else pid}."
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one. A file system
+    fault is a :class:`WriteError` naming the file; no temporary file is left behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path.name), suffix=TEMP_SUFFIX)
+    except OSError as error:
+        raise WriteError(path, error) from error
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -32,9 +66,29 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp_name).unlink(missing_ok=True)
+        if isinstance(error, OSError) and not isinstance(error, WriteError):
+            raise WriteError(path, error) from error
         raise
+
+
+def remove_stale_temp_files(folder: Path, pid: int) -> list[Path]:
+    """Remove the temporary files process ``pid`` left in ``folder`` (it died mid-write); returns them."""
+    removed = []
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return removed
+    for name in names:
+        if not (name.startswith(".") and name.endswith(TEMP_SUFFIX)):
+            continue
+        parts = name[1:-len(TEMP_SUFFIX)].rsplit(".", 2)  # <name>.<pid>.<random>
+        if len(parts) == 3 and parts[1] == str(pid):
+            path = Path(folder) / name
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def atomic_write_text(path: Path, text: str) -> None:

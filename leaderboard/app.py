@@ -94,7 +94,10 @@ def submission_origin(name: str) -> str:
     """built-in: a reference submission shipped with cordbench; workspace: anyone else's model."""
     from benchmark.workspace import builtin_submissions_dir
 
-    return "built-in" if (builtin_submissions_dir() / name / "submission.yaml").is_file() else "workspace"
+    try:
+        return "built-in" if (builtin_submissions_dir() / name / "submission.yaml").is_file() else "workspace"
+    except (OSError, ValueError):  # a name no folder can have (too long, a NUL): no built-in submission has it
+        return "workspace"
 
 
 def with_origin(table: pd.DataFrame, results_paths: dict[str, str] | None = None) -> pd.DataFrame:

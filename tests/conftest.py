@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -45,6 +46,70 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
     rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+# ------------------------------------------------------------------ nothing a command runs writes into the package
+#: What must never change while the tests run a command: the installed package (an editable install: this
+#: checkout's benchmark/ and leaderboard/), the built-in reference submissions, and every file git tracks.
+@functools.lru_cache(maxsize=1)
+def _protected_roots_and_tracked() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    import subprocess
+
+    import benchmark
+    import leaderboard
+    from benchmark.workspace import builtin_submissions_dir
+
+    roots = (Path(benchmark.__file__).resolve().parent, Path(leaderboard.__file__).resolve().parent,
+             builtin_submissions_dir().resolve())
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True)
+    tracked = [REPO / name for name in listed.stdout.decode().split("\0") if name] if listed.returncode == 0 else []
+    return roots, tuple(tracked)
+
+
+def package_snapshot() -> dict[str, tuple | None]:
+    """(size, mtime, kind) of every tracked file and of every file below the package folders (new ones too)."""
+    roots, tracked = _protected_roots_and_tracked()
+    files = {path for root in roots for path in root.rglob("*") if "__pycache__" not in path.parts}
+    snapshot: dict[str, tuple | None] = {}
+    for path in sorted(files.union(tracked)):
+        try:
+            info = path.lstat()
+            snapshot[str(path)] = (info.st_size, info.st_mtime_ns, info.st_mode >> 12)
+        except OSError:
+            snapshot[str(path)] = None
+    return snapshot
+
+
+def snapshot_difference(before: dict[str, tuple], after: dict[str, tuple]) -> list[str]:
+    return [f"{path}: {'created' if path not in before else 'deleted' if after.get(path) is None else 'changed'}"
+            for path in sorted(set(before) | set(after)) if before.get(path) != after.get(path)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def commands_never_write_into_the_package():
+    """Every `cordbench` command a test runs through typer's CliRunner is checked: the package, the built-in
+    submissions and the repository's tracked files are byte-for-byte where they were (size and mtime of each, and
+    no new file below the package folders), or that test fails naming the command and the files. The whole session
+    is checked once more at its end (commands run as subprocesses included)."""
+    from typer.testing import CliRunner
+
+    session_before = package_snapshot()
+    original = CliRunner.invoke
+
+    def checked_invoke(self, app, args=None, *more, **kwargs):
+        before = package_snapshot()
+        result = original(self, app, args, *more, **kwargs)
+        changed = snapshot_difference(before, package_snapshot())
+        if changed:
+            pytest.fail(f"`cordbench {' '.join(map(str, args or []))}` wrote into the package or the repository: "
+                        + "; ".join(changed[:10]), pytrace=False)
+        return result
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CliRunner, "invoke", checked_invoke)
+        yield
+    changed = snapshot_difference(session_before, package_snapshot())
+    assert not changed, "the test session wrote into the package or the repository: " + "; ".join(changed[:10])
 
 
 @pytest.fixture(scope="session")

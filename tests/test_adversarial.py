@@ -5,12 +5,18 @@ scorer's working directory is the data root and a secret is in its environment, 
 Each attack must end as a NAMED failure (a case failure such as `crash: ... blocked: ...` or `timeout: ...`,
 or a named CordbenchError) and leave every file of the workspace and the data root byte-identical.
 Two attacks are also run with the sandbox off, to show that they do work there (so these tests can fail).
+
+The second half (after "round two") attacks the scorer's caches and limits: a shipped prediction cache, a damaged
+archive, a model deleting its input, a fork bomb, model files linked out of their folder. The attacks on what a
+submission ships and what a user can do to the file system are in test_adversarial_inputs.py; docs/scoring.md lists
+each before and after.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import socket
 import textwrap
 import time
@@ -28,8 +34,8 @@ from benchmark.data.submissions import load_submission
 
 from conftest import orientation_affine, save_nifti
 
-pytestmark = pytest.mark.skipif(not sandbox_available(),
-                                reason="needs bubblewrap (`apt-get install bubblewrap`) and user namespaces")
+needs_sandbox = pytest.mark.skipif(not sandbox_available(),
+                                   reason="needs bubblewrap (`apt-get install bubblewrap`) and user namespaces")
 
 SECRET = "hunter2-cordbench-test-secret"
 ORPHAN_MARKER = "47.123"  # the argument of the orphan's `sleep`, to find it among the host's processes
@@ -252,6 +258,7 @@ def attack_once(world: World, attack: str, *, sandbox: bool = True, timeout_s: f
     return record, before, tree_digest(world.workspace)
 
 
+@needs_sandbox
 @pytest.mark.parametrize("attack", ["proc-ground-truth", "guessed-path", "env-secret", "write-outside-output",
                                     "network", "planted-bytecode"])
 def test_hostile_command_fails_closed_with_a_named_reason_and_changes_nothing(world, attack):
@@ -265,6 +272,7 @@ def test_hostile_command_fails_closed_with_a_named_reason_and_changes_nothing(wo
     assert after == before
 
 
+@needs_sandbox
 def test_a_child_that_outlives_the_timeout_is_killed_with_its_sandbox(world):
     import psutil
 
@@ -281,6 +289,7 @@ def test_a_child_that_outlives_the_timeout_is_killed_with_its_sandbox(world):
     assert after == before
 
 
+@needs_sandbox
 @pytest.mark.parametrize("attack", ["proc-ground-truth", "env-secret"])
 def test_without_the_sandbox_the_same_attacks_succeed(world, attack):
     """The control: these attacks are real, so the sandboxed tests above can fail."""
@@ -293,6 +302,7 @@ def test_without_the_sandbox_the_same_attacks_succeed(world, attack):
         assert np.array_equal(stolen, np.asarray(nib.load(world.ground_truth).dataobj))
 
 
+@needs_sandbox
 def test_a_memory_hog_is_stopped_by_its_limit(world):
     folder = world.submissions / "hog"
     folder.mkdir()
@@ -306,6 +316,7 @@ def test_a_memory_hog_is_stopped_by_its_limit(world):
     assert tree_digest(world.workspace) == before
 
 
+@needs_sandbox
 def test_a_rewritten_prediction_cache_is_not_reused(world):
     folder = world.submissions / "copier"
     folder.mkdir()
@@ -454,6 +465,7 @@ def test_the_import_command_says_what_it_verified(world, monkeypatch):
     assert pinned.exit_code == 0 and "verified: archive sha256" in " ".join(pinned.output.split())
 
 
+@needs_sandbox
 def test_a_python_model_runs_in_the_same_sandbox(world):
     folder = world.submissions / "py-thief"
     folder.mkdir()
@@ -471,4 +483,132 @@ def test_a_python_model_runs_in_the_same_sandbox(world):
     before = tree_digest(world.workspace)
     record = Predictor(load_submission("py-thief", world.submissions), world.cache).predict(world.image, "image-sha")
     assert record.failure.startswith("crash: FileNotFoundError") and "seg-manual" in record.failure, record.failure
+    assert tree_digest(world.workspace) == before
+
+
+# ===================================================================================================== round two
+# Attacks on the scorer's own files and limits, in the `world` above; the attacks on what a submission ships and on
+# the file system, run as a user runs cordbench, are in test_adversarial_inputs.py. Each failed before issue 26.
+from hostile_fixtures import nnunet_submission  # noqa: E402
+
+
+@needs_sandbox
+def test_a_prediction_cache_shipped_with_the_submission_is_never_reused(world):
+    """The cache is in the submission's own folder: a record naming the ground truth (with its sha256), or a copy of
+    it where cordbench keeps its masks, looks exactly like a prediction cordbench made. Before: Dice 1.000."""
+    from benchmark.data.submissions import submission_hash
+    from benchmark.io import sha256_file
+
+    folder = world.submissions / "forger"
+    folder.mkdir()
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "forger", "description": "ships its cache", "authors": ["m"], "licence": "MIT",
+        "model": {"type": "command", "command": "{python} -c 'import sys' {input} {output}"}}))
+    cache = folder / "predictions"
+    entry = cache / submission_hash(load_submission("forger", world.submissions))[:16]
+    entry.mkdir(parents=True)
+    shutil.copyfile(world.ground_truth, entry / "image-sha.nii.gz")
+    (entry / "image-sha.json").write_text(json.dumps({
+        "image_sha256": "image-sha", "prediction": str(world.ground_truth), "failure": None, "runtime_s": 1.0,
+        "peak_memory_mb": 1.0, "prediction_sha256": sha256_file(world.ground_truth)}))
+    before = tree_digest(world.workspace)
+    record = Predictor(load_submission("forger", world.submissions), cache).predict(world.image, "image-sha")
+    assert record.failure == "missing-output: the command wrote no prediction"  # it ran: nothing was reused
+    assert tree_digest(world.workspace) == before  # a failure is never cached
+
+
+def test_a_damaged_export_archive_is_a_named_error(world, monkeypatch, tmp_path):
+    """Before: a flipped byte in the checkpoint member of a `cordbench export` zip ended in a zlib traceback."""
+    from typer.testing import CliRunner
+
+    from benchmark.cli import app
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
+
+    archive, _ = _exported_archive(world)
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as source:
+        member = source.getinfo("model/fold_all/checkpoint_final.pth")
+    data[member.header_offset + 30 + len(member.filename) + member.compress_size // 2] ^= 0xFF
+    damaged = tmp_path / "damaged.zip"
+    damaged.write_bytes(bytes(data))
+    lab = init_workspace(tmp_path / "lab-b").root
+    monkeypatch.setenv(ENV_WORKSPACE, str(lab))
+    before = tree_digest(lab)
+    result = CliRunner().invoke(app, ["import", str(damaged)])
+    output = " ".join(result.output.split())
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit), output
+    assert "member model/fold_all/checkpoint_final.pth is damaged" in output and "Traceback" not in output
+    assert tree_digest(lab) == before
+
+
+def test_a_model_that_deletes_its_input_gets_a_named_failure(world):
+    """Without the sandbox (which binds the input read-only) a model can delete the image it was given. Before: a
+    vague `missing-output`. Now: `input-deleted`."""
+    folder = world.submissions / "deleter"
+    folder.mkdir()
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "deleter", "description": "deletes its input", "authors": ["m"], "licence": "MIT",
+        "model": {"type": "command", "command": "rm -f {input}; true {output}"}}))
+    record = Predictor(load_submission("deleter", world.submissions), world.cache, sandbox=False).predict(
+        world.image, "image-sha")
+    assert record.failure.startswith("input-deleted: the model deleted its input image"), record.failure
+    assert world.image.is_file()  # the scorer's copy was deleted, never the test image
+
+
+FORK_BOMB = """
+import os, sys, time
+forked = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(5)
+            os._exit(0)
+        forked += 1
+except OSError as error:
+    print(f"stopped after {forked} forks: {error}", file=sys.stderr)
+    sys.exit(5)
+print(f"forked {forked}", file=sys.stderr)
+"""
+
+
+@needs_sandbox
+def test_a_bounded_fork_bomb_is_stopped_at_the_process_cap_and_reported(world):
+    """Before: no process limit: a bounded fork bomb reached 307 processes before the time limit ended it."""
+    from benchmark.models.process_cap import cap_method
+
+    if cap_method() is None:
+        pytest.skip("this machine offers no process cap (root without a writable pids cgroup)")
+    folder = world.submissions / "bomb"
+    folder.mkdir()
+    (folder / "run.py").write_text(FORK_BOMB)
+    (folder / "submission.yaml").write_text(yaml.safe_dump({
+        "name": "bomb", "description": "forks 200 children", "authors": ["m"], "licence": "MIT",
+        "model": {"type": "command", "command": "{python} run.py {input} {output}", "max_processes": 16,
+                  "timeout_s": 30}}))
+    before = tree_digest(world.workspace)
+    record = Predictor(load_submission("bomb", world.submissions), world.cache).predict(world.image, "image-sha")
+    assert record.failure.startswith("process-limit: a new process or thread was refused at the cap of 16"), \
+        record.failure
+    forks = int(record.failure.split("stopped after ")[1].split(" forks")[0])
+    assert forks < 16, record.failure
+    assert tree_digest(world.workspace) == before
+
+
+def test_nnunet_model_files_linked_out_of_the_model_folder_are_neither_read_nor_exported(world, tmp_path):
+    """Before: a model folder whose plans.json was a link to a host file had that file read as plans, and
+    `cordbench export` packed it into the archive (a secret handed to whoever gets the zip)."""
+    from benchmark.models.packaging import export_submission
+    from benchmark.evaluation.inference import ModelLoadError
+    from benchmark.safepaths import UnsafePathError
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("hunter2")
+    folder = nnunet_submission(world.submissions, "leaky")
+    (folder / "model" / "dataset_fingerprint.json").symlink_to(secret)
+    before = tree_digest(world.workspace)
+    with pytest.raises(UnsafePathError, match=r"dataset_fingerprint.json: this model file is a link to .*secret.txt"):
+        export_submission("leaky", tmp_path / "leaky.zip", world.submissions)
+    assert not (tmp_path / "leaky.zip").exists()
+    with pytest.raises(ModelLoadError, match="this model file is a link to"):
+        Predictor(load_submission("leaky", world.submissions), world.cache).array_model()
     assert tree_digest(world.workspace) == before

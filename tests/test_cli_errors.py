@@ -64,7 +64,10 @@ def test_splits_verify_participants_without_id_column(gmchallenge_without_partic
 
 
 @pytest.mark.real_data
-def test_score_participants_without_id_column(gmchallenge_without_participant_id):
+def test_score_participants_without_id_column(gmchallenge_without_participant_id, tmp_path, monkeypatch):
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
+
+    monkeypatch.setenv(ENV_WORKSPACE, str(init_workspace(tmp_path / "ws").root))  # score writes only to a workspace
     result = run("score", "threshold-baseline", "--suite", "real-mini", "--data-root",
                  gmchallenge_without_participant_id)
     assert_user_error(result, "participants.tsv")

@@ -34,11 +34,16 @@ FIXED_TIME = "1700000000"  # SOURCE_DATE_EPOCH for comparisons across separate w
 
 
 @pytest.fixture
-def fixtures_importable(monkeypatch):
-    """Worker processes import the test models from tests/ (PYTHONPATH is passed on to them)."""
+def fixtures_importable(monkeypatch, tmp_path):
+    """Worker processes import the test models from tests/ (PYTHONPATH is passed on to them). The test folder is
+    the workspace: predictions cached by one run are reused by another only under the same workspace's seal key
+    (benchmark/seals.py)."""
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
+
     monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_TIME)
+    monkeypatch.setenv(ENV_WORKSPACE, str(init_workspace(tmp_path).root))
 
 
 def write_submission(root: Path, name: str, function: str) -> Path:

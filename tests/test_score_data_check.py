@@ -78,10 +78,12 @@ def test_score_refuses_data_that_differ_from_the_frozen_split(data_root, submiss
 
 
 @pytest.mark.real_data
-def test_the_cli_prints_the_splits_verify_report_and_exits_1(data_root, submissions, monkeypatch):
+def test_the_cli_prints_the_splits_verify_report_and_exits_1(data_root, submissions, monkeypatch, tmp_path):
     from benchmark.cli import app
+    from benchmark.workspace import ENV_WORKSPACE, init_workspace
 
     rewrite_mask(data_root / "gmchallenge" / MASK, empty=True)
+    monkeypatch.setenv(ENV_WORKSPACE, str(init_workspace(tmp_path / "ws").root))  # score writes only to a workspace
     monkeypatch.chdir(submissions)
     result = CliRunner().invoke(app, ["score", "copy-input", "--suite", "real-mini", "--data-root", str(data_root)])
     assert result.exit_code == 1, result.output

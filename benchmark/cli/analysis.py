@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 import typer
+from rich.markup import escape
 
 from benchmark.cli import shell
 from benchmark.cli.shell import NO_SANDBOX_HELP, RUNTIME_HELP, THREADS_HELP, app, check_runtime, fail
@@ -147,7 +148,7 @@ def report_command(
     out = out or workspace.require("`cordbench report`").report_dir / f"{suite}.html"
     results, skipped = load_many(find_results_files(*default_results_roots(), *(results_dir or [])))
     for path, why in skipped.items():
-        shell.err_console.print(f"[yellow]skipped[/] {why}")
+        shell.err_console.print(f"[yellow]skipped[/] {escape(why)}")
     from benchmark.evaluation.scoring import cases_index_path
 
     indexes = {}

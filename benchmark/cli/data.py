@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from benchmark.cli import shell
@@ -75,7 +76,7 @@ def datasets_list() -> None:
     shell.console.print(suite_table)
     invalid = [entry for entry in entries + suites if entry.error]
     for entry in invalid:
-        shell.err_console.print(f"[red]invalid {entry.kind[:-1]}[/] {entry.id} ({entry.origin}): {entry.error}", markup=True,
+        shell.err_console.print(f"[red]invalid {entry.kind[:-1]}[/] {entry.id} ({entry.origin}): {escape(entry.error)}", markup=True,
                           highlight=False)
     if invalid:
         raise typer.Exit(1)
@@ -536,7 +537,7 @@ def audit_command(
 
     valid, invalid = list_submissions()
     for path, error in invalid.items():
-        shell.err_console.print(f"[yellow]skipped[/] {error}")
+        shell.err_console.print(f"[yellow]skipped[/] {escape(error)}")
     chosen = [submission for submission in valid if not name or submission.name in name]
     report = run_audit(chosen, data_root=data_root, overrides=parse_overrides(dataset_dir))
     table = Table(title=f"audit: {report.test_images} test images of {', '.join(report.suites)}")

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 import typer
+from rich.markup import escape
 from rich.table import Table
 from benchmark.errors import CordbenchError
 
@@ -55,6 +56,9 @@ def score_command(
     from benchmark.execution.planner import plan_score_request
 
     check_runtime(runtime)
+    from benchmark import workspace
+
+    workspace.require("`cordbench score`")  # results, predictions and work units go to a workspace, never ./work
     if allow_changed_data:
         for name in names:
             try:
@@ -138,7 +142,7 @@ def merge_command_(
         plan, units = plan_score_request(names, suite, data_root=data_root, overrides=parse_overrides(dataset_dir),
                                          device=device, trust_checkpoint=trust_checkpoint, shard_size=shard_size,
                                          sandbox=not no_sandbox, runtime=runtime, threads=threads or 1)
-        store = UnitStore(work_root())
+        store = UnitStore(work_root("`cordbench merge`"))
         outcome = RequestOutcome(save_plan(store, plan, units), store, RunReport())
         finish(outcome)
     except CordbenchError as error:
@@ -179,13 +183,13 @@ def _report_request(outcome, metric: str, shard_argv: list[str] | None = None) -
             print_summary(load_results(path), metric)
         shell.console.print(f"wrote {path}")
     for line in failure_lines(report, outcome.store):
-        shell.err_console.print(f"[red]{line}[/]", markup=True, highlight=False)
+        shell.err_console.print(f"[red]{escape(line)}[/]", markup=True, highlight=False)
     if shard_argv is not None:
         shell.console.print(f"shard done; when every shard has run: {merge_command(shard_argv)}")
-        raise typer.Exit(1 if report.failed else 0)
+        raise typer.Exit(1 if report.failed or report.stopped else 0)
     if outcome.incomplete:
         missing = ", ".join(f"{group} ({count} units)" for group, count in outcome.incomplete.items())
-        shell.err_console.print(f"[bold red]not complete:[/] {missing}; nothing was averaged over missing cases. "
+        shell.err_console.print(f"[bold red]not complete:[/] {escape(missing)}; nothing was averaged over missing cases. "
                           "Run the same command again to redo only the missing units.")
     if outcome.incomplete or report.stopped:
         raise typer.Exit(1)
@@ -199,14 +203,14 @@ def status_command() -> None:
     from benchmark.execution.workdir import work_root
 
     rows = status()
-    table = Table(title=f"work units in {work_root()}")
+    table = Table(title=f"work units in {work_root('`cordbench status`')}")
     for column in ("plan", "kind", "suite", "group", "units", "done", "running", "interrupted", "failed", "pending",
-                   "problem"):
+                   "last failure"):
         table.add_column(column)
     for row in rows:
         table.add_row(row["plan"], row["kind"], row["suite"], row["group"], str(row["units"]), str(row["done"]),
                       str(row["running"]), str(row["interrupted"]), str(row["failed"]), str(row["pending"]),
-                      row["problem"])
+                      escape(row["problem"]))
     shell.console.print(table)
 
 

@@ -38,7 +38,7 @@ def submissions_list() -> None:
                       ", ".join(submission.training.datasets) or "-", ", ".join(results) or "-")
     shell.console.print(table)
     for path, error in invalid.items():
-        shell.err_console.print(f"[red]invalid[/] {error}")
+        shell.err_console.print(f"[red]invalid[/] {escape(error)}")
     if invalid:
         raise typer.Exit(1)
 
@@ -64,7 +64,7 @@ def submissions_check(
     if isinstance(submission.model, PredictionsModelSpec) and not problems:
         problems += _supplied_mask_problems(submission, suite, data_root, parse_overrides(dataset_dir))
     for problem in problems:
-        shell.err_console.print(f"[red]problem[/] {submission.folder / 'submission.yaml'}: {problem}")
+        shell.err_console.print(f"[red]problem[/] {escape(str(submission.folder / 'submission.yaml'))}: {escape(problem)}")
     if problems:
         raise typer.Exit(1)
     shell.console.print(f"[green]{submission.name}: manifest and files OK[/]")

@@ -35,8 +35,27 @@ def handle_errors(command: Callable[..., Any]) -> Callable[..., Any]:
                 raise
             err_console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False)
             raise typer.Exit(error.exit_code) from None
+        except OSError as error:
+            # a file system fault the user can cause (read-only or full disk, a file where a folder belongs, a
+            # name too long): the file and the system's reason in one line, not a traceback
+            if STATE.debug:
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(describe_os_error(error))}", highlight=False)
+            raise typer.Exit(2) from None
 
     return run
+
+
+def describe_os_error(error: OSError) -> str:
+    """'<file>: <the system's reason>' (both files of a rename), with what to check for the common causes."""
+    import errno as codes
+
+    names = [str(name) for name in (error.filename, error.filename2) if name is not None]
+    reason = error.strerror or str(error)
+    hint = {codes.ENOSPC: "free some space or point TMPDIR elsewhere", codes.EROFS: "the file system is read-only",
+            codes.EACCES: "check the permissions", codes.ENOTDIR: "a file stands where a folder is expected",
+            codes.ENAMETOOLONG: "a name is longer than the file system allows"}.get(error.errno)
+    return f"{' -> '.join(names) or 'file system'}: {reason}" + (f" ({hint})" if hint else "")
 
 
 class CordbenchTyper(typer.Typer):

@@ -12,7 +12,8 @@ sha256 content hashes instead:
   dataset is there, else from any split file that lists the subject's files. A declared dataset without a
   subject list, or a subject whose images are known nowhere, is reported as **unresolved**, never ignored;
 * **findings**: a test image whose hash is among a submission's training images; written to
-  ``submissions/<name>/audit.json``; the leaderboard marks those rows leaked (hidden by default);
+  ``submissions/<name>/audit.json`` in the workspace (never the package); the leaderboard marks those rows
+  leaked (hidden by default);
 * **declared leaks**: a test image whose PERSON the submission declares as training data (the rule scoring uses
   for ``subject_in_training``, :mod:`benchmark.data.declaration`), whatever its content;
 * **cross-split duplicates**: the same content under two test splits (or a test image that is also another
@@ -35,7 +36,7 @@ from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, sha256_file
 from benchmark.data.registry import RegistryError, list_suites, load_dataset
 from benchmark.data.splits import SplitError, SplitFile, dataset_folder, load_split
-from benchmark.data.submissions import Submission
+from benchmark.data.submissions import Submission, load_submission, output_dir
 
 AUDIT_NAME = "audit.json"
 _SUBJECT = re.compile(r"^(sub-[^/]+)/")
@@ -258,15 +259,27 @@ def run_audit(submissions: list[Submission], *, data_root: Path | None = None,
 
 
 def write_submission_audits(report: AuditReport, submissions: list[Submission]) -> list[Path]:
-    """``submissions/<name>/audit.json`` for every audited submission (findings and unresolved declarations)."""
-    folders = {submission.name: submission.folder for submission in submissions if submission.folder}
+    """``audit.json`` (findings and unresolved declarations) in every audited submission's output folder: its own
+    folder, or for a built-in submission the workspace's ``submissions/<name>/`` (the package is never written)."""
+    by_name = {submission.name: submission for submission in submissions if submission.folder}
     written = []
     for audit in report.submissions:
-        if audit.submission in folders:
-            path = folders[audit.submission] / AUDIT_NAME
+        if audit.submission in by_name:
+            path = output_dir(by_name[audit.submission]) / AUDIT_NAME
             atomic_write_json(path, audit.model_dump(mode="json"))
             written.append(path)
     return written
+
+
+def audit_folder(submission_folder: Path, submission_name: str) -> Path:
+    """Where the audit of the submission whose results live in ``submission_folder`` is: that folder, or for a
+    built-in submission (results shipped with cordbench) the active workspace's ``submissions/<name>/``."""
+    from benchmark import workspace
+
+    active = workspace.active()
+    if active is not None and workspace.origin_of(submission_folder) == "built-in":
+        return active.submission_dir(submission_name)
+    return Path(submission_folder)
 
 
 def leaked_case_ids(submission_folder: Path) -> set[str]:
@@ -284,7 +297,7 @@ def leaked_case_ids(submission_folder: Path) -> set[str]:
 def mark_audited_leaks(result, results_file: Path):
     """A copy of a results file whose rows found leaked by the audit (``audit.json`` in the submission folder,
     two levels above ``results/<suite>_<version>.json``) carry ``subject_in_training=True``."""
-    leaked = leaked_case_ids(Path(results_file).parent.parent)
+    leaked = leaked_case_ids(audit_folder(Path(results_file).parent.parent, result.submission))
     if not leaked:
         return result
     cases = [case.model_copy(update={"subject_in_training": True}) if case.case_id in leaked else case

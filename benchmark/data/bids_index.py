@@ -217,14 +217,22 @@ def read_participants(root: Path) -> dict[str, dict[str, str]]:
 def _participant_rows(path: Path, reader: csv.DictReader) -> dict[str, dict[str, str]]:
     if not reader.fieldnames or "participant_id" not in reader.fieldnames:
         raise BidsIndexError(f"{path}: no 'participant_id' column (columns: {reader.fieldnames})")
-    rows = {}
+    rows: dict[str, dict[str, str]] = {}
+    lines: dict[str, int] = {}
     for line_number, row in enumerate(reader, start=2):
         if None in row:
             raise BidsIndexError(f"{path}: line {line_number}: more fields than the {len(reader.fieldnames)} columns")
         participant = (row.get("participant_id") or "").strip()
         if not participant:
             raise BidsIndexError(f"{path}: line {line_number}: empty participant_id")
-        rows[participant] = {key: (value or "").strip() for key, value in row.items() if key}
+        values = {key: (value or "").strip() for key, value in row.items() if key}
+        if participant in rows and rows[participant] != values:
+            # which row would win is an accident of order: the site or pathology of a case must not depend on it
+            differing = sorted(key for key in values if values[key] != rows[participant].get(key))
+            raise BidsIndexError(f"{path}: lines {lines[participant]} and {line_number} both describe {participant} "
+                                 f"with different values ({', '.join(differing)}); keep one row per participant")
+        rows[participant] = values
+        lines.setdefault(participant, line_number)
     return rows
 
 

@@ -8,9 +8,11 @@ error names the file and the field path.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -62,26 +64,60 @@ class NnunetModelSpec(_Strict):
                     "of an nnU-Net zip or results folder; checked before the model is loaded")
 
 
+DEFAULT_MAX_PROCESSES = 512
+MAX_PROCESSES_HELP = ("Processes and threads the model may run at once (the kernel counts threads too); a fork "
+                      "beyond it fails and the case is named process-limit. null: no cap")
+PLACEHOLDERS = ("input", "output", "python")
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def render_command(template: str, values: dict[str, str]) -> str:
+    """A command line from its template: ``{input}``, ``{output}``, ``{python}`` replaced, ``{{``/``}}`` made
+    single braces, every other brace kept as it is (``awk '{print $1}'`` works). Unknown ``{name}`` placeholders
+    are refused when the manifest is read (:func:`template_problems`)."""
+    def replace(match: re.Match) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        name = match.group(1)
+        return values[name] if name in values else token
+    return _TEMPLATE_TOKEN.sub(replace, template)
+
+
+def template_problems(template: str) -> list[str]:
+    """Why a command template would not run as meant: a missing {input}/{output}, an unknown {name}."""
+    names = [match.group(1) for match in _TEMPLATE_TOKEN.finditer(template) if match.group(1)]
+    problems = [f"command must contain {{{name}}}" for name in ("input", "output") if name not in names]
+    for name in dict.fromkeys(names):
+        if name not in PLACEHOLDERS:
+            problems.append(f"unknown placeholder {{{name}}}: only {{input}}, {{output}} and {{python}} are replaced "
+                            f"(any other brace is kept as it is; write {{{{{name}}}}} for a literal {{{name}}})")
+    return problems
+
+
 class CommandModelSpec(_Strict):
     """Any program: ``command`` is run with ``{input}`` and ``{output}`` replaced by NIfTI paths.
 
-    ``{python}`` is replaced by the interpreter running cordbench. The program runs in the submission's
-    folder, in a subprocess with a time limit, on a read-only copy of the input, writing to a fresh folder.
+    ``{python}`` is replaced by the interpreter running cordbench; any other brace is kept as it is
+    (``awk '{print $1}'``), ``{{``/``}}`` give a single brace. The program runs in the submission's folder, in a
+    subprocess with a time limit, on a read-only copy of the input, writing to a fresh folder.
     """
 
     type: Literal["command"] = Field(description="command: any program run once per image")
-    command: str = Field(description="Command line with {input} and {output} (NIfTI paths) and optionally {python}")
+    command: str = Field(description="Command line with {input} and {output} (NIfTI paths) and optionally {python}; "
+                                     "other braces are kept as they are")
     timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
     memory_mb: int | None = Field(default=DEFAULT_MEMORY_MB, gt=0, description=MEMORY_HELP)
+    max_processes: int | None = Field(default=DEFAULT_MAX_PROCESSES, ge=1, description=MAX_PROCESSES_HELP)
     orientation: Literal["native", "RAS"] = Field(
         default="native", description="Orientation the program expects its input in")
 
     @field_validator("command")
     @classmethod
     def _has_placeholders(cls, command: str) -> str:
-        for placeholder in ("{input}", "{output}"):
-            if placeholder not in command:
-                raise ValueError(f"command must contain {placeholder}")
+        problems = template_problems(command)
+        if problems:
+            raise ValueError("; ".join(problems))
         return command
 
 
@@ -93,6 +129,7 @@ class PythonModelSpec(_Strict):
                             description="module:function; the module is imported from the submission folder")
     timeout_s: float = Field(default=600, gt=0, description="Per image; the whole process tree is killed after it")
     memory_mb: int | None = Field(default=DEFAULT_MEMORY_MB, gt=0, description=MEMORY_HELP)
+    max_processes: int | None = Field(default=DEFAULT_MAX_PROCESSES, ge=1, description=MAX_PROCESSES_HELP)
 
 
 #: How the leaderboard and the gate describe a predictions submission: its masks were computed elsewhere.
@@ -259,6 +296,26 @@ def output_dir(submission: Submission) -> Path:
     return workspace.require(f"scoring {submission.name}").submission_dir(submission.name)
 
 
+OUTPUT_FOLDERS = {"results": "results", "predictions": "prediction cache"}
+
+
+def output_subfolder(submission: Submission, name: str, *, create: bool = True) -> Path:
+    """``results/`` or ``predictions/`` of the submission's output folder, created by cordbench as a real folder (or
+    only checked, with ``create=False``): one the submission shipped as a link (into another submission's folder,
+    say) or as a file is refused by name."""
+    from benchmark.safepaths import output_folder
+
+    return output_folder(output_dir(submission), name, what=f"{OUTPUT_FOLDERS[name]} of {submission.name}",
+                         create=create)
+
+
+def check_output_folders(submission: Submission) -> None:
+    """Refuse, before anything runs, a submission whose ``results/`` or ``predictions/`` is a link or a file (they
+    are checked again, and created, when written)."""
+    for name in OUTPUT_FOLDERS:
+        output_subfolder(submission, name, create=False)
+
+
 def training_datasets(submission: Submission, root: Path | None = None) -> set[str]:
     """Declared training datasets, including those of every submission it was adapted from (the one rule:
     :func:`benchmark.data.declaration.training_declaration`)."""
@@ -374,6 +431,7 @@ HASH_EXCLUDED = ("results/", "predictions/", "cases_index", "audit.json")
 
 def submission_hash(submission: Submission) -> str:
     """Identifies the model's behaviour: the manifest's model (command line included) and inference sections,
+    for nnU-Net models the plans, dataset.json, fingerprint and checkpoints (``nnunet_model_digests``),
     and for command/python models every file the model can read: the whole submission folder except the
     scorer's outputs (``HASH_EXCLUDED``) and ``__pycache__`` folders, all hidden from the model in the sandbox
     (benchmark.models.sandbox). Symbolic links are hashed by their target text."""
@@ -390,12 +448,70 @@ def submission_hash(submission: Submission) -> str:
             elif path.is_file():
                 digest.update(relative.encode())
                 digest.update(sha256_file(path).encode())
+    if isinstance(submission.model, NnunetModelSpec):
+        for relative, file_digest in nnunet_model_digests(submission).items():
+            digest.update(f"{relative}:{file_digest}".encode())
     if isinstance(submission.model, PredictionsModelSpec):
         from benchmark.data.derivatives import folder_digest
 
         for dataset_id, folder in sorted(supplied_folders(submission).items(), key=lambda item: item[0] or ""):
             digest.update(f"{dataset_id}:{folder_digest(folder, submission.model.label)}".encode())
     return digest.hexdigest()
+
+
+NNUNET_MODEL_FILES = ("plans.json", "dataset.json", "dataset_fingerprint.json")
+"""The files of an nnU-Net model folder besides the checkpoints that change what the model predicts."""
+
+
+def nnunet_model_digests(submission: Submission) -> dict[str, str]:
+    """sha256 of every file an nnU-Net model's predictions depend on: plans.json, dataset.json and the
+    fingerprint, and each chosen fold's checkpoint (a model folder), or the archive file; "missing" for an absent
+    one. Editing the plans with the same weights changes them, so cached predictions and finished work units are
+    not reused."""
+    model = submission.model
+    assert isinstance(model, NnunetModelSpec)
+    files = nnunet_model_files(submission) if model.folder else {}
+    if not model.folder and model.archive:
+        files["archive"] = submission.resolve(model.archive)
+    return {relative: _file_digest(path) for relative, path in files.items()}
+
+
+def nnunet_model_files(submission: Submission) -> dict[str, Path]:
+    """The files of an nnU-Net model folder that cordbench reads (relative path -> path): plans, dataset.json,
+    fingerprint and each chosen fold's checkpoint. Each is refused by :func:`check_nnunet_links` when it is a
+    link out of the model folder (a plans file that is really /etc/shadow would be read, or exported)."""
+    model = submission.model
+    assert isinstance(model, NnunetModelSpec) and model.folder
+    folder = submission.resolve(model.folder)
+    files = {name: folder / name for name in NNUNET_MODEL_FILES}
+    for fold in model.folds:
+        fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"
+        files[f"{fold_dir}/{model.checkpoint}"] = folder / fold_dir / model.checkpoint
+    return files
+
+
+def check_nnunet_links(submission: Submission) -> None:
+    """Refuse, by name, a file of the nnU-Net model folder that links out of it."""
+    from benchmark.safepaths import refuse_link_out
+
+    folder = submission.resolve(submission.model.folder)
+    for path in nnunet_model_files(submission).values():
+        if path.exists() or path.is_symlink():
+            refuse_link_out(path, folder, what="model file")
+
+
+def _file_digest(path: Path) -> str:
+    try:
+        info = path.stat()
+    except OSError:
+        return "missing"
+    return _sha256_of(str(path), info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+@functools.lru_cache(maxsize=256)
+def _sha256_of(path: str, _size: int, _mtime_ns: int, _inode: int) -> str:
+    """A file's sha256, computed once per (path, size, mtime, inode): planning many units hashes a checkpoint once."""
+    return sha256_file(Path(path))
 
 
 def model_sha256(submission: Submission) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import shlex
 import shutil
 import stat
@@ -19,7 +20,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -29,10 +30,12 @@ import numpy as np
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.models import runner
+from benchmark.safepaths import output_folder
+from benchmark.seals import is_sealed, seal
 from benchmark.models.sandbox import (SandboxMode, SandboxSpec, python_code_path, run_program, untrusted_mode,
                                       visible_input, visible_output)
 from benchmark.data.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
-                                   SubmissionError, checkpoint_path, submission_hash)
+                                   SubmissionError, checkpoint_path, render_command, submission_hash)
 
 BINARY_THRESHOLD = 0.5
 
@@ -70,6 +73,7 @@ class PredictionRecord:
     runtime: str | None = None  # what ran the network (nnU-Net models: openvino, onnxruntime, torch)
     threads: int | None = None
     device: str | None = None
+    seal: str | None = None  # cordbench's HMAC over the record (benchmark.seals): a shipped record has none
 
     @property
     def ok(self) -> bool:
@@ -216,7 +220,9 @@ class Predictor:
                                           else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
         # predictions made without the sandbox are never reused by a sandboxed run
         suffix = "-unsandboxed" if self.sandbox_mode == "none" else ""
-        self.cache_dir = Path(cache_dir) / f"{self.hash[:16]}{suffix}"
+        # checked now (a shipped link or file is refused), made when the first prediction is written
+        self.cache_dir = output_folder(Path(cache_dir), f"{self.hash[:16]}{suffix}", what="prediction cache",
+                                       create=False)
         self.device = device
         self.trust_checkpoint = trust_checkpoint
         self._array_model: ArrayModel | None = None
@@ -228,10 +234,11 @@ class Predictor:
             if key is not None and _LAST_LOADED.get("key") == key:
                 self._array_model = _LAST_LOADED["model"]
                 return self._array_model
+            runtime_cache = output_folder(self.cache_dir.parent, "runtime", what="runtime cache")
             try:
                 self._array_model = load_array_model(self.submission, device=self.device,
                                                      trust_checkpoint=self.trust_checkpoint, threads=self.threads,
-                                                     runtime_cache_dir=self.cache_dir.parent / "runtime")
+                                                     runtime_cache_dir=runtime_cache)
             except Exception as error:
                 raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: "
                                      f"{type(error).__name__}: {error}") from error
@@ -261,18 +268,31 @@ class Predictor:
             return {}
         return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type)}
 
+    def _seal_parts(self, image_sha256: str, prediction_sha256: str | None) -> tuple[str, ...]:
+        return ("prediction", self.hash, self.cache_dir.name, image_sha256, str(prediction_sha256))
+
     def _cached(self, image_sha256: str) -> PredictionRecord | None:
+        """The cached record of an image, when cordbench wrote it here (its seal) and its mask is unchanged; None
+        otherwise (predicted again). The mask is read only from its own place in this cache, never from a path
+        the record names: the cache is in the submission's folder, which its author controls."""
         record_path = self.cache_dir / f"{image_sha256}.json"
-        if not record_path.exists():
+        mask_path = self.cache_dir / f"{image_sha256}.nii.gz"
+        if not record_path.is_file() or record_path.is_symlink() or mask_path.is_symlink():
             return None
-        record = PredictionRecord(**json.loads(record_path.read_text(encoding="utf-8")))
+        try:
+            fields = json.loads(record_path.read_text(encoding="utf-8"))
+            record = PredictionRecord(**fields)
+        except (OSError, ValueError, TypeError):  # unreadable or not a record: predicted again
+            return None
         if record.failure is not None:  # failures are retried: a timeout or a crash may not recur
             return None
-        if record.prediction is None or record.prediction_sha256 is None or not Path(record.prediction).is_file():
+        if record.prediction_sha256 is None or not mask_path.is_file():
             return None
-        if sha256_file(Path(record.prediction)) != record.prediction_sha256:
+        if not is_sealed(record.seal, *self._seal_parts(image_sha256, record.prediction_sha256)):
+            return None  # not written by cordbench in this workspace (shipped with the submission?)
+        if sha256_file(mask_path) != record.prediction_sha256:
             return None  # changed since it was recorded: predicted again
-        return record
+        return replace(record, prediction=str(mask_path))
 
     @property
     def _runs_in_process(self) -> bool:
@@ -309,6 +329,9 @@ class Predictor:
             prediction_sha256=sha256_file(out_path) if failure is None else None,
             **self._runtime_info(),
         )
+        if failure is not None:  # only a prediction is ever reused (failures are retried): nothing to keep
+            return record
+        record.seal = seal(*self._seal_parts(image_sha256, record.prediction_sha256))
         try:
             atomic_write_json(self.cache_dir / f"{image_sha256}.json", asdict(record))
         except OSError as error:
@@ -341,7 +364,7 @@ class Predictor:
         wants_gpu = (self.device or self.submission.inference.device) == "cuda"
         return SandboxSpec(folder=self.submission.folder, inputs=inputs, output_dir=output_dir,
                            timeout_s=model.timeout_s, memory_mb=model.memory_mb, gpu=wants_gpu,
-                           python_path=python_path)
+                           python_path=python_path, max_processes=model.max_processes)
 
     def _predict_python_sandboxed(self, model: PythonModelSpec, canonical: np.ndarray,
                                   spacing: tuple[float, float, float]) -> np.ndarray | str:
@@ -357,7 +380,7 @@ class Predictor:
                     visible_output(self.sandbox_mode, spec)]
             run = run_program(self.sandbox_mode, spec, argv, scratch)
             if run.timed_out:
-                return f"timeout: no result within {model.timeout_s:g} s"
+                return run.describe_timeout(model.timeout_s)
             reason = (run.stderr_tail.strip().splitlines() or ["(no message)"])[-1]
             if run.returncode == runner.LOAD_FAILED:
                 raise ModelLoadError(f"{self.submission.name}: the model could not be loaded: {reason}")
@@ -385,11 +408,16 @@ class Predictor:
             given.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
             spec = self._sandbox_spec(model, {"image.nii.gz": given}, output_dir)
             produced_visible = f"{visible_output(self.sandbox_mode, spec)}/prediction.nii.gz"
-            command = model.command.format(input=shlex.quote(visible_input(self.sandbox_mode, spec, "image.nii.gz")),
-                                           output=shlex.quote(produced_visible), python=shlex.quote(sys.executable))
+            command = render_command(model.command, {
+                "input": shlex.quote(visible_input(self.sandbox_mode, spec, "image.nii.gz")),
+                "output": shlex.quote(produced_visible), "python": shlex.quote(sys.executable)})
+            given_before = given.stat()
             run = run_program(self.sandbox_mode, spec, ["/bin/sh", "-c", command], scratch)
             if run.timed_out:
-                return f"timeout: no result within {model.timeout_s:g} s"
+                return run.describe_timeout(model.timeout_s)
+            changed_input = _input_changed(given, given_before)
+            if changed_input:
+                return changed_input
             if run.returncode != 0:
                 return run.describe_crash()
             produced = output_dir / "prediction.nii.gz"
@@ -424,6 +452,18 @@ class Predictor:
         if self.submission.inference.postprocessing == "largest-component":
             return largest_component(mask)
         return mask
+
+
+def _input_changed(given: Path, before: os.stat_result) -> str | None:
+    """The named failure of a model that deleted or rewrote the input it was given (possible only without the
+    sandbox, which binds it read-only); None when it is as it was."""
+    try:
+        after = given.stat()
+    except FileNotFoundError:
+        return f"input-deleted: the model deleted its input image ({given}); it may only read it"
+    if (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino):
+        return f"input-changed: the model rewrote its input image ({given}); it may only read it"
+    return None
 
 
 class _scratch:
@@ -481,8 +521,10 @@ def _nnunet_folder(submission: Submission) -> Path:
     assert isinstance(model, NnunetModelSpec)
     if model.folder:
         checkpoint = checkpoint_path(submission)
+        from benchmark.data.submissions import check_nnunet_links
         from benchmark.io import sha256_file
 
+        check_nnunet_links(submission)  # a plans file linked to a host file is never read
         if not checkpoint.exists():
             raise SubmissionError(f"{checkpoint}: checkpoint not found; reproduce with: {submission.training.reproduce}")
         if sha256_file(checkpoint) != model.sha256:

@@ -9,6 +9,7 @@ upgraded on load (see ``_UPGRADERS``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -184,9 +185,18 @@ def load_results(path: Path) -> ResultsFile:
     """Read, upgrade and validate one results file; errors name the file and the field path."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ResultsError(f"{path}: cannot read results file ({error})") from error
+        data = path.read_bytes()
+    except OSError as error:
+        raise ResultsError(f"{path}: cannot read results file ({error.strerror or error})") from error
+    if data.startswith(b"PAR1") or data.endswith(b"PAR1"):
+        raise ResultsError(f"{path}: cannot read results file: a Parquet file; cordbench results files are JSON "
+                           "(results/<suite>_<version>.json, written by `cordbench score`)")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ResultsError(f"{path}: cannot read results file: not JSON ({error}); truncated, or not written by "
+                           "cordbench") \
+            from error
     if not isinstance(raw, dict):
         raise ResultsError(f"{path}: results file must hold a JSON object")
     version = raw.get("schema_version", 1)
@@ -196,9 +206,47 @@ def load_results(path: Path) -> ResultsFile:
         raw = _UPGRADERS[version](raw)
         version = raw["schema_version"]
     try:
-        return ResultsFile.model_validate(raw)
+        results = ResultsFile.model_validate(raw)
     except ValidationError as error:
         raise ResultsError(describe_validation_error(path, error, "results file")) from error
+    problems = value_problems(results)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ResultsError(f"{path}: {problems[0]}{more}; a results file cordbench wrote never holds this: "
+                           "edited or damaged, score again")
+    return results
+
+
+#: The range of each metric (docs/metrics.md): Dice and NSD are fractions; distances, volume and area errors are
+#: non-negative (the worst values of an empty mask are finite, so +inf only ever comes from an older file).
+METRIC_RANGES: dict[str, tuple[float, float]] = {"dice": (0.0, 1.0), "nsd": (0.0, 1.0), "hd95": (0.0, math.inf),
+                                                 "rve": (0.0, math.inf), "csa_error": (0.0, math.inf)}
+_NON_NEGATIVE = ("csa_mm2", "csa_reference_mm2", "runtime_s", "peak_memory_mb")
+MAX_NAME_LENGTH = 200  # a submission name is a folder name (at most 255 bytes on common file systems)
+
+
+def value_problems(results: ResultsFile) -> list[str]:
+    """What a results file holds that scoring never writes: a metric outside its range (NaN included), a negative
+    area or time, a case id twice, a submission name that is no folder name. Empty when it is well-formed."""
+    problems = []
+    name = results.submission
+    if not name or len(name.encode("utf-8")) > MAX_NAME_LENGTH or "/" in name or "\0" in name:
+        problems.append(f"submission: {name[:40]!r}{'...' if len(name) > 40 else ''} ({len(name)} characters) is not "
+                        f"a submission name (a folder name of at most {MAX_NAME_LENGTH} bytes)")
+    first_row: dict[str, int] = {}
+    for number, case in enumerate(results.cases, start=1):
+        for name, (low, high) in METRIC_RANGES.items():
+            value = getattr(case, name)
+            if not low <= value <= high:  # False for NaN
+                problems.append(f"case {case.case_id}: {name} is {value}, outside [{low:g}, {high:g}]")
+        for name in _NON_NEGATIVE:
+            value = getattr(case, name)
+            if value is not None and not value >= 0:
+                problems.append(f"case {case.case_id}: {name} is {value}, not a non-negative number")
+        if case.case_id in first_row:
+            problems.append(f"case {case.case_id} appears twice (rows {first_row[case.case_id]} and {number})")
+        first_row.setdefault(case.case_id, number)
+    return problems
 
 
 def find_results_files(*roots: Path) -> list[Path]:
@@ -288,6 +336,7 @@ __all__ = [
     "results_path",
     "write_results",
     "load_results",
+    "value_problems",
     "find_results_files",
     "load_many",
     "cases_frame",

@@ -32,8 +32,8 @@ from benchmark.evaluation.results import CaseResult, ResultsFile, results_path, 
 from benchmark.data.splits import (SplitFile, VerifyReport, check_split_covers_suite, dataset_folder, file_checksum,
                                    load_split, verify_split)
 from benchmark.data.declaration import training_declaration
-from benchmark.data.submissions import (Submission, load_submission, model_sha256, output_dir, training_datasets,
-                                        unregistered_datasets)
+from benchmark.data.submissions import (Submission, check_output_folders, load_submission, model_sha256, output_dir,
+                                        output_subfolder, training_datasets, unregistered_datasets)
 
 
 class ScoringError(CordbenchError, ValueError):
@@ -265,9 +265,11 @@ def score_submission(
     trained_people = declared_training_people(submission, submissions_root)
     # the submission's own folder, or the workspace's for a built-in one (not needed when both are redirected)
     outputs = output_dir(submission) if out_path is None or cache_dir is None else None
-    predictor = predictor_for(submission, cache_dir or outputs / "predictions", cases=cases,
-                              device=device, trust_checkpoint=trust_checkpoint, sandbox=sandbox,
-                              runtime=runtime, threads=threads)
+    if outputs is not None:
+        check_output_folders(submission)
+    cache = cache_dir or output_subfolder(submission, "predictions", create=False)
+    predictor = predictor_for(submission, cache, cases=cases, device=device, trust_checkpoint=trust_checkpoint,
+                              sandbox=sandbox, runtime=runtime, threads=threads)
     with Progress(disable=not progress) as bar:
         task = bar.add_task(f"scoring {submission.name} on {suite_id}", total=len(cases))
         rows, index, records = score_cases(predictor, cases, trained_on, trained_people,
@@ -276,7 +278,7 @@ def score_submission(
                            created_utc=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                            environment_info=environment(), sandbox=predictor.sandbox_mode,
                            inference=inference_header(records))
-    path = out_path or results_path(outputs, suite_id, version)
+    path = out_path or results_path(output_subfolder(submission, "results").parent, suite_id, version)
     try:
         write_results(path, results)
         if out_path is None:

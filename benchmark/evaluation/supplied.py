@@ -17,8 +17,9 @@ import numpy as np
 
 from benchmark.evaluation.inference import (BINARY_THRESHOLD, PredictionRecord, Predictor, largest_component, load_native,
                                  validate_prediction, write_mask)
-from benchmark.models.predictions import PredictionsIndex, supplied_folders
+from benchmark.models.predictions import PredictionsIndex, check_supplied_folder, supplied_folders
 from benchmark.models.sandbox import SandboxMode
+from benchmark.safepaths import output_folder
 from benchmark.data.submissions import (PredictionsModelSpec, Submission, SubmissionError, submission_hash,
                                         unregistered_datasets)
 
@@ -45,7 +46,6 @@ class SuppliedPredictor:
             raise SubmissionError(f"{submission.name}: model type {spec.type!r} is not 'predictions'")
         self.submission = submission
         self.hash = submission_hash(submission)
-        self.cache_dir = Path(cache_dir) / self.hash[:16]
         self._dataset_of = {str(case.image_path): case.case.dataset for case in cases}
         self._indexes: dict[Path, PredictionsIndex] = {}
         self._folders = supplied_folders(submission)
@@ -56,15 +56,24 @@ class SuppliedPredictor:
             if not folder.is_dir():
                 field = "model.folder" if dataset_id is None else f"model.folders.{dataset_id}"
                 raise SubmissionError(f"{submission.folder}/submission.yaml: {field}: {folder} is not a folder")
+        # every mask is checked before any is read: a link to the ground truth would score it against itself
+        data_folders = {case.root for case in cases}
+        references = [case.label_path for case in cases]
+        for folder in dict.fromkeys(self._folders.values()):
+            check_supplied_folder(self._index(folder), data_folders, references)
+        self.cache_dir = output_folder(Path(cache_dir), self.hash[:16], what="prediction cache", create=False)
+
+    def _index(self, folder: Path) -> PredictionsIndex:
+        if folder not in self._indexes:
+            self._indexes[folder] = PredictionsIndex(folder, self.submission.model.label)
+        return self._indexes[folder]
 
     def _index_for(self, image_path: Path) -> PredictionsIndex | None:
         dataset_id = self._dataset_of.get(str(image_path))
         folder = self._folders.get(dataset_id) or self._folders.get(None)
         if folder is None:
             return None
-        if folder not in self._indexes:
-            self._indexes[folder] = PredictionsIndex(folder, self.submission.model.label)
-        return self._indexes[folder]
+        return self._index(folder)
 
     def predict(self, image_path: Path, image_sha256: str) -> PredictionRecord:
         image_path = Path(image_path)

@@ -52,7 +52,7 @@ def run_request(plan: Plan, units: dict, *, executor: str = "local", workers: in
                 shard: str | None = None, wait: bool = True, progress: bool = True, merge: bool = True,
                 work: Path | None = None) -> RequestOutcome:
     """Save the plan, run its missing units (or one shard's), then merge every complete scoring group."""
-    store = UnitStore(work or work_root())
+    store = UnitStore(work or work_root("running work units"))
     plan = save_plan(store, plan, units)
     selected = None
     parsed = parse_shard(shard)
@@ -114,5 +114,5 @@ def merge_command(argv: list[str], *, program: str = "cordbench") -> str:
 
 
 def status(work: Path | None = None) -> list[dict]:
-    store = UnitStore(work or work_root())
+    store = UnitStore(work or work_root("`cordbench status`"))
     return status_rows(store, list_plans(store.work))

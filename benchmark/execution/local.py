@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import select
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,7 +21,8 @@ from pathlib import Path
 
 import benchmark
 from benchmark.execution.units import UnitStore
-from benchmark.execution.worker import run_logged, thread_environment
+from benchmark.execution.worker import PRIVATE_TMPDIR, run_logged, thread_environment
+from benchmark.io import remove_stale_temp_files
 
 PACKAGE_PARENT = Path(benchmark.__file__).resolve().parents[1]
 
@@ -56,13 +59,24 @@ def exit_reason(returncode: int) -> str:
     return f"the unit's worker process exited with code {returncode}"
 
 
+#: How long a worker asked to stop (SIGTERM) may take to kill its model and delete its files before SIGKILL.
+STOP_GRACE_S = 10.0
+
+
 class _Worker:
-    """One worker process and the unit it is running."""
+    """One worker process and the unit it is running.
+
+    Each worker gets its own temporary folder (``TMPDIR``, under ``work/tmp/``): the sandbox's scratch copies of
+    test images go there, and it is deleted when the worker ends, however it ends (by the worker itself, or by the
+    executor when the worker was killed)."""
 
     def __init__(self, work: Path, threads: int, env: dict[str, str]):
-        read_fd, write_fd = os.pipe()
         log = Path(work) / "logs" / "local-workers.log"  # what a worker prints outside of any unit
         log.parent.mkdir(parents=True, exist_ok=True)
+        (Path(work) / "tmp").mkdir(exist_ok=True)
+        self.tmpdir = Path(tempfile.mkdtemp(prefix="worker-", dir=Path(work) / "tmp"))
+        env = {**env, "TMPDIR": str(self.tmpdir), PRIVATE_TMPDIR: str(self.tmpdir)}
+        read_fd, write_fd = os.pipe()
         with open(log, "a", encoding="utf-8") as handle:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "benchmark.execution.worker", str(work), str(threads), str(write_fd)],
@@ -70,9 +84,13 @@ class _Worker:
         os.close(write_fd)
         self.replies = os.fdopen(read_fd, "r", encoding="utf-8")
         self.unit: tuple[str, Path] | None = None
+        self.store: UnitStore | None = None
+
+    last_unit: str | None = None
 
     def send(self, uid: str, log: Path) -> None:
         self.unit = (uid, log)
+        self.last_unit = uid
         try:
             self.process.stdin.write(f"{uid}\t{log}\n")
             self.process.stdin.flush()
@@ -80,14 +98,52 @@ class _Worker:
             pass
 
     def stop(self, kill: bool = False) -> None:
-        if kill:
-            self.process.kill()
+        """End the worker: its stdin closed (it finishes and exits), or with ``kill`` (an interrupted run) SIGTERM,
+        which makes it kill its model and delete its files, and SIGKILL after ``STOP_GRACE_S``. Whatever it left
+        (its temporary folder; temporary files of a write it died in) is removed after."""
+        if kill and self.process.poll() is None:
+            self.process.terminate()
         try:
             self.process.stdin.close()
         except OSError:  # the process is gone and the pipe broken
             pass
-        self.process.wait()
+        try:
+            self.process.wait(timeout=STOP_GRACE_S if kill else None)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
         self.replies.close()
+        self.clean_up()
+
+    def clean_up(self) -> None:
+        """Remove what the (ended) worker may have left: its temporary folder, and temporary files of its pid in its
+        last unit's folder and that submission's prediction cache (a write it was killed in)."""
+        from benchmark.models.process_cap import sweep_stale_cgroups
+
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        sweep_stale_cgroups(pid=self.process.pid)  # the pids cgroup of a model it was killed in (root only)
+        if self.store is not None and self.last_unit is not None:
+            for folder in _written_by_unit(self.store, self.last_unit):
+                remove_stale_temp_files(folder, self.process.pid)
+
+
+def _written_by_unit(store: UnitStore, uid: str) -> list[Path]:
+    """The folders a unit writes into: its own, and for a scoring unit its submission's prediction cache folders."""
+    from benchmark.data.submissions import load_submission, output_dir
+    from benchmark.execution.units import ScoreUnit
+
+    folders = [store.folder(uid)]
+    try:
+        spec = store.load_spec(uid)
+        if not isinstance(spec, ScoreUnit):
+            return folders
+        cache = Path(spec.cache_dir) if spec.cache_dir else output_dir(load_submission(Path(spec.submission))) / \
+            "predictions"
+        if cache.is_dir() and not cache.is_symlink():
+            folders += [cache] + [path for path in cache.iterdir() if path.is_dir() and not path.is_symlink()]
+    except Exception:  # an unreadable spec or manifest: the unit's own folder is what is known
+        pass
+    return folders
 
 
 class LocalExecutor:
@@ -114,6 +170,9 @@ class LocalExecutor:
     def close(self) -> None:
         """Stop every worker; one still running a unit (an interrupted run) is killed."""
         pool, self._pool = self._pool, []
+        for worker in pool:  # every busy worker is asked to stop at once, then each is waited for
+            if worker.unit is not None and worker.process.poll() is None:
+                worker.process.terminate()
         for worker in pool:
             worker.stop(kill=worker.unit is not None)
 
@@ -128,7 +187,9 @@ class LocalExecutor:
         env = None
         while len(self._pool) < min(self.workers, wanted):
             env = env or worker_environment(self.threads)
-            self._pool.append(_Worker(store.work, self.threads, env))
+            worker = _Worker(store.work, self.threads, env)
+            worker.store = store
+            self._pool.append(worker)
 
     def run(self, store: UnitStore, uids: list[str], on_change: Callable[[], None] = lambda: None
             ) -> dict[str, Failure | None]:

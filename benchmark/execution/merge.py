@@ -68,7 +68,7 @@ def merge_group(store: UnitStore, plan: Plan, group: str, *, out_path: Path | No
     from benchmark.io import atomic_write_bytes, atomic_write_json
     from benchmark.evaluation.results import results_path
     from benchmark.evaluation.scoring import cases_index_path, results_file
-    from benchmark.data.submissions import load_submission, output_dir, training_datasets
+    from benchmark.data.submissions import load_submission, output_dir, output_subfolder, training_datasets
 
     uids = plan.groups[group]
     # reading done.json (written last) is the done check: no separate stat of each unit
@@ -91,7 +91,7 @@ def merge_group(store: UnitStore, plan: Plan, group: str, *, out_path: Path | No
     header = results_file(submission, plan.suite, spec.benchmark_version, training_datasets(submission, root), [],
                           created_utc=plan.created_utc, environment_info=environment, sandbox=sandbox,
                           inference=merged_inference([head.get("inference") or {} for head in heads]))
-    path = out_path or results_path(output_dir(submission), plan.suite, spec.benchmark_version)
+    path = out_path or results_path(output_subfolder(submission, "results").parent, plan.suite, spec.benchmark_version)
     atomic_write_bytes(path, results_bytes(header.model_dump(mode="json"), [rows for _head, rows in parts]))
     if out_path is None:
         atomic_write_json(cases_index_path(output_dir(submission), plan.suite), index)

@@ -143,10 +143,11 @@ def list_plans(work: Path) -> list[Plan]:
 def submission_ref(name: str | Path, submissions_root: Path | None) -> SubmissionRef:
     """A submission's planning identity: its model, inference settings and declared training data."""
     from benchmark.data.declaration import training_declaration
-    from benchmark.data.submissions import load_submission, submission_hash
+    from benchmark.data.submissions import check_output_folders, load_submission, submission_hash
     from benchmark.evaluation.scoring import ScoringError, check_declared_datasets, check_supplied_folders
 
     submission = load_submission(name, submissions_root)
+    check_output_folders(submission)
     declaration = training_declaration(submission, submissions_root)  # the rule scoring and the audit use
     check_declared_datasets(submission.name, set(declaration.datasets))
     check_supplied_folders(submission)

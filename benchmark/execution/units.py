@@ -78,8 +78,13 @@ class ScoreUnit(_Strict):
 
     def identity(self) -> dict[str, Any]:
         """What the unit's outputs depend on besides its cases (paths to the data are not: the checksums stand
-        for the content)."""
-        return {"kind": self.kind, "cordbench": __version__, "submission": self.submission_identity,
+        for the content): the submission's identity (model files, manifest, declared training data), the code
+        (``code_digest``), the settings, and where its outputs go (the submission's folder and the prediction
+        cache): the same submission copied to a second folder is a different unit, merged into that folder."""
+        from benchmark.environment import code_digest
+
+        return {"kind": self.kind, "cordbench": __version__, "code": code_digest(),
+                "submission": self.submission_identity, "folder": self.submission, "cache_dir": self.cache_dir,
                 "suite": self.suite, "benchmark_version": self.benchmark_version, "dataset": self.dataset,
                 "device": self.device, "trust_checkpoint": self.trust_checkpoint, "sandbox": self.sandbox,
                 "runtime": self.runtime, "threads": self.threads}
@@ -333,13 +338,13 @@ def unit_test_cases(unit: ScoreUnit) -> tuple[list, list]:
 
 
 def _run_score(unit: ScoreUnit) -> dict[str, Any]:
-    from benchmark.data.submissions import load_submission, output_dir, training_datasets
+    from benchmark.data.submissions import load_submission, output_subfolder, training_datasets
     from benchmark.evaluation.scoring import declared_training_people, inference_header, score_cases
     from benchmark.evaluation.supplied import predictor_for
 
     submission = load_submission(Path(unit.submission))
     root = Path(unit.submissions_root) if unit.submissions_root else None
-    cache = Path(unit.cache_dir) if unit.cache_dir else output_dir(submission) / "predictions"
+    cache = Path(unit.cache_dir) if unit.cache_dir else output_subfolder(submission, "predictions", create=False)
     cases, dataset_cases = unit_test_cases(unit)
     predictor = predictor_for(submission, cache, cases=cases, device=unit.device,
                               trust_checkpoint=unit.trust_checkpoint, sandbox=unit.sandbox, runtime=unit.runtime,

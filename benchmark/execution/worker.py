@@ -8,6 +8,7 @@ unit's output goes to its own log (``units/<id>/attempt-N.log``).
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import traceback
 
@@ -74,17 +75,48 @@ def preload() -> None:
     import benchmark.execution.units  # noqa: F401
 
 
+PRIVATE_TMPDIR = "CORDBENCH_WORKER_TMPDIR"  # the worker's own temporary folder, removed when it ends
+
+
+def _stop_on_signal(signum, _frame) -> None:
+    """SIGTERM (the pool closing, Ctrl-C on the scorer, the scorer's death) ends the worker like an exception: the
+    running unit's finally blocks kill its model and delete its temporary files before the process exits."""
+    raise SystemExit(128 + signum)
+
+
+def die_with_parent() -> None:
+    """SIGTERM this worker when the process that started it dies (even by kill -9), so no worker and no model
+    outlives the scorer (Linux; elsewhere the closed stdin ends the worker after its unit)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before prctl took effect
+        raise SystemExit(143)
+
+
 def serve(work: str, threads: int, reply_fd: int) -> int:
     """Run the units named on stdin (``<unit id> TAB <log path>`` lines), one after another, answering
     ``ok TAB <id>`` or ``fail TAB <id> TAB <reason>`` on ``reply_fd``. One process serves many units: the
     interpreter and libraries load once."""
-    limit_threads(threads)
-    preload()
-    with os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8") as replies:
-        for line in sys.stdin:
-            uid, log = line.rstrip("\n").split("\t")
-            reason = run_logged(work, uid, log)
-            replies.write(f"ok\t{uid}\n" if reason is None else f"fail\t{uid}\t{reason}\n")
+    signal.signal(signal.SIGTERM, _stop_on_signal)
+    die_with_parent()
+    try:
+        limit_threads(threads)
+        preload()
+        with os.fdopen(reply_fd, "w", buffering=1, encoding="utf-8") as replies:
+            for line in sys.stdin:
+                uid, log = line.rstrip("\n").split("\t")
+                reason = run_logged(work, uid, log)
+                replies.write(f"ok\t{uid}\n" if reason is None else f"fail\t{uid}\t{reason}\n")
+    finally:
+        private = os.environ.get(PRIVATE_TMPDIR)
+        if private:
+            import shutil
+
+            shutil.rmtree(private, ignore_errors=True)
     return 0
 
 

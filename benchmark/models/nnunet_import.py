@@ -5,8 +5,8 @@ nnU-Net's exporter writes a zip whose members are paths below ``nnUNet_results``
 trained results folder has the same layout on disk. Neither carries checksums nor says what the model was
 trained on, so import:
 
-- refuses unsafe archives (absolute or ``..`` member paths, links, too many or too large members) and corrupt
-  members (zip CRC);
+- refuses unsafe archives by the one archive policy of :mod:`benchmark.models.archives` (absolute or ``..``
+  member paths, links, too many or too large members, compression ratios of a zip bomb) and damaged members;
 - copies the chosen model folder (one configuration, the chosen folds) into ``submissions/<name>/model/`` and
   records the sha256 of every file in the manifest (``model.files``), checked again before every load;
 - loads every checkpoint with ``torch.load(weights_only=True)`` and rebuilds the network from the plans, so a
@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import stat
 import tempfile
 import zipfile
 from collections.abc import Sequence
@@ -28,12 +27,11 @@ from pathlib import Path, PurePosixPath
 
 from benchmark.errors import CordbenchError
 from benchmark.io import replace_folder, sha256_file
+from benchmark.models.archives import checked_members, copy_member, open_zip
 from benchmark import workspace
 from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, TrainingData, parse_manifest,
                                    write_manifest)
 
-MAX_MEMBERS = 10_000
-MAX_TOTAL_BYTES = 16 * 2**30
 MODEL_FOLDER_RE = re.compile(r"^(?P<trainer>[^_/][^/]*?)__(?P<plans>[^/]+?)__(?P<configuration>[^/]+)$")
 FOLD_RE = re.compile(r"^fold_(?P<fold>\d+|all)$")
 DEFAULT_CHECKPOINT = "checkpoint_final.pth"
@@ -87,35 +85,11 @@ def _model_folders(paths: Sequence[str]) -> list[ModelFolder]:
     return folders
 
 
-def _safe_name(name: str, source: Path) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or "\\" in name or (path.parts and ":" in path.parts[0]):
-        raise NnunetImportError(f"{source}: member {name!r} would be written outside the target folder")
-    return name
-
-
 def zip_members(source: Path) -> dict[str, zipfile.ZipInfo]:
-    """File members of a zip, each checked: safe name, no link, limits on count and total size."""
-    try:
-        archive = zipfile.ZipFile(source)
-    except (OSError, zipfile.BadZipFile) as error:
-        raise NnunetImportError(f"{source}: not a readable zip archive ({error})") from error
-    with archive:
-        infos = [info for info in archive.infolist() if not info.is_dir()]
-    if len(infos) > MAX_MEMBERS:
-        raise NnunetImportError(f"{source}: {len(infos)} members, more than the {MAX_MEMBERS} an nnU-Net model has")
-    total = sum(info.file_size for info in infos)
-    if total > MAX_TOTAL_BYTES:
-        raise NnunetImportError(f"{source}: members unpack to {total / 2**30:.1f} GiB, more than {MAX_TOTAL_BYTES / 2**30:.0f} GiB")
-    members: dict[str, zipfile.ZipInfo] = {}
-    for info in infos:
-        _safe_name(info.filename, source)
-        if stat.S_ISLNK(info.external_attr >> 16):
-            raise NnunetImportError(f"{source}: member {info.filename!r} is a symbolic link")
-        if info.filename in members:
-            raise NnunetImportError(f"{source}: member {info.filename!r} appears twice")
-        members[info.filename] = info
-    return members
+    """File members of a zip, checked against the one archive policy (benchmark.models.archives: safe names, no
+    link, limits on count, sizes and compression ratio)."""
+    with open_zip(source, NnunetImportError) as archive:
+        return checked_members(archive, source, NnunetImportError)
 
 
 def folder_files(source: Path) -> list[str]:
@@ -216,15 +190,9 @@ def _stage_files(source: Path, model: ModelFolder, fold_dirs: list[str], target:
             destination.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source / model.prefix / relative, destination)
     else:
-        with zipfile.ZipFile(source) as archive:
+        with open_zip(source, NnunetImportError) as archive:
             for relative in keep:
-                destination = target / relative
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    with archive.open(f"{model.prefix}/{relative}") as reader, open(destination, "wb") as writer:
-                        shutil.copyfileobj(reader, writer, 1 << 20)
-                except zipfile.BadZipFile as error:  # CRC mismatch: the member is corrupt
-                    raise NnunetImportError(f"{source}: member {model.prefix}/{relative} is corrupt ({error})") from error
+                copy_member(archive, f"{model.prefix}/{relative}", target / relative, source, NnunetImportError)
     return {relative: sha256_file(target / relative) for relative in keep}
 
 

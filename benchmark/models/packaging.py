@@ -2,9 +2,9 @@
 
 The archive holds ``submission.yaml``, the model folder (``model/``: plans.json, dataset.json,
 fold_*/checkpoint) and ``checksums.json`` with the sha256 of every other member. Import verifies every
-checksum, refuses unknown or missing members, links, paths that escape the target folder and archives over
-the size limits (total uncompressed size, member count, compression ratio), and only then registers the
-submission.
+checksum, refuses unknown or missing members, and archives that break the one archive policy
+(:mod:`benchmark.models.archives`: links, paths that escape the target folder, sizes, member count, compression
+ratio, damaged members), and only then registers the submission.
 
 "Verified" means the ARCHIVE's sha256 equals a digest that did not travel inside it: one the user gives
 (``cordbench import --sha256``) or one a manifest pins (``model.archive_sha256``). The embedded
@@ -16,26 +16,23 @@ digests recorded at import/extraction time on every load, so a file changed or p
 from __future__ import annotations
 
 import json
-import stat
 import tempfile
 import zipfile
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Literal
 
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes, replace_folder, sha256_bytes, sha256_file
 from benchmark import workspace
-from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError, load_submission,
-                                   parse_manifest)
+from benchmark.models.archives import checked_members, extract_members, open_zip, read_member
+from benchmark.data.submissions import (SUBMISSIONS_DIR, NnunetModelSpec, Submission, SubmissionError,
+                                        check_nnunet_links, load_submission, parse_manifest)
 
 CHECKSUMS = "checksums.json"
 IMPORT_RECORD = "import_record.json"  # written next to an imported submission's manifest
 EXTRACTED_RECORD = "extracted.json"  # written next to an extracted model folder in the cache
 MODEL_FILES = ("plans.json", "dataset.json", "dataset_fingerprint.json")
-MAX_TOTAL_BYTES = 8 << 30
-MAX_MEMBERS = 1000
-MAX_RATIO = 200  # uncompressed / compressed size of one member; checkpoints are ~1, JSON ~10, zip bombs ~1000
 
 VerifiedBy = Literal["user-sha256", "manifest-sha256", "embedded-checksums-only"]
 
@@ -62,10 +59,9 @@ class Verification:
 
 
 def extraction_cache_root() -> Path:
-    """Where verified archives are unpacked: the active workspace's ``work/cache/models``, else under the current
-    directory (never the home folder)."""
-    active = workspace.active()
-    return active.archive_cache if active else Path.cwd().resolve() / "work" / "cache" / "models"
+    """Where verified archives are unpacked: the active workspace's ``work/cache/models`` (never the home folder,
+    never the current folder; without a workspace, a WorkspaceError saying how to make one)."""
+    return workspace.require("unpacking a model archive").archive_cache
 
 
 class ArchiveError(CordbenchError, ValueError):
@@ -77,6 +73,7 @@ def _model_members(submission: Submission) -> dict[str, Path]:
     if not isinstance(model, NnunetModelSpec) or not model.folder:
         raise SubmissionError(f"{submission.name}: only nnunet submissions with a model folder can be exported")
     folder = submission.resolve(model.folder)
+    check_nnunet_links(submission)  # never pack a host file a link points to into an archive others will get
     members = {f"model/{name}": folder / name for name in MODEL_FILES if (folder / name).exists()}
     for fold in model.folds:
         fold_dir = "fold_all" if fold == "all" else f"fold_{fold}"
@@ -111,31 +108,6 @@ def export_submission(name: str, out_zip: Path, submissions_root: Path | None = 
     return out_zip
 
 
-def _safe_member(name: str, archive: Path) -> str:
-    path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or "\\" in name or (len(name) > 1 and name[1] == ":"):
-        raise ArchiveError(f"{archive}: member {name!r} would be written outside the target folder")
-    return name
-
-
-def _check_limits(archive: zipfile.ZipFile, archive_path: Path) -> None:
-    """Links, member count, total size and compression ratio, from the headers (zipfile never reads more than a
-    member's declared size, so the declared sizes bound what extraction writes)."""
-    members = archive.infolist()
-    if len(members) > MAX_MEMBERS:
-        raise ArchiveError(f"{archive_path}: {len(members)} members, more than the limit of {MAX_MEMBERS}")
-    total = 0
-    for member in members:
-        if stat.S_ISLNK(member.external_attr >> 16):
-            raise ArchiveError(f"{archive_path}: member {member.filename!r} is a symbolic link; links are refused")
-        total += member.file_size
-        if member.file_size > 1 << 20 and member.file_size > MAX_RATIO * max(member.compress_size, 1):
-            raise ArchiveError(f"{archive_path}: member {member.filename!r} expands {member.file_size} bytes from "
-                               f"{member.compress_size} (ratio over {MAX_RATIO}): refused as a possible zip bomb")
-    if total > MAX_TOTAL_BYTES:
-        raise ArchiveError(f"{archive_path}: {total} bytes uncompressed, more than the limit of {MAX_TOTAL_BYTES}")
-
-
 def verify_archive(archive_path: Path, expected_sha256: str | None = None, *,
                    pinned_by: VerifiedBy = "user-sha256") -> Verification:
     """Check the archive's sha256 against ``expected_sha256`` (when given), its limits and every member against
@@ -143,20 +115,19 @@ def verify_archive(archive_path: Path, expected_sha256: str | None = None, *,
     archive_path = Path(archive_path)
     try:
         archive_sha256 = sha256_file(archive_path)
-        archive = zipfile.ZipFile(archive_path)
-    except (OSError, zipfile.BadZipFile) as error:
+    except OSError as error:
         raise ArchiveError(f"{archive_path}: not a readable zip archive ({error})") from error
+    archive = open_zip(archive_path, ArchiveError)
     if expected_sha256 is not None and archive_sha256 != expected_sha256.lower():
         raise ArchiveError(f"{archive_path}: sha256 {archive_sha256} differs from the expected {expected_sha256} "
                            f"({'given with --sha256' if pinned_by == 'user-sha256' else 'model.archive_sha256'}): "
                            "tampered or not the archive you meant")
     with archive:
-        _check_limits(archive, archive_path)
-        names = [_safe_member(name, archive_path) for name in archive.namelist() if not name.endswith("/")]
+        names = list(checked_members(archive, archive_path, ArchiveError))
         if CHECKSUMS not in names:
             raise ArchiveError(f"{archive_path}: no {CHECKSUMS}; not a cordbench export")
         try:
-            checksums = json.loads(archive.read(CHECKSUMS))
+            checksums = json.loads(read_member(archive, CHECKSUMS, archive_path, ArchiveError))
         except ValueError as error:
             raise ArchiveError(f"{archive_path}: {CHECKSUMS} is not valid JSON ({error})") from error
         if not isinstance(checksums, dict) or not all(isinstance(value, str) for value in checksums.values()):
@@ -167,7 +138,7 @@ def verify_archive(archive_path: Path, expected_sha256: str | None = None, *,
         if listed - present:
             raise ArchiveError(f"{archive_path}: members listed in {CHECKSUMS} but missing: {sorted(listed - present)}")
         for name in sorted(listed):
-            if sha256_bytes(archive.read(name)) != checksums[name]:
+            if sha256_bytes(read_member(archive, name, archive_path, ArchiveError)) != checksums[name]:
                 raise ArchiveError(f"{archive_path}: {name} does not match its sha256 (tampered or corrupt)")
     verified_by: VerifiedBy = pinned_by if expected_sha256 is not None else "embedded-checksums-only"
     return Verification(archive_sha256, verified_by, checksums)
@@ -200,8 +171,8 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
     verification = verify_archive(archive_path, expected_sha256)
     root = Path(submissions_root or workspace.require("`cordbench import`").submissions_dir)
     root.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive_path) as archive:
-        data = yaml.safe_load(archive.read("submission.yaml"))
+    with open_zip(archive_path, ArchiveError) as archive:
+        data = yaml.safe_load(read_member(archive, "submission.yaml", archive_path, ArchiveError))
         if not isinstance(data, dict) or not isinstance(data.get("name"), str):
             raise ArchiveError(f"{archive_path}: submission.yaml has no name")
         name = data["name"]
@@ -215,7 +186,8 @@ def import_archive(archive_path: Path, submissions_root: Path | None = None, *, 
             raise ArchiveError(f"{target}: a submission named {name!r} exists already (use --overwrite)")
         with tempfile.TemporaryDirectory(dir=root) as scratch:
             staging = Path(scratch) / name
-            archive.extractall(staging, members=[member for member in archive.namelist() if member != CHECKSUMS])
+            extract_members(archive, [name for name in verification.checksums if name != CHECKSUMS], staging,
+                            archive_path, ArchiveError)
             submission = parse_manifest(staging / "submission.yaml")
             record = {"archive": str(Path(archive_path).resolve()), "archive_sha256": verification.archive_sha256,
                       "verified_by": verification.verified_by, "files": verification.checksums}
@@ -261,9 +233,9 @@ def extract_verified(archive_path: Path, *, expected_checkpoint_sha256: str, cac
     if not model_dir.exists():
         cache.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache) as scratch:
-            with zipfile.ZipFile(archive_path) as archive:
-                members = [name for name in archive.namelist() if name.startswith("model/")]
-                archive.extractall(scratch, members=members)
+            with open_zip(archive_path, ArchiveError) as archive:
+                members = [name for name in checksums if name.startswith("model/")]
+                extract_members(archive, members, Path(scratch), archive_path, ArchiveError)
             atomic_write_bytes(cache / EXTRACTED_RECORD, json.dumps(model_files, indent=1, sort_keys=True).encode())
             (Path(scratch) / "model").rename(model_dir)
     verify_extracted(model_dir, model_files, f"archive {archive_path}")

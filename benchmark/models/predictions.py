@@ -9,14 +9,17 @@ a folder of thousands of masks is indexed in one directory walk without reading 
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.data.bids_index import classify_file
 from benchmark.data.derivatives import CORD_LABEL, Key, image_key, mask_filename, mask_files, mask_keys
 from benchmark.data.submissions import supplied_folders
+from benchmark.safepaths import UnsafePathError, is_within, refuse_link_out
 
-__all__ = ["MaskMatch", "PredictionsIndex", "supplied_folders"]
+__all__ = ["MaskMatch", "PredictionsIndex", "check_supplied_folder", "supplied_folders"]
 
 
 @dataclass(frozen=True)
@@ -63,3 +66,42 @@ class PredictionsIndex:
         if state != "present":
             return MaskMatch(None, f"missing-prediction: {path} is {state} (not downloaded)")
         return MaskMatch(path, None)
+
+
+def annex_objects(folder: Path) -> tuple[Path, ...]:
+    """The git-annex object store of the repository holding ``folder`` (a datalad dataset's masks are links into
+    it), or nothing when no repository holds it."""
+    for parent in [folder, *folder.parents]:
+        if (parent / ".git").is_dir():
+            return (parent / ".git" / "annex" / "objects",)
+    return ()
+
+
+def check_supplied_folder(index: PredictionsIndex, data_folders: Iterable[Path], reference_masks: Iterable[Path]
+                          ) -> None:
+    """Refuse, by name, a supplied folder that overlaps the data being scored, and any mask that is a link out of
+    its folder (git-annex objects of the folder's own repository excepted) or that is a reference mask itself
+    (a symbolic or hard link to the ground truth): such masks would score the ground truth against itself."""
+    folder = Path(os.path.realpath(index.folder))
+    for data in {Path(os.path.realpath(path)) for path in data_folders}:
+        if is_within(folder, data) or is_within(data, folder):
+            raise UnsafePathError(f"{index.folder}: the supplied predictions folder overlaps the data being scored "
+                                  f"({data}); supplied masks must live outside the data root")
+    references = {}
+    for path in reference_masks:
+        try:
+            info = os.stat(path)
+        except OSError:
+            continue
+        references[(info.st_dev, info.st_ino)] = path
+    allowed = annex_objects(folder)
+    for mask in index.masks:
+        real = refuse_link_out(mask, index.folder, allowed=allowed, what="supplied mask")
+        try:
+            info = os.stat(real)
+        except OSError:
+            continue  # a broken link (not downloaded) is that case's named failure, as before
+        if (info.st_dev, info.st_ino) in references:
+            raise UnsafePathError(f"{mask}: this supplied mask is the reference mask "
+                                  f"{references[(info.st_dev, info.st_ino)]} itself (a link to the ground truth); "
+                                  "refused")

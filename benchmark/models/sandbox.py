@@ -8,7 +8,9 @@ writable /output (a fresh, empty folder) and a private /tmp. The submission's ``
 hidden (compiled code there could differ from the hashed sources). It runs in new PID, network, IPC, UTS, user
 and cgroup namespaces (no network at all, no other process visible), with a cleared environment (an
 explicit allow-list), in a new session, and dies with the scorer. The time limit kills the whole process
-tree (the PID namespace dies with its first process); memory and file size are limited with rlimits.
+tree (the PID namespace dies with its first process); memory and file size are limited with rlimits, and the
+number of processes and threads (``model.max_processes``) with RLIMIT_NPROC inside the user namespace or a pids
+cgroup (:mod:`benchmark.models.process_cap`).
 
 Where bubblewrap is missing (or cannot create namespaces) untrusted code is refused unless the caller
 asks for ``--no-sandbox``; such runs still get a cleared environment and a process-group kill, and their
@@ -17,6 +19,7 @@ results are marked ``sandbox: none``.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import resource
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark.errors import CordbenchError
+from benchmark.models import process_cap
 
 SandboxMode = Literal["bubblewrap", "none", "not-needed"]
 """How a results file's model was isolated: bubblewrap; none (``--no-sandbox``); not-needed (nnU-Net
@@ -59,10 +63,19 @@ class SandboxRun:
     stdout_tail: str
     stderr_tail: str
     timed_out: bool
+    process_cap: int | None = None  # the cap on processes and threads this run had (None: none applied)
+    process_cap_hit: bool = False  # a fork or thread was refused because the cap was reached
 
     def describe_crash(self) -> str:
         lines = (self.stderr_tail or self.stdout_tail).strip().splitlines()[-3:]
+        if self.process_cap_hit:
+            return (f"process-limit: a new process or thread was refused at the cap of {self.process_cap} running at "
+                    f"once (model.max_processes); exit code {self.returncode}: {' | '.join(lines)}")
         return f"crash: exit code {self.returncode}: {' | '.join(lines)}"
+
+    def describe_timeout(self, timeout_s: float) -> str:
+        cap = f" (after reaching its cap of {self.process_cap} processes)" if self.process_cap_hit else ""
+        return f"timeout: no result within {timeout_s:g} s{cap}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class SandboxSpec:
     python_path: tuple[str, ...] = ()
     readonly_extra: tuple[Path, ...] = ()  # further host paths bound read-only at the same place
     env: dict[str, str] = field(default_factory=dict)
+    max_processes: int | None = None  # processes and threads at once (benchmark.models.process_cap)
 
 
 @functools.lru_cache(maxsize=1)
@@ -124,7 +138,11 @@ def python_code_path(mode: SandboxMode) -> str:
 
 
 def _interpreter_dirs() -> list[Path]:
-    dirs = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent]
+    # the venv, its base interpreter, and site-packages folders a .pth file adds (an environment layered over
+    # another one: its packages are part of "the Python environment cordbench runs in")
+    site_folders = [Path(entry) for entry in sys.path
+                    if entry and Path(entry).name in ("site-packages", "dist-packages") and Path(entry).is_dir()]
+    dirs = [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent.parent, *site_folders]
     unique: list[Path] = []
     for directory in dirs:
         resolved = directory.resolve()
@@ -193,8 +211,17 @@ def bwrap_arguments(spec: SandboxSpec) -> list[str]:
     return args
 
 
-def _limits(memory_mb: int | None):
+_PR_SET_PDEATHSIG = 1
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
+
+
+def _limits(memory_mb: int | None, cgroup_procs: str | None = None):
     def apply() -> None:  # runs in the child between fork and exec: no locks, only system calls
+        if cgroup_procs is not None:  # join the run's pids cgroup first: every descendant is counted and capped
+            with open(cgroup_procs, "w") as handle:
+                handle.write("0")
+        if _LIBC is not None:  # killed with the scorer: a worker killed with -9 leaves no program running
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
         if memory_mb is not None:
             limit = int(memory_mb) * 2**20
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -217,25 +244,40 @@ def run_program(mode: SandboxMode, spec: SandboxSpec, argv: list[str], log_dir: 
     descendant survives (one that called setsid() included). Without the sandbox a descendant that left the
     process group can survive: one more reason the sandbox is the default.
     """
+    cap = spec.max_processes
+    cgroup = process_cap.new_cgroup(cap) if cap is not None else None
     if mode == "bubblewrap":
+        if cap is not None and cgroup is None and process_cap.cap_method() == "rlimit":
+            argv = process_cap.launcher_argv(sys.executable, cap, list(argv))
         command, env, cwd = bwrap_arguments(spec) + ["--", *argv], {}, None
     else:
         home = Path(log_dir) / "home"
         home.mkdir(exist_ok=True)
         command, env, cwd = list(argv), _environment(mode, spec, str(home)), spec.folder
+    applied = cap if cgroup is not None or (mode == "bubblewrap" and process_cap.cap_method() == "rlimit") else None
     stdout_path, stderr_path = Path(log_dir) / "stdout.txt", Path(log_dir) / "stderr.txt"
-    with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
-                                   start_new_session=True, preexec_fn=_limits(spec.memory_mb))
-        timed_out = False
-        try:
-            process.wait(timeout=spec.timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            _kill_group(process.pid)
-            process.wait()
-    return SandboxRun(None if timed_out else process.returncode, _tail(stdout_path), _tail(stderr_path), timed_out)
+    try:
+        with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr, env=env,
+                                       cwd=cwd, start_new_session=True,
+                                       preexec_fn=_limits(spec.memory_mb, cgroup.procs_file if cgroup else None))
+            timed_out = False
+            try:
+                process.wait(timeout=spec.timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                _kill_group(process.pid)
+                process.wait()
+        hit = cgroup.limit_hit() if cgroup is not None else False
+    finally:
+        if cgroup is not None:
+            cgroup.kill_and_remove()
+    stderr_tail = _tail(stderr_path)
+    if applied is not None and cgroup is None:  # the rlimit leaves no count: the program's own words say it
+        hit = process_cap.refused_fork(stderr_tail)
+    return SandboxRun(None if timed_out else process.returncode, _tail(stdout_path), stderr_tail, timed_out,
+                      process_cap=applied, process_cap_hit=hit)
 
 
 def _kill_group(pid: int) -> None:
