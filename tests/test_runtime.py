@@ -202,7 +202,7 @@ def _results(name: str, seconds: list[float | None], cpu: str | None = "AMD EPYC
 def test_median_seconds_and_hardware_of_a_results_file():
     results = _results("a", [4.0, 1.0, None, 2.0, 3.0])
     assert results.median_runtime_s() == 2.5
-    assert results.hardware() == "AMD EPYC 9654, 2 threads"
+    assert results.hardware() == "CPU: AMD EPYC 9654, 2 threads"
     assert _results("b", [None]).median_runtime_s() is None
     assert _results("c", [1.0], cpu=None).hardware() is None
 
@@ -227,6 +227,22 @@ def test_gate_speed_on_other_hardware_is_not_comparable_and_does_not_fail(cpu, t
                              max_slowdown=0.2)
     assert report.speed.verdict == "not comparable" and why in report.speed.reason
     assert report.passed
+
+
+def _on_gpu(name: str, seconds: list[float], gpu: str | None = "NVIDIA H100 80GB HBM3") -> ResultsFile:
+    return _results(name, seconds, runtime="torch").model_copy(update={"inference_device": "cuda", "gpu_model": gpu})
+
+
+def test_gate_compares_gpu_with_the_same_gpu_and_never_cpu_with_gpu():
+    slower = compare_results(_on_gpu("cand", [1.3, 1.3]), _on_gpu("base", [1.0, 1.0]), max_slowdown=0.2)
+    assert slower.speed.verdict == "fail" and slower.speed.hardware == "GPU: NVIDIA H100 80GB HBM3"
+    # the same CPU model in both headers does not make a GPU run comparable with a CPU run
+    for candidate, baseline in ((_on_gpu("cand", [9.0]), _results("base", [1.0])),
+                                (_results("cand", [9.0]), _on_gpu("base", [1.0])),
+                                (_on_gpu("cand", [9.0], gpu="NVIDIA H200"), _on_gpu("base", [1.0])),
+                                (_on_gpu("cand", [9.0], gpu=None), _on_gpu("base", [1.0]))):
+        report = compare_results(candidate, baseline, max_slowdown=0.2)
+        assert report.speed.verdict == "not comparable" and report.passed, report.speed.reason
 
 
 def test_gate_without_max_slowdown_ignores_speed():
@@ -375,15 +391,21 @@ def test_runtimes_agree_with_nnunet_predictor_and_rerun_byte_identical(tiny_mode
     assert len(list(cache.glob("*.onnx"))) == (1 if ONNX_RUNTIMES else 0)  # exported once, reused after
 
 
-def test_leaderboard_shows_median_cpu_seconds_with_the_hardware():
+def test_leaderboard_shows_median_seconds_with_the_device_and_runtime():
     from leaderboard import data as board_data, tables
 
     measured = _results("fast", [3.0, 1.0, 2.0])
     old = _results("old", [5.0, 5.0, 5.0], cpu=None)
-    on_gpu = _results("gpu", [0.5, 0.5, 0.5]).model_copy(update={"inference_device": "cuda"})
-    table = tables.build_main_table(board_data.cases_from_results([measured, old, on_gpu]), n_resamples=200)
-    column = dict(zip(table["submission"], table["CPU s/volume"]))
-    assert column == {"fast": "2.00 (AMD EPYC 9654, 2 threads, openvino)", "old": "", "gpu": ""}
+    on_gpu = _results("gpu", [0.5, 0.5, 0.5], runtime="torch").model_copy(
+        update={"inference_device": "cuda", "gpu_model": "NVIDIA H100 80GB HBM3"})
+    unnamed_gpu = _results("gpu-old", [0.5]).model_copy(update={"inference_device": "cuda"})
+    int8 = _results("int8", [1.0]).model_copy(update={"precision": "int8"})
+    table = tables.build_main_table(board_data.cases_from_results([measured, old, on_gpu, unnamed_gpu, int8]),
+                                    n_resamples=200)
+    column = dict(zip(table["submission"], table["s/volume (device, runtime)"]))
+    assert column == {"fast": "2.00 (CPU: AMD EPYC 9654, 2 threads, openvino)", "old": "",
+                      "gpu": "0.50 (GPU: NVIDIA H100 80GB HBM3, torch)", "gpu-old": "",
+                      "int8": "1.00 (CPU: AMD EPYC 9654, 2 threads, openvino, int8)"}
 
 
 @pytest.mark.slow

@@ -35,6 +35,13 @@ def cpu_model() -> str:
     return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
+def gpu_model() -> str | None:
+    """The CUDA device's name ('NVIDIA H100 80GB HBM3'), or None without CUDA."""
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_available() else None
+
+
 @lru_cache(maxsize=1)
 def native_bf16() -> tuple[bool, str]:
     """(does this CPU compute bfloat16 natively, why we think so)."""
