@@ -29,6 +29,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -135,7 +136,8 @@ def gpu_tests(out: Path, deadline: Deadline) -> dict:
     completed = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                                timeout=max(30, deadline.left() - 200))
     print(completed.stdout[-6000:], completed.stderr[-3000:], sep="\n")
-    summary = next((line for line in reversed(completed.stdout.splitlines()) if " in " in line and "=" in line), "")
+    summary = next((line for line in reversed(completed.stdout.splitlines())
+                    if re.search(r"\d+ (passed|failed|skipped|error|deselected)", line)), "")
     skipped = [line for line in completed.stdout.splitlines() if line.startswith("SKIPPED")]
     ran = any(word in summary for word in (" passed", " failed", " error"))
     status = ("failed" if completed.returncode not in (0, 5) else "ok" if ran else "skipped")  # 5: none collected
