@@ -91,16 +91,20 @@ def test_default_threads_is_the_affinity_else_cpu_count(monkeypatch):
     assert hardware.default_threads() == 6
 
 
+def _native_bf16_with_flags(monkeypatch, flags: str) -> tuple[bool, str]:
+    monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: flags if name == "flags" else None)
+    hardware.native_bf16.cache_clear()
+    try:
+        return hardware.native_bf16()
+    finally:
+        hardware.native_bf16.cache_clear()
+
+
 @pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
                                                ("fpu sse avx2 avx512f", False)])
 def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: flags if name == "flags" else None)
-    hardware.native_bf16.cache_clear()
-    try:
-        found, why = hardware.native_bf16()
-    finally:
-        hardware.native_bf16.cache_clear()
+    found, why = _native_bf16_with_flags(monkeypatch, flags)
     assert found is native
     assert ("reports" in why) and (("bf16" in why) if native else "emulated" in why)
 
@@ -110,13 +114,8 @@ def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
 def test_a_onednn_isa_cap_below_bfloat16_makes_it_not_native(monkeypatch, cap, onednn_bf16, native):
     """ONEDNN_MAX_CPU_ISA=AVX2 makes this CPU compute what an AVX2-only one computes: bfloat16 is emulated there."""
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
-    monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: "fpu avx2 avx512f avx512_bf16" if name == "flags" else None)
     monkeypatch.setattr(hardware, "_onednn_has_bf16", lambda: onednn_bf16)
-    hardware.native_bf16.cache_clear()
-    try:
-        found, why = hardware.native_bf16()
-    finally:
-        hardware.native_bf16.cache_clear()
+    found, why = _native_bf16_with_flags(monkeypatch, "fpu avx2 avx512f avx512_bf16")
     assert found is native
     assert (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from using it" in why) is (not native)
 

@@ -31,7 +31,6 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
