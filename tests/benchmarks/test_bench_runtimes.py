@@ -27,9 +27,12 @@ another precision), each held to a stated Dice against nnUNetPredictor's float32
   six TRAINING scans only (``precision="int8"``), run on ONNX Runtime and on OpenVINO; Dice >= INT8_DICE (2D);
 - ``openvino-bf16``: bfloat16 where the CPU computes it natively; Dice >= 0.998 (2D).
 
-The small 3D model is barely trained (probabilities near 0.5), so lower-precision rows say little there and are
-skipped with that reason. One untimed warm-up on the first volume (kernel selection, cordbench's first-batch
-verification), then one timed round over both volumes. Every row records its numbers and the CPU (model and the
+**Measured in one run.** Each row times nnUNetPredictor and cordbench alternately, volume by volume (nnU-Net on
+volume 1, cordbench on volume 1, nnU-Net on volume 2, ...), right after the ceiling, so that both sides see the
+same load; the clock is the process's CPU time (user + sys) with one thread (``CORDBENCH_BENCH_THREADS=1``:
+insensitive to other processes on a shared machine) and wall time with several (then the machine must be idle).
+Both are recorded; no untimed volume (the ceiling's calls warm the kernels up). The small 3D model is barely trained (probabilities near 0.5), so lower-precision rows say
+little there and are skipped with that reason. Every row records its numbers and the CPU (model and the
 oneDNN ISA cap, ``ONEDNN_MAX_CPU_ISA``: set it to AVX2 to compute what an AVX2-only CPU computes) in
 ``benchmark.extra_info``; docs/performance.md holds the measurements.
 
@@ -83,8 +86,8 @@ def timed_runs_only(request):
 
 
 import nnunet_testdata as testdata  # noqa: E402  (tests/ is on sys.path: its conftest.py)
-# (seconds per volume, masks) of nnUNetPredictor per model, shared by the tests of this module
-_NNUNET: dict[str, tuple[float, list[np.ndarray]]] = {}
+# the clock every ratio uses: CPU time of this process with one thread (robust to other load), else wall time
+CLOCK = "cpu" if THREADS == 1 else "wall"
 
 
 @pytest.fixture(scope="module")
@@ -187,28 +190,37 @@ def _cordbench_masks(model: NnunetModel, images: list[Path], out: Path) -> list[
     return masks
 
 
-def _timed(benchmark, run, images: list[Path]) -> tuple[float, list[np.ndarray]]:
-    """Seconds per volume and masks of one timed round over ``images``, after an untimed warm-up on the first."""
-    run(images[:1])
-    records = []
+def _clock() -> float:
+    return time.process_time() if CLOCK == "cpu" else time.perf_counter()
+
+
+def _interleaved(benchmark, runs: dict, images: list[Path]) -> dict[str, dict]:
+    """Each predictor of ``runs`` on each image in turn (image by image, so that both see the same load):
+    per predictor its masks and its seconds per volume on the wall clock and in CPU time."""
+    results = {name: {"masks": [], "wall": 0.0, "cpu": 0.0} for name in runs}
 
     def once():
-        started = time.perf_counter()
-        masks = run(images)
-        records.append((time.perf_counter() - started, masks))
+        for image in images:
+            for name, run in runs.items():
+                wall, cpu = time.perf_counter(), time.process_time()
+                results[name]["masks"] += run([image])
+                results[name]["wall"] += time.perf_counter() - wall
+                results[name]["cpu"] += time.process_time() - cpu
 
     benchmark.pedantic(once, rounds=1, iterations=1)
-    seconds, masks = records[-1]
-    return seconds / len(images), masks
+    for result in results.values():
+        result["wall"] /= len(images)
+        result["cpu"] /= len(images)
+    return results
 
 
 def _median_seconds(call, calls: int, rounds: int) -> list[float]:
     times = []
     for _ in range(rounds):
-        started = time.perf_counter()
+        started = _clock()
         for _ in range(calls):
             call()
-        times.append((time.perf_counter() - started) / calls)
+        times.append((_clock() - started) / calls)
     return times
 
 
@@ -262,8 +274,10 @@ def _load(models, dim: str, row: str, tmp_path: Path, raw: Path) -> NnunetModel:
 
 
 @pytest.mark.parametrize("dim", ["2d", "3d"])
-@pytest.mark.parametrize("row", ["nnunet", *RUNTIMES, *BATCH1, *INT8, *BF16])
+@pytest.mark.parametrize("row", [*RUNTIMES, *BATCH1, *INT8, *BF16])
 def test_cpu_inference(benchmark, models, raw, images, tmp_path, dim, row):
+    import torch
+
     benchmark.group = f"cpu-inference-{dim}-256x192x20"
     mirroring = MIRRORING[dim]
     engine, _, lever = row.partition("-")
@@ -272,34 +286,30 @@ def test_cpu_inference(benchmark, models, raw, images, tmp_path, dim, row):
                     "(probabilities near 0.5), so another precision says little: on 2026-11-30 bfloat16 gave 5.5x at "
                     "Dice 0.994 against nnUNetPredictor")
     model = _load(models, dim, row, tmp_path, raw)
-    info = {"threads": THREADS, "mirroring": mirroring, "cpu": cpu_model(), "onednn_max_cpu_isa": ISA}
-    if row == "nnunet":
-        import torch
-
-        torch.set_num_threads(THREADS)  # nnUNetPredictor uses min(8, torch's thread count)
-        seconds, masks = _timed(benchmark, lambda paths: _nnunet_masks(model, paths, tmp_path / "nnunet", mirroring),
-                                images)
-        _NNUNET[dim] = (seconds, masks)
-        benchmark.extra_info.update(seconds_per_volume=seconds, **info)
-        print(f"\n{dim} nnUNetPredictor: {seconds:.2f} s/volume ({THREADS} threads, mirroring={mirroring}, "
-              f"{cpu_model()}, oneDNN ISA {ISA})")
-        if dim == "2d":  # the 3D model is barely trained: its masks may be empty
-            assert all(mask.sum() > 100 for mask in masks)
-        return
     assert model.runtime == engine, model.runtime_fallbacks
     assert model.precision == {"bf16": "bfloat16", "int8": "int8"}.get(lever, "float32")
+    torch.set_num_threads(THREADS)  # nnUNetPredictor uses min(8, torch's thread count)
+    # the ceiling's calls warm both networks up (kernel selection); nnU-Net's reference runs the same float32
+    # network and weights. cordbench's first-batch check against PyTorch (one batch of ~100) stays in its time.
     ceiling = _network_call_ceiling(model)
-    seconds, masks = _timed(benchmark, lambda paths: _cordbench_masks(model, paths, tmp_path / "cordbench"), images)
-    nnunet_seconds, nnunet_masks = _NNUNET[dim]
-    speedup = nnunet_seconds / seconds
-    agreement = [testdata.dice(ours, theirs) for ours, theirs in zip(masks, nnunet_masks)]
-    benchmark.extra_info.update(seconds_per_volume=seconds, nnunet_seconds_per_volume=nnunet_seconds, speedup=speedup,
-                                dice_vs_nnunet=agreement, ceiling=ceiling["ceiling"], network_call=ceiling,
-                                precision=model.precision, **info)
-    print(f"\n{dim} cordbench {row}: {seconds:.2f} s/volume vs nnUNetPredictor {nnunet_seconds:.2f}: {speedup:.2f}x; "
-          f"network call {ceiling['cordbench_ms_per_tile']:.1f} vs {ceiling['nnunet_ms_per_tile']:.1f} ms/tile "
-          f"(ceiling {ceiling['ceiling']:.2f}x, batch {ceiling['batch']}); "
-          f"Dice vs nnU-Net {', '.join(f'{d:.5f}' for d in agreement)}")
+    runs = {"nnunet": lambda paths: _nnunet_masks(model, paths, tmp_path / "nnunet", mirroring),
+            "cordbench": lambda paths: _cordbench_masks(model, paths, tmp_path / "cordbench")}
+    timed = _interleaved(benchmark, runs, images)
+    nnunet, ours = timed["nnunet"], timed["cordbench"]
+    speedup = nnunet[CLOCK] / ours[CLOCK]
+    agreement = [testdata.dice(mine, theirs) for mine, theirs in zip(ours["masks"], nnunet["masks"])]
+    benchmark.extra_info.update(
+        clock=CLOCK, speedup=speedup, ceiling=ceiling["ceiling"], network_call=ceiling, precision=model.precision,
+        seconds_per_volume={"cordbench": {k: ours[k] for k in ("wall", "cpu")},
+                            "nnunet": {k: nnunet[k] for k in ("wall", "cpu")}},
+        dice_vs_nnunet=agreement, threads=THREADS, mirroring=mirroring, cpu=cpu_model(), onednn_max_cpu_isa=ISA)
+    print(f"\n{dim} {row} ({cpu_model()}, oneDNN ISA {ISA}, {THREADS} thread(s), mirroring={mirroring}): "
+          f"nnUNetPredictor {nnunet[CLOCK]:.2f} s, cordbench {ours[CLOCK]:.2f} s per volume ({CLOCK} time; wall "
+          f"{nnunet['wall']:.1f} / {ours['wall']:.1f} s): {speedup:.2f}x; network call {ceiling['nnunet_ms_per_tile']:.1f}"
+          f" vs {ceiling['cordbench_ms_per_tile']:.1f} ms/tile (ceiling {ceiling['ceiling']:.2f}x, batch "
+          f"{ceiling['batch']}); Dice vs nnU-Net {', '.join(f'{d:.5f}' for d in agreement)}")
+    if dim == "2d":  # the 3D model is barely trained: its masks may be empty
+        assert all(mask.sum() > 100 for mask in nnunet["masks"])
     dice_floor = {"bf16": DICE_VS_NNUNET_BF16, "int8": INT8_DICE}.get(lever, DICE_VS_NNUNET)
     assert min(agreement) >= dice_floor
     if lever in ("", "batch1"):  # float32, the same forwards as nnUNetPredictor: held to the ceiling
