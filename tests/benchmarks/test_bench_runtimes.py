@@ -14,8 +14,11 @@ resampling), and goes file -> mask:
 **The target is physical.** At equal settings (same tiles, mirroring, threads, float32) both predictors run the
 same network forwards, so cordbench's end-to-end ratio over nnUNetPredictor is bounded by how much faster its
 runtime computes one tile's forward than nnU-Net's call does (eager torch, one tile per call): the *ceiling*,
-measured in the same run, right before the timed round, on this CPU (``_network_call_ceiling``). Each float32
-row must reach >= 0.9 x its ceiling, with masks at Dice >= 0.999 per case against nnUNetPredictor's.
+measured in the same run, right before the timed round, on this CPU (``_network_call_ceiling``). Where the
+network is not all of nnU-Net's time (3D without mirroring), the bound is that ratio applied to the network's
+share only (``_end_to_end_bound``: the forwards both make, counted, times each side's call time; the rest is
+nnU-Net's own code on both sides). Each float32 row must reach >= 0.9 x its bound, with masks at Dice >= 0.999
+per case against nnUNetPredictor's.
 
 **Levers beyond float32**, each opt-in, each its own row, not held to the ceiling (another amount of work or
 another precision), each held to a stated Dice against nnUNetPredictor's float32 masks:
@@ -261,6 +264,31 @@ def _network_call_ceiling(model: NnunetModel) -> dict[str, float]:
             "batch": batch}
 
 
+def _count_tile_forwards(model: NnunetModel) -> dict[str, int]:
+    """Counts the tiles (mirrored copies included) cordbench's runner computes from now on: the forwards both
+    predictors make for the same volumes."""
+    counter = {"tiles": 0}
+    runner = model.predictor.runners[0]
+    run = runner.run
+
+    def counted(tiles):
+        counter["tiles"] += int(tiles.shape[0])
+        return run(tiles)
+
+    runner.run = counted
+    return counter
+
+
+def _end_to_end_bound(nnunet_seconds: float, tiles: float, ceiling: dict[str, float]) -> float:
+    """The most cordbench can gain end to end at equal settings (Amdahl): nnU-Net's time with its network part
+    (tiles x its call time) replaced by cordbench's (tiles x cordbench's call time); the rest (reading,
+    preprocessing, resampling back, writing) is nnU-Net's own code on both sides. When the network is nearly all
+    of the time (2D with mirroring: ~98 %) this is the network-call ratio itself; in 3D without mirroring less."""
+    network = tiles * ceiling["nnunet_ms_per_tile"] / 1000
+    rest = max(0.0, nnunet_seconds - network)
+    return nnunet_seconds / (rest + tiles * ceiling["cordbench_ms_per_tile"] / 1000)
+
+
 def _load(models, dim: str, row: str, tmp_path: Path, raw: Path) -> NnunetModel:
     engine, _, lever = row.partition("-")
     options = {"precision": "float32"}
@@ -296,12 +324,15 @@ def test_cpu_inference(benchmark, models, raw, images, tmp_path, dim, row):
     ceiling = _network_call_ceiling(model)
     runs = {"nnunet": lambda paths: _nnunet_masks(model, paths, tmp_path / "nnunet", mirroring),
             "cordbench": lambda paths: _cordbench_masks(model, paths, tmp_path / "cordbench")}
+    forwards = _count_tile_forwards(model)
     timed = _interleaved(benchmark, runs, images)
     nnunet, ours = timed["nnunet"], timed["cordbench"]
     speedup = nnunet[CLOCK] / ours[CLOCK]
+    bound = _end_to_end_bound(nnunet[CLOCK], forwards["tiles"] / len(images), ceiling)
     agreement = [testdata.dice(mine, theirs) for mine, theirs in zip(ours["masks"], nnunet["masks"])]
     benchmark.extra_info.update(
-        clock=CLOCK, speedup=speedup, ceiling=ceiling["ceiling"], network_call=ceiling, precision=model.precision,
+        clock=CLOCK, speedup=speedup, ceiling=ceiling["ceiling"], bound=bound, network_call=ceiling,
+        tile_forwards_per_volume=forwards["tiles"] / len(images), precision=model.precision,
         seconds_per_volume={"cordbench": {k: ours[k] for k in ("wall", "cpu")},
                             "nnunet": {k: nnunet[k] for k in ("wall", "cpu")}},
         dice_vs_nnunet=agreement, threads=THREADS, mirroring=mirroring, cpu=cpu_model(), onednn_max_cpu_isa=ISA)
@@ -309,12 +340,13 @@ def test_cpu_inference(benchmark, models, raw, images, tmp_path, dim, row):
           f"nnUNetPredictor {nnunet[CLOCK]:.2f} s, cordbench {ours[CLOCK]:.2f} s per volume ({CLOCK} time; wall "
           f"{nnunet['wall']:.1f} / {ours['wall']:.1f} s): {speedup:.2f}x; network call {ceiling['nnunet_ms_per_tile']:.1f}"
           f" vs {ceiling['cordbench_ms_per_tile']:.1f} ms/tile (ceiling {ceiling['ceiling']:.2f}x, batch "
-          f"{ceiling['batch']}); Dice vs nnU-Net {', '.join(f'{d:.5f}' for d in agreement)}")
+          f"{ceiling['batch']}; with the rest of nnU-Net's time, which no runtime changes: {bound:.2f}x); "
+          f"Dice vs nnU-Net {', '.join(f'{d:.5f}' for d in agreement)}")
     if dim == "2d":  # the 3D model is barely trained: its masks may be empty
         assert all(mask.sum() > 100 for mask in nnunet["masks"])
     dice_floor = {"bf16": DICE_VS_NNUNET_BF16, "int8": INT8_DICE}.get(lever, DICE_VS_NNUNET)
     assert min(agreement) >= dice_floor
     if lever in ("", "batch1"):  # float32, the same forwards as nnUNetPredictor: held to the ceiling
-        assert speedup >= CEILING_FRACTION * ceiling["ceiling"], (
-            f"{dim} {row}: end to end {speedup:.2f}x < {CEILING_FRACTION} x the network-call ratio "
-            f"{ceiling['ceiling']:.2f}x measured in the same run")
+        assert speedup >= CEILING_FRACTION * bound, (
+            f"{dim} {row}: end to end {speedup:.2f}x < {CEILING_FRACTION} x the bound {bound:.2f}x (network-call "
+            f"ratio {ceiling['ceiling']:.2f}x measured in the same run, over the network's share of nnU-Net's time)")
