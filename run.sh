@@ -4,8 +4,8 @@
 #                   work/workspace (or $CORDBENCH_WORKSPACE)
 #   ./run.sh test   the test suite, with its 15 slowest tests listed (./run.sh test -m "not slow": the inner loop)
 #   ./run.sh setup  only the set-up
-# Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch pinned in
-# pyproject.toml), Chromium for the browser test, git-annex for `cordbench fetch` and bubblewrap (the sandbox
+# Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch at the tested
+# version of constraints-tested.txt), Chromium for the browser test, git-annex for `cordbench fetch` and bubblewrap (the sandbox
 # `cordbench score` runs command/python submissions in) as Debian packages, installed when missing and when
 # this runs as root, and the Jupyter kernel the notebook test uses.
 set -euo pipefail
@@ -34,13 +34,14 @@ system_packages() {
 python_env() {
     local stamp=.venv/.cordbench-installed
     local wanted
-    wanted="$(sha256sum pyproject.toml | cut -c1-16)"
+    wanted="$(cat pyproject.toml constraints-tested.txt | sha256sum | cut -c1-16)"
     if [ ! -x .venv/bin/python ]; then
         "$python" -m venv .venv
     fi
     if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
-        .venv/bin/python -m pip install -q -e ".[test]"
+        # the tested torch (constraints-tested.txt) within pyproject.toml's supported range
+        .venv/bin/python -m pip install -q -e ".[test]" -c constraints-tested.txt
         .venv/bin/python -m ipykernel install --sys-prefix --name python3 >/dev/null
         echo "$wanted" > "$stamp"
     fi

@@ -228,8 +228,9 @@ def view_main(prep: board_data.Prepared, table: pd.DataFrame, headers: dict[str,
         f"{tables.TRAINED_MARK} and counts towards its *mean in-domain*; all others are zero-shot and count "
         f"towards *mean OOD*. `incomplete`: cases missing, so no mean. Sorted by mean rank "
         f"(tied ranks: differences not significant, paired Wilcoxon + Holm, α = {summary.ALPHA}). "
-        f"*CPU s/volume*: median inference seconds per case over the suite, with the CPU, thread count and "
-        f"runtime it was measured on (compare only rows measured on the same hardware)."
+        f"*s/volume*: median inference seconds per case over the suite, with the device it was measured on "
+        f"(CPU model and threads, or GPU model), the runtime and any precision other than float32 (compare only "
+        f"rows measured on the same device)."
     )
     for note in notes:
         st.caption(md(note))

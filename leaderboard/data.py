@@ -37,7 +37,7 @@ META_COLUMNS = {
     "model_type": "model type",
     "declared_training_datasets": "training datasets",
     "parameters": "parameters",
-    "cpu_s_per_volume": "CPU s/volume",
+    "s_per_volume": "s/volume (device, runtime)",
     "licence": "licence",
 }
 MEAN_IN_COLUMN = "mean in-domain"
@@ -94,14 +94,16 @@ _CATEGORY_COLUMNS = (
 )
 
 
-def cpu_seconds_per_volume(result: ResultsFile) -> str:
-    """'median s (hardware, runtime)' of the file's per-case inference seconds on CPU; '' when not measured on
-    a known CPU (GPU runs, files from before the results header named the CPU)."""
+def seconds_per_volume(result: ResultsFile) -> str:
+    """'median s (device: model, runtime)' of the file's per-case inference seconds, e.g. '2.00 (CPU: AMD EPYC
+    9654, 2 threads, openvino)' or '0.31 (GPU: NVIDIA H100 80GB HBM3, torch)'; a precision other than float32 is
+    named too; '' when the device is unknown (files from before the results header named it)."""
     seconds = result.median_runtime_s()
-    if seconds is None or result.hardware() is None or result.inference_device not in (None, "cpu"):
+    if seconds is None or result.hardware() is None:
         return ""
-    runtime = f", {result.runtime}" if result.runtime else ""
-    return f"{seconds:.2f} ({result.hardware()}{runtime})"
+    details = [part for part in (result.runtime, result.precision if result.precision not in (None, "float32")
+                                 else None) if part]
+    return f"{seconds:.2f} ({', '.join([result.hardware(), *details])})"
 
 
 def cases_from_results(results: Sequence[ResultsFile], paths: Sequence[Path | str] | None = None) -> pd.DataFrame:
@@ -115,7 +117,7 @@ def cases_from_results(results: Sequence[ResultsFile], paths: Sequence[Path | st
         frame["parameters"] = float(result.parameters) if result.parameters is not None else math.nan
         frame["declared_training_datasets"] = ", ".join(result.declared_training_datasets)
         frame["results_path"] = str(paths[i]) if paths is not None else ""
-        frame["cpu_s_per_volume"] = cpu_seconds_per_volume(result)
+        frame["s_per_volume"] = seconds_per_volume(result)
         frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["submission", "case_id", "dataset", "benchmark_version", *METRIC_NAMES])

@@ -25,6 +25,7 @@ from benchmark.execution.units import TrainUnit, UnitStore, unit_id
 from test_execution import FIXED_TIME, REPO, SUITE, TESTS, write_submission
 
 SCRIPT = REPO.parent / "shared" / "tools" / "slurm-single-node.sh"
+MAX_ARRAY_SIZE = 11
 pytestmark = [pytest.mark.slow]
 
 
@@ -51,7 +52,8 @@ def slurm_cluster():
     if shutil.which("sbatch") is None and shutil.which("apt-get") is None:
         pytest.skip("SLURM is not installed and apt-get is not available to install it")
     state = Path(tempfile.mkdtemp(prefix="cbs", dir="/tmp"))  # short: munge/slurm socket paths <= 108 chars
-    env = dict(os.environ, SLURM_PORT_BASE=str(free_port_base()))
+    # a cluster that caps job arrays at 11 tasks (indices 0-10), as sites do (MaxArraySize 1001, often less)
+    env = dict(os.environ, SLURM_PORT_BASE=str(free_port_base()), SLURM_EXTRA_CONF=f"MaxArraySize={MAX_ARRAY_SIZE}")
     started = subprocess.run([str(SCRIPT), "start", str(state)], env=env, capture_output=True, text=True,
                              timeout=900)
     if started.returncode != 0:
@@ -74,7 +76,8 @@ def slurm_workspace(tmp_path, monkeypatch, slurm_cluster):
     """A workspace whose cordbench.yaml has a SLURM profile; the test models importable by the jobs."""
     (tmp_path / "cordbench.yaml").write_text(
         "executors:\n  slurm-test:\n    cpus_per_task: 1\n    time: '00:30:00'\n    array_parallelism: 2\n"
-        "    mem: 1G\n    signal_delay_s: 5\n")
+        "    mem: 1G\n    signal_delay_s: 5\n    units_per_task: 1\n"
+        "  slurm-packed:\n    cpus_per_task: 1\n    time: '00:30:00'\n    array_parallelism: 2\n    mem: 1G\n")
     monkeypatch.setenv("CORDBENCH_WORKSPACE", str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("SOURCE_DATE_EPOCH", FIXED_TIME)
@@ -196,3 +199,49 @@ def test_requeued_training_unit_resumes_from_its_checkpoint(slurm_workspace, tin
     log = next((work / "slurm" / plan.request_id).glob(f"{job}*/*_log.err")).read_text()
     assert "Caught signal SIGUSR2" in log and "this job is preempted" in log, log[-2000:]
     assert "DUE TO JOB REQUEUE" in log, log[-2000:]  # submitit requeued the same job id
+
+
+def _arrays_of(jobs: dict[str, str]) -> dict[str, set[str]]:
+    """Array job id -> its task ids, from jobs.json (unit id -> '<array>_<index>')."""
+    arrays: dict[str, set[str]] = {}
+    for job in jobs.values():
+        array, _, index = job.partition("_")
+        arrays.setdefault(array, set()).add(index)
+    return arrays
+
+
+@pytest.mark.real_data
+def test_units_beyond_the_clusters_array_cap_go_into_few_arrays_with_the_same_bytes(slurm_workspace, shared_bids):
+    """98 units (14 submissions x 7 cases, one case per unit) on a cluster with MaxArraySize=11: 14 canaries in 2
+    arrays, the other 84 units in 8 (sbatch refuses an array of more than 11 tasks); with auto packing the tiny
+    units share tasks. Both merge to the bytes of the local run."""
+    root = slurm_workspace / "subs"
+    folders = [write_submission(root, f"blob-{index:02d}", "centre_blob") for index in range(14)]
+    plan, units = plan_score_request(folders, SUITE, data_root=shared_bids, shard_size=1, sandbox=False)
+    assert len(plan.unit_ids()) == 98
+
+    unpacked = run_request(plan, units, executor="slurm-test", progress=False, work=slurm_workspace / "w-cap")
+    assert unpacked.report.failed == {} and unpacked.incomplete == {}
+    jobs = json.loads((slurm_workspace / "w-cap" / "slurm" / plan.request_id / "jobs.json").read_text())
+    arrays = _arrays_of(jobs)
+    assert sorted(jobs) == sorted(plan.unit_ids()) and len(set(jobs.values())) == 98  # one unit per task
+    assert len(arrays) == 10 and max(len(tasks) for tasks in arrays.values()) == MAX_ARRAY_SIZE
+    assert max(int(index) for tasks in arrays.values() for index in tasks) < MAX_ARRAY_SIZE
+    on_slurm = {name: path.read_bytes() for name, path in unpacked.written.items()}
+    for path in unpacked.written.values():
+        path.unlink()
+
+    packed = run_request(plan, units, executor="slurm-packed", progress=False, work=slurm_workspace / "w-packed")
+    assert packed.report.failed == {} and packed.incomplete == {}
+    packed_jobs = json.loads((slurm_workspace / "w-packed" / "slurm" / plan.request_id / "jobs.json").read_text())
+    # the canaries ran one per task (nothing measured yet); after them each task ran several tiny units
+    canaries = set(plan.canaries())
+    rest_tasks = {job for uid, job in packed_jobs.items() if uid not in canaries}
+    assert len({packed_jobs[uid] for uid in canaries}) == 14 and len(rest_tasks) < 84 / 2
+    assert {name: path.read_bytes() for name, path in packed.written.items()} == on_slurm
+    for path in packed.written.values():
+        path.unlink()
+
+    local = run_request(plan, units, executor="local", workers=1, progress=False, work=slurm_workspace / "w-local")
+    assert {name: path.read_bytes() for name, path in local.written.items()} == on_slurm
+    assert len(on_slurm) == 14

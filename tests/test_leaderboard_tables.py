@@ -280,7 +280,7 @@ def test_column_chooser_keeps_the_key_column(cases):
     table = tables.build_main_table(cases)
     assert list(table.columns) == [
         "submission", "model type", "mean rank", "mean in-domain", "mean OOD (zero-shot)", "in-domain/alpha",
-        "in-domain/beta", "OOD/gamma", "training datasets", "parameters", "CPU s/volume", "licence",
+        "in-domain/beta", "OOD/gamma", "training datasets", "parameters", "s/volume (device, runtime)", "licence",
         "notes",
     ]
     shown = tables.select_columns(table, ["OOD/gamma", "mean rank"])

@@ -91,17 +91,33 @@ def test_default_threads_is_the_affinity_else_cpu_count(monkeypatch):
     assert hardware.default_threads() == 6
 
 
-@pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
-                                               ("fpu sse avx2 avx512f", False)])
-def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
+def _native_bf16_with_flags(monkeypatch, flags: str) -> tuple[bool, str]:
     monkeypatch.setattr(hardware, "_cpuinfo_field", lambda name: flags if name == "flags" else None)
     hardware.native_bf16.cache_clear()
     try:
-        found, why = hardware.native_bf16()
+        return hardware.native_bf16()
     finally:
         hardware.native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
+                                               ("fpu sse avx2 avx512f", False)])
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    found, why = _native_bf16_with_flags(monkeypatch, flags)
     assert found is native
     assert ("reports" in why) and (("bf16" in why) if native else "emulated" in why)
+
+
+@pytest.mark.parametrize(("cap", "onednn_bf16", "native"), [("AVX2", False, False), ("AVX512_CORE_BF16", True, True),
+                                                           ("ALL", False, True)])
+def test_a_onednn_isa_cap_below_bfloat16_makes_it_not_native(monkeypatch, cap, onednn_bf16, native):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes this CPU compute what an AVX2-only one computes: bfloat16 is emulated there."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    monkeypatch.setattr(hardware, "_onednn_has_bf16", lambda: onednn_bf16)
+    found, why = _native_bf16_with_flags(monkeypatch, "fpu avx2 avx512f avx512_bf16")
+    assert found is native
+    assert (f"ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from using it" in why) is (not native)
 
 
 def test_bfloat16_is_ignored_with_a_message_without_native_support(monkeypatch):
@@ -202,7 +218,7 @@ def _results(name: str, seconds: list[float | None], cpu: str | None = "AMD EPYC
 def test_median_seconds_and_hardware_of_a_results_file():
     results = _results("a", [4.0, 1.0, None, 2.0, 3.0])
     assert results.median_runtime_s() == 2.5
-    assert results.hardware() == "AMD EPYC 9654, 2 threads"
+    assert results.hardware() == "CPU: AMD EPYC 9654, 2 threads"
     assert _results("b", [None]).median_runtime_s() is None
     assert _results("c", [1.0], cpu=None).hardware() is None
 
@@ -227,6 +243,22 @@ def test_gate_speed_on_other_hardware_is_not_comparable_and_does_not_fail(cpu, t
                              max_slowdown=0.2)
     assert report.speed.verdict == "not comparable" and why in report.speed.reason
     assert report.passed
+
+
+def _on_gpu(name: str, seconds: list[float], gpu: str | None = "NVIDIA H100 80GB HBM3") -> ResultsFile:
+    return _results(name, seconds, runtime="torch").model_copy(update={"inference_device": "cuda", "gpu_model": gpu})
+
+
+def test_gate_compares_gpu_with_the_same_gpu_and_never_cpu_with_gpu():
+    slower = compare_results(_on_gpu("cand", [1.3, 1.3]), _on_gpu("base", [1.0, 1.0]), max_slowdown=0.2)
+    assert slower.speed.verdict == "fail" and slower.speed.hardware == "GPU: NVIDIA H100 80GB HBM3"
+    # the same CPU model in both headers does not make a GPU run comparable with a CPU run
+    for candidate, baseline in ((_on_gpu("cand", [9.0]), _results("base", [1.0])),
+                                (_results("cand", [9.0]), _on_gpu("base", [1.0])),
+                                (_on_gpu("cand", [9.0], gpu="NVIDIA H200"), _on_gpu("base", [1.0])),
+                                (_on_gpu("cand", [9.0], gpu=None), _on_gpu("base", [1.0]))):
+        report = compare_results(candidate, baseline, max_slowdown=0.2)
+        assert report.speed.verdict == "not comparable" and report.passed, report.speed.reason
 
 
 def test_gate_without_max_slowdown_ignores_speed():
@@ -375,15 +407,21 @@ def test_runtimes_agree_with_nnunet_predictor_and_rerun_byte_identical(tiny_mode
     assert len(list(cache.glob("*.onnx"))) == (1 if ONNX_RUNTIMES else 0)  # exported once, reused after
 
 
-def test_leaderboard_shows_median_cpu_seconds_with_the_hardware():
+def test_leaderboard_shows_median_seconds_with_the_device_and_runtime():
     from leaderboard import data as board_data, tables
 
     measured = _results("fast", [3.0, 1.0, 2.0])
     old = _results("old", [5.0, 5.0, 5.0], cpu=None)
-    on_gpu = _results("gpu", [0.5, 0.5, 0.5]).model_copy(update={"inference_device": "cuda"})
-    table = tables.build_main_table(board_data.cases_from_results([measured, old, on_gpu]), n_resamples=200)
-    column = dict(zip(table["submission"], table["CPU s/volume"]))
-    assert column == {"fast": "2.00 (AMD EPYC 9654, 2 threads, openvino)", "old": "", "gpu": ""}
+    on_gpu = _results("gpu", [0.5, 0.5, 0.5], runtime="torch").model_copy(
+        update={"inference_device": "cuda", "gpu_model": "NVIDIA H100 80GB HBM3"})
+    unnamed_gpu = _results("gpu-old", [0.5]).model_copy(update={"inference_device": "cuda"})
+    int8 = _results("int8", [1.0]).model_copy(update={"precision": "int8"})
+    table = tables.build_main_table(board_data.cases_from_results([measured, old, on_gpu, unnamed_gpu, int8]),
+                                    n_resamples=200)
+    column = dict(zip(table["submission"], table["s/volume (device, runtime)"]))
+    assert column == {"fast": "2.00 (CPU: AMD EPYC 9654, 2 threads, openvino)", "old": "",
+                      "gpu": "0.50 (GPU: NVIDIA H100 80GB HBM3, torch)", "gpu-old": "",
+                      "int8": "1.00 (CPU: AMD EPYC 9654, 2 threads, openvino, int8)"}
 
 
 @pytest.mark.slow

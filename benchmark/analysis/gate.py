@@ -23,8 +23,9 @@ scored worst in the results file and count like any other case.
 
 Speed (``max_slowdown``, off by default): the candidate also fails when its median per-case inference
 seconds (``runtime_s``, over all cases of the file) is more than ``max_slowdown`` (0.2 = 20 %) above the
-baseline's, provided both were measured on the same hardware (CPU model, device and thread count from the
-results headers). Otherwise the speed is reported as not comparable and does not fail the gate.
+baseline's, provided both were measured on the same hardware (from the results headers: CPU against the same
+CPU model and thread count, GPU against the same GPU model). Otherwise (CPU against GPU, different or unknown
+hardware) the speed is reported as not comparable and does not fail the gate.
 
 Reproducibility gate (:func:`reproduce_check`): a re-scored run of a registered model must reproduce
 every per-dataset mean of the stored results within ``tolerance`` (``|mean_rescored - mean_stored| <=
@@ -252,7 +253,9 @@ def _leak_note(row: FamilyRow) -> str:
 
 def speed_check(candidate: ResultsFile, baseline: ResultsFile, max_slowdown: float) -> SpeedVerdict:
     """Fail when the candidate's median s/volume exceeds the baseline's by more than ``max_slowdown`` (a fraction),
-    on the same hardware; different or unknown hardware, or no timings, is 'not comparable', never a failure."""
+    on the same hardware: CPU against the same CPU model and thread count, GPU against the same GPU model
+    (``ResultsFile.hardware``); CPU against GPU, different or unknown hardware, or no timings, is 'not comparable',
+    never a failure."""
     if not (max_slowdown >= 0 and math.isfinite(max_slowdown)):
         raise GateInputError(f"max_slowdown must be a finite number >= 0, got {max_slowdown}")
     base_s, cand_s = baseline.median_runtime_s(), candidate.median_runtime_s()

@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -198,6 +198,26 @@ class InferenceSpec(_Strict):
         description="Applied to the binary mask before it is scored: 'largest-component' keeps only the largest "
                     "3D connected component (26-connectivity), as the Spinal Cord Toolbox's keep_largest does.",
     )
+    precision: Literal["float32", "bfloat16", "int8"] = Field(
+        default="float32",
+        description="What an nnU-Net network computes in on CPU (opt-in levers, docs/performance.md): bfloat16 where "
+                    "the CPU has it natively; int8 on OpenVINO or ONNX Runtime, quantized with ONNX Runtime's "
+                    "quantize_static and calibrated on calibration_images. On CUDA nnU-Net's float16 autocast applies.",
+    )
+    calibration_images: list[str] = Field(
+        default_factory=list,
+        description="int8 only: NIfTI images of the model's TRAINING cases, or folders of them (relative to the "
+                    "submission or absolute); cordbench refuses to score any of them",
+    )
+
+    @model_validator(mode="after")
+    def _int8_is_calibrated(self) -> "InferenceSpec":
+        if self.precision == "int8" and not self.calibration_images:
+            raise ValueError("precision int8 needs calibration_images: NIfTI images (or folders) of the model's "
+                             "training cases")
+        if self.calibration_images and self.precision != "int8":
+            raise ValueError("calibration_images is used only with precision: int8")
+        return self
 
 
 class Submission(_Strict):
@@ -437,7 +457,13 @@ def submission_hash(submission: Submission) -> str:
     (benchmark.models.sandbox). Symbolic links are hashed by their target text."""
     digest = hashlib.sha256()
     digest.update(json.dumps(submission.model.model_dump(mode="json"), sort_keys=True).encode())
-    digest.update(json.dumps(submission.inference.model_dump(mode="json"), sort_keys=True).encode())
+    inference = submission.inference.model_dump(mode="json")
+    for key, default in _INFERENCE_FIELDS_ADDED_LATER.items():  # at their defaults, the hash stays what it was
+        if inference.get(key) == default:
+            inference.pop(key)
+    digest.update(json.dumps(inference, sort_keys=True).encode())
+    for path in calibration_images(submission):  # int8 ranges depend on the images' content, not their names
+        digest.update(f"calibration {sha256_file(path)}".encode())
     if submission.folder is not None and not isinstance(submission.model, (NnunetModelSpec, PredictionsModelSpec)):
         for path in sorted(submission.folder.rglob("*")):
             relative = path.relative_to(submission.folder).as_posix()
@@ -512,6 +538,29 @@ def _file_digest(path: Path) -> str:
 def _sha256_of(path: str, _size: int, _mtime_ns: int, _inode: int) -> str:
     """A file's sha256, computed once per (path, size, mtime, inode): planning many units hashes a checkpoint once."""
     return sha256_file(Path(path))
+
+
+# inference fields added after submissions were hashed (predictions cached, units planned): left out at their
+# defaults so that existing hashes stay valid
+_INFERENCE_FIELDS_ADDED_LATER: dict[str, Any] = {"precision": "float32", "calibration_images": []}
+
+
+def calibration_images(submission: Submission) -> list[Path]:
+    """The int8 calibration images of a submission: each listed file, and the .nii/.nii.gz files of each listed
+    folder (sorted); a listed path that does not exist is an error naming it."""
+    images: list[Path] = []
+    for entry in submission.inference.calibration_images:
+        path = submission.resolve(entry)
+        if path.is_dir():
+            found = sorted(p for p in path.rglob("*") if p.name.endswith((".nii", ".nii.gz")) and p.is_file())
+            if not found:
+                raise SubmissionError(f"{path}: inference.calibration_images: no .nii or .nii.gz file in this folder")
+            images.extend(found)
+        elif path.is_file():
+            images.append(path)
+        else:
+            raise SubmissionError(f"{path}: inference.calibration_images: no such file or folder")
+    return images
 
 
 def model_sha256(submission: Submission) -> str:

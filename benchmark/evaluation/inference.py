@@ -35,7 +35,8 @@ from benchmark.seals import is_sealed, seal
 from benchmark.models.sandbox import (SandboxMode, SandboxSpec, python_code_path, run_program, untrusted_mode,
                                       visible_input, visible_output)
 from benchmark.data.submissions import (CommandModelSpec, NnunetModelSpec, PythonModelSpec, Submission,
-                                   SubmissionError, checkpoint_path, render_command, submission_hash)
+                                   SubmissionError, calibration_images, checkpoint_path, render_command,
+                                   submission_hash)
 
 BINARY_THRESHOLD = 0.5
 
@@ -52,6 +53,10 @@ class ScorerFaultError(CordbenchError, OSError):
 
 class ImageReadError(CordbenchError, ValueError):
     """A test image cannot be read as NIfTI."""
+
+
+class CalibrationLeakError(CordbenchError, RuntimeError):
+    """An image to be scored is one of the images the model's int8 ranges were calibrated on."""
 
 
 class ArrayModel(Protocol):
@@ -74,6 +79,8 @@ class PredictionRecord:
     threads: int | None = None
     device: str | None = None
     seal: str | None = None  # cordbench's HMAC over the record (benchmark.seals): a shipped record has none
+    precision: str | None = None  # float32, bfloat16 or int8 (nnU-Net models)
+    test_time_augmentation: bool | None = None  # mirroring (nnU-Net models)
 
     @property
     def ok(self) -> bool:
@@ -266,7 +273,9 @@ class Predictor:
         model = self._array_model
         if model is None or not hasattr(model, "runtime"):
             return {}
-        return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type)}
+        return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type),
+                "precision": getattr(model, "precision", None),
+                "test_time_augmentation": getattr(getattr(model, "predictor", None), "use_mirroring", None)}
 
     def _seal_parts(self, image_sha256: str, prediction_sha256: str | None) -> tuple[str, ...]:
         return ("prediction", self.hash, self.cache_dir.name, image_sha256, str(prediction_sha256))
@@ -305,7 +314,12 @@ class Predictor:
             return cached
         out_path = self.cache_dir / f"{image_sha256}.nii.gz"
         if isinstance(self.submission.model, NnunetModelSpec) or self._runs_in_process:
-            self.array_model()  # a model that cannot be loaded stops the run (ModelLoadError), it fails no case
+            model = self.array_model()  # a model that cannot be loaded stops the run (ModelLoadError), it fails no case
+            if image_sha256 in getattr(model, "calibration_sha256", ()):
+                raise CalibrationLeakError(
+                    f"{self.submission.name}: {image_path} is one of the images its int8 ranges were calibrated on "
+                    "(inference.calibration_images); a model is never scored on its calibration images: calibrate "
+                    "on training cases only")
         started = time.perf_counter()
         with PeakMemory() as memory:
             try:
@@ -510,6 +524,8 @@ def load_array_model(submission: Submission, *, device: str | None, trust_checkp
             trust_checkpoint=trust_checkpoint,
             use_mirroring=submission.inference.test_time_augmentation,
             runtime=submission.inference.runtime,
+            precision=submission.inference.precision,
+            calibration_images=calibration_images(submission),
             num_threads=threads,
             runtime_cache_dir=runtime_cache_dir,
         )

@@ -150,12 +150,16 @@ def find_targets(input_path: Path, include: Sequence[str] | None = None) -> list
 
 
 def inference_settings(submission: Submission, device: str | None) -> dict[str, Any]:
-    """The settings that shape a mask, as recorded in every sidecar."""
-    return {"device": device or submission.inference.device,
-            "test_time_augmentation": submission.inference.test_time_augmentation,
-            "runtime": submission.inference.runtime,
-            "postprocessing": submission.inference.postprocessing,
-            "threshold": BINARY_THRESHOLD}
+    """The settings that shape a mask, as recorded in every sidecar (``precision`` only when not float32, so
+    that sidecars written before it was recorded still match)."""
+    settings = {"device": device or submission.inference.device,
+                "test_time_augmentation": submission.inference.test_time_augmentation,
+                "runtime": submission.inference.runtime,
+                "postprocessing": submission.inference.postprocessing,
+                "threshold": BINARY_THRESHOLD}
+    if submission.inference.precision != "float32":
+        settings["precision"] = submission.inference.precision
+    return settings
 
 
 def model_identity(submission: Submission) -> dict[str, str]:

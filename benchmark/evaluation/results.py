@@ -92,6 +92,11 @@ class ResultsFile(BaseModel):
     threads: int | None = Field(default=None, description="Inference thread count")
     cpu_model: str | None = Field(default=None, description="CPU the per-case runtime_s were measured on")
     inference_device: str | None = Field(default=None, description="cpu or cuda: where the network ran")
+    gpu_model: str | None = Field(default=None, description="GPU the per-case runtime_s were measured on (cuda)")
+    precision: str | None = Field(default=None, description="float32, bfloat16 or int8: what the network computed "
+                                                            "in (nnU-Net models; int8 and bfloat16 are opt-in)")
+    test_time_augmentation: bool | None = Field(default=None, description="Test-time mirroring on or off "
+                                                                          "(nnU-Net models)")
     cases: list[CaseResult]
 
     @model_validator(mode="after")
@@ -113,12 +118,13 @@ class ResultsFile(BaseModel):
         return seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
 
     def hardware(self) -> str | None:
-        """Where runtime_s was measured: 'CPU model, device, N threads' (None when the file does not say)."""
+        """Where runtime_s was measured, the device first: 'GPU: <model>' on CUDA, 'CPU: <model>, N threads'
+        otherwise (None when the file does not say). Speeds compare only where this is the same."""
+        if self.inference_device and self.inference_device != "cpu":
+            return f"GPU: {self.gpu_model}" if self.gpu_model else None
         if self.cpu_model is None:
             return None
-        parts = [self.cpu_model]
-        if self.inference_device and self.inference_device != "cpu":
-            parts.append(self.inference_device)
+        parts = [f"CPU: {self.cpu_model}"]
         if self.threads is not None:
             parts.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
         return ", ".join(parts)

@@ -346,16 +346,23 @@ def check_supplied_folders(submission: Submission) -> None:
 
 
 def inference_header(records: list[PredictionRecord]) -> dict:
-    """The results header's runtime, threads, device and CPU model, from the records that name them."""
-    from benchmark.models.runtime.hardware import cpu_model
+    """The results header's runtime, threads, device, CPU (and GPU) model, precision and mirroring, from the
+    records that name them."""
+    from benchmark.models.runtime.hardware import cpu_model, gpu_model
 
     described = [record for record in records if record.runtime is not None]
     if not described:
         return {"cpu_model": cpu_model()}
     first = described[0]
     runtimes = sorted({record.runtime for record in described})
-    return {"runtime": "+".join(runtimes), "threads": first.threads, "inference_device": first.device,
-            "cpu_model": cpu_model()}
+    header = {"runtime": "+".join(runtimes), "threads": first.threads, "inference_device": first.device,
+              "cpu_model": cpu_model()}
+    if first.device == "cuda":
+        header["gpu_model"] = gpu_model()
+    for key in ("precision", "test_time_augmentation"):  # absent from records cached before they were recorded
+        if getattr(first, key) is not None:
+            header[key] = getattr(first, key)
+    return header
 
 
 def cases_index_path(submission_folder: Path, suite_id: str) -> Path:

@@ -10,6 +10,11 @@ Profiles live in ``cordbench.yaml`` (current folder, or ``$CORDBENCH_WORKSPACE``
         mem: 32G
         time: "24:00:00"
         array_parallelism: 16
+        units_per_task: auto      # pack tiny scoring units into one array task (see arrays.py)
+
+Units go into as few job arrays as the cluster's ``MaxArraySize`` (read with ``scontrol show config``) allows,
+several tiny units per array task where measured to be tiny (benchmark.execution.arrays); the results are the
+same bytes whatever the grouping.
 
 Every job runs ``run_unit`` (the same code as the local executor) inside a ``submitit.helpers.Checkpointable``:
 when SLURM pre-empts a job or its time runs out, submitit requeues it and the unit starts again; a training unit
@@ -26,10 +31,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from benchmark.errors import CordbenchError
+from benchmark.execution import arrays
 from benchmark.execution.local import PACKAGE_PARENT, Failure
 from benchmark.execution.units import UnitStore
 from benchmark.execution.worker import thread_environment
@@ -58,6 +65,14 @@ class SlurmProfile(BaseModel):
     signal_delay_s: int = Field(default=90, ge=0, description="SIGUSR2 this long before the time limit: "
                                                              "checkpoint and requeue")
     max_requeues: int = Field(default=3, ge=0, description="Requeues after running out of time")
+    max_array_size: int | None = Field(default=None, ge=1, description="Array tasks per submission at most "
+                                       "(default: the cluster's MaxArraySize, from `scontrol show config`)")
+    units_per_task: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        default="auto", description="Units each array task runs one after another: a number, or auto (pack "
+                                    "scoring units whose canary took under pack_below_s per case)")
+    pack_below_s: float = Field(default=30.0, gt=0, description="auto: a unit estimated under this many seconds "
+                                                               "is tiny")
+    pack_target_s: float = Field(default=300.0, gt=0, description="auto: seconds of work per packed array task")
     additional: dict[str, str | int] = Field(default_factory=dict, description="Further sbatch options")
 
     def minutes(self) -> int:
@@ -103,31 +118,50 @@ def load_profile(name: str, folder: Path) -> SlurmProfile:
     return profile
 
 
-class UnitJob:
-    """The callable a SLURM job runs; checkpointable, so a pre-empted or timed-out job is requeued and resumes."""
+class PackFailed(RuntimeError):
+    """Units of a packed array task failed; one line per unit: ``unit <id>: <reason>``."""
 
-    def __init__(self, work: str, uid: str, threads: int):
-        self.work, self.uid, self.threads = work, uid, threads
+
+class UnitJob:
+    """The callable a SLURM array task runs: one unit, or several tiny ones one after another. Checkpointable, so
+    a pre-empted or timed-out job is requeued and resumes (units already done are skipped)."""
+
+    def __init__(self, work: str, uids: str | list[str], threads: int):
+        self.work, self.threads = work, threads
+        self.uids = [uids] if isinstance(uids, str) else list(uids)
 
     def __call__(self) -> str:
         import signal
 
         from benchmark.execution.units import run_unit
-        from benchmark.execution.worker import limit_threads
+        from benchmark.execution.worker import failure_reason, limit_threads
 
         # submitit ignores SIGTERM in the job's process (it waits for SIGUSR2 to checkpoint). Forked children
         # (nnU-Net's multiprocessing pools) would inherit that and survive Pool.terminate(): the pool then
         # waits for them forever. Children get the default back.
         os.register_at_fork(after_in_child=lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL))
         limit_threads(self.threads)
-        return run_unit(self.work, self.uid)
+        if len(self.uids) == 1:
+            return run_unit(self.work, self.uids[0])
+        import traceback
+
+        failures = []
+        for uid in self.uids:  # one failing unit does not stop the others of its task
+            try:
+                print(f"unit {uid}: {run_unit(self.work, uid)}", flush=True)
+            except Exception as error:
+                traceback.print_exc()
+                failures.append(f"unit {uid}: {failure_reason(error)}")
+        if failures:
+            raise PackFailed("\n".join(failures))
+        return f"{len(self.uids)} units done"
 
     def checkpoint(self):
-        """Called by submitit on SIGUSR2 (pre-emption, time limit): requeue the same unit. The unit's own state
-        (nnU-Net's latest checkpoint, the prediction cache) is already on disk."""
+        """Called by submitit on SIGUSR2 (pre-emption, time limit): requeue the same units. Their own state
+        (nnU-Net's latest checkpoint, the prediction cache, done.json) is already on disk."""
         import submitit
 
-        return submitit.helpers.DelayedSubmission(UnitJob(self.work, self.uid, self.threads))
+        return submitit.helpers.DelayedSubmission(UnitJob(self.work, self.uids, self.threads))
 
 
 class SlurmExecutor:
@@ -139,6 +173,23 @@ class SlurmExecutor:
         self.profile = profile
         self.folder = Path(folder)
         self.poll_s = poll_s
+        self._tasks_per_array: int | None = None
+
+    def tasks_per_array(self) -> int:
+        """Array tasks per submission: the cluster's MaxArraySize (read once), lowered by the profile's cap."""
+        if self._tasks_per_array is None:
+            cluster, _ = arrays.cluster_max_array_size()
+            wanted = min(cluster, self.profile.max_array_size or cluster)
+            self._tasks_per_array = arrays.tasks_per_array(wanted)
+        return self._tasks_per_array
+
+    def units_per_task(self, store: UnitStore, uids: list[str]) -> int:
+        if self.profile.units_per_task != "auto":
+            return int(self.profile.units_per_task)
+        return arrays.auto_units_per_task([estimated_seconds(store, uid) for uid in uids],
+                                          parallelism=self.profile.array_parallelism,
+                                          pack_below_s=self.profile.pack_below_s,
+                                          pack_target_s=self.profile.pack_target_s)
 
     def _executor(self, dependency: str | None):
         import submitit
@@ -161,13 +212,18 @@ class SlurmExecutor:
         return executor
 
     def submit(self, store: UnitStore, uids: list[str], after: list[str] | None = None) -> dict[str, object]:
-        """Submit one job array (after the given jobs ended, when ``after``); unit id -> submitit job."""
+        """Submit the units as job arrays within the cluster's cap (after the given jobs ended, when ``after``);
+        unit id -> submitit job (units packed into one task share its job)."""
         if not uids:
             return {}
-        executor = self._executor(f"afterany:{':'.join(after)}" if after else None)
-        with executor.batch():
-            jobs = [executor.submit(UnitJob(str(store.work), uid, self.profile.cpus_per_task)) for uid in uids]
-        submitted = dict(zip(uids, jobs))
+        tasks = arrays.pack(uids, self.units_per_task(store, uids))
+        submitted: dict[str, object] = {}
+        for array in arrays.split(tasks, self.tasks_per_array()):
+            executor = self._executor(f"afterany:{':'.join(after)}" if after else None)
+            with executor.batch():
+                jobs = [executor.submit(UnitJob(str(store.work), task, self.profile.cpus_per_task))
+                        for task in array]
+            submitted.update({uid: job for task, job in zip(array, jobs) for uid in task})
         self._record(store, submitted)
         return submitted
 
@@ -218,5 +274,30 @@ class SlurmExecutor:
         if error is None:
             return Failure(f"job {job.job_id} ended ({state}) without finishing the unit", log)
         lines = [line for line in str(error).strip().splitlines() if line.strip()]
+        own = [line for line in lines if line.startswith(f"unit {uid}: ")]  # a packed task names each unit
+        if own:
+            return Failure(f"job {job.job_id} {state}: {own[-1][len(f'unit {uid}: '):].strip()[:300]}", log)
         detail = next((line for line in reversed(lines) if "Error" in line or "error" in line), lines[-1] if lines else "")
         return Failure(f"job {job.job_id} {state}: {detail.strip()[:300]}", log)
+
+
+def estimated_seconds(store: UnitStore, uid: str) -> float | None:
+    """A scoring unit's expected run time: its canary's measured seconds per case (model loading included, so
+    it errs long) times its cases; None for training units and units whose canary has not finished."""
+    from benchmark.execution.units import ScoreUnit
+
+    try:
+        unit = store.load_spec(uid)
+    except CordbenchError:
+        return None
+    if not isinstance(unit, ScoreUnit):
+        return None
+    canary = unit.canary_unit or uid
+    if not store.is_done(canary):
+        return None
+    try:
+        seconds = float(store.done_info(canary)["seconds"])
+        canary_cases = len(store.load_spec(canary).cases)  # type: ignore[union-attr]
+    except (OSError, ValueError, KeyError, CordbenchError):
+        return None
+    return seconds / max(1, canary_cases) * len(unit.cases)

@@ -46,6 +46,9 @@ ETC_ENTRIES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc
                "/etc/passwd", "/etc/group", "/etc/nsswitch.conf")
 HIDDEN_FOLDERS = ("results", "predictions")  # the scorer's own outputs inside a submission folder
 ENV_PASSED = ("LANG", "LC_ALL", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+# passed too when the GPU is shown: where the host finds the CUDA driver's libraries (read-only under /usr or the
+# interpreter's folders in the sandbox) and which devices the container runtime exposed
+GPU_ENV_PASSED = ("LD_LIBRARY_PATH", "NVIDIA_VISIBLE_DEVICES", "NVIDIA_DRIVER_CAPABILITIES")
 TMP_SIZE_BYTES = 2 << 30
 FILE_SIZE_LIMIT_BYTES = 4 << 30
 TAIL_BYTES = 4096
@@ -152,7 +155,8 @@ def _interpreter_dirs() -> list[Path]:
 
 
 def _environment(mode: SandboxMode, spec: SandboxSpec, home: str) -> dict[str, str]:
-    env = {key: os.environ[key] for key in ENV_PASSED if key in os.environ}
+    passed = ENV_PASSED + (GPU_ENV_PASSED if spec.gpu else ())
+    env = {key: os.environ[key] for key in passed if key in os.environ}
     env.setdefault("LANG", "C.UTF-8")
     env.update({
         "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",

@@ -32,6 +32,7 @@ import pytest
 import torch
 
 from benchmark.models.nnunet.predict import NnunetModel, load_model, nnunet_reference_predictor
+from benchmark.models.runtime.hardware import native_bf16
 from benchmark.training.nnunet.train import TrainedModel, train_model
 from benchmark.training.nnunet.trainer import DEFAULT_CPU_THREADS
 
@@ -142,6 +143,8 @@ def test_cordbench_predictor(
     benchmark, trained, image_file, tmp_path, use_mirroring, reference_mirroring, precision, target
 ):
     benchmark.group = GROUP
+    if precision == "bfloat16" and not native_bf16()[0]:
+        pytest.skip(f"bfloat16 is not native here ({native_bf16()[1]}): cordbench would run float32 instead")
     model = load_model(trained.model_folder, use_mirroring=use_mirroring, num_threads=THREADS, precision=precision)
     run = _cordbench_run(model, image_file, tmp_path / "cordbench")
     records: list[tuple[float, np.ndarray]] = []

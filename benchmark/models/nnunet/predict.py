@@ -13,7 +13,9 @@ Runtime, else PyTorch; on CUDA PyTorch. The ONNX export is cached and checked ag
 Test-time mirroring is off by default (nnU-Net's default is on). Pre- and post-processing (crop, normalise,
 resample, softmax, resample back) are nnU-Net's own functions, so outputs agree with nnU-Net's predictor.
 ``precision="bfloat16"`` (opt-in) is used only on CPUs with native bfloat16 (AVX512-BF16, AMX), else ignored
-with a warning; on CUDA nnU-Net's own float16 autocast applies either way.
+with a warning; on CUDA nnU-Net's own float16 autocast applies either way. ``precision="int8"`` (opt-in, ONNX
+runtimes on CPU) quantizes the network with ONNX Runtime's tooling, calibrated on the given training images
+(benchmark.models.runtime.quantize).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from benchmark.errors import CordbenchError
 from benchmark.models.runtime.hardware import default_threads, native_bf16
 from benchmark.models.runtime.runner import VerifiedRunner
-from benchmark.models.runtime.selection import select_runtime
+from benchmark.models.runtime.quantize import MAX_CALIBRATION_TILES
+from benchmark.models.runtime.selection import RuntimeSelectionError, select_runtime
 from benchmark.training.nnunet.train import resolve_device
 from benchmark.training.nnunet.trainer import UnsafeCheckpointError, load_checkpoint_dict, weights_sha256
 
@@ -53,11 +56,16 @@ DEFAULT_VOXELS_PER_FORWARD = 2**17
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["float32", "bfloat16"]
+Precision = Literal["float32", "bfloat16", "int8"]
+PRECISIONS: tuple[str, ...] = ("float32", "bfloat16", "int8")
 
 
 class ModelFolderError(CordbenchError, ValueError):
     """A model folder is incomplete or inconsistent (missing plans/dataset.json, unknown configuration, ...)."""
+
+
+class CalibrationError(CordbenchError, ValueError):
+    """int8 was asked for without calibration images, or with images that cannot be used."""
 
 
 class BatchedPredictor(nnUNetPredictor):
@@ -67,8 +75,8 @@ class BatchedPredictor(nnUNetPredictor):
         self, *args: Any, tile_batch_size: int | None = None, precision: Precision = "float32", **kwargs: Any
     ) -> None:
         super().__init__(*args, **kwargs)
-        if precision not in ("float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.tile_batch_size = tile_batch_size
         self.precision = precision
         # one runner per entry of list_of_parameters (fold), set by load_model; None: the network itself
@@ -156,6 +164,45 @@ class BatchedPredictor(nnUNetPredictor):
         return logits
 
 
+def to_nnunet_input(image_ras: np.ndarray, spacing_ras: Sequence[float]) -> tuple[np.ndarray, dict]:
+    """What NibabelIO.read_images returns for a NIfTI holding this array: (1, z, y, x) float32, spacing z,y,x."""
+    image = np.asarray(image_ras)
+    if image.ndim != 3:
+        raise ValueError(f"image_ras must be 3D (x, y, z), got shape {image.shape}")
+    spacing = tuple(float(s) for s in spacing_ras)
+    if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError(f"spacing_ras must be three positive finite numbers, got {spacing_ras!r}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image_ras contains NaN or infinite values")
+    data = image.astype(np.float32).transpose((2, 1, 0))[None]
+    return np.ascontiguousarray(data), {"spacing": [spacing[2], spacing[1], spacing[0]]}
+
+
+def calibration_tiles(predictor: BatchedPredictor, images: Sequence[Path], *, limit: int) -> np.ndarray:
+    """The network's inputs on the given images (N x C x tile, float32): each NIfTI read in canonical RAS+ as
+    scoring reads it, nnU-Net's preprocessing, padding and sliding-window tiles; at most ``limit`` tiles, evenly
+    spread over all of them (deterministic)."""
+    import nibabel as nib
+    from acvl_utils.cropping_and_padding.padding import pad_nd_image
+
+    from benchmark.models.runtime.quantize import spread
+
+    patch_size = tuple(predictor.configuration_manager.patch_size)
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    tiles: list[np.ndarray] = []
+    for path in images:
+        image = nib.as_closest_canonical(nib.load(str(path)))
+        data, properties = to_nnunet_input(image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3])
+        preprocessed, _, _ = preprocessor.run_case_npy(data, None, properties, predictor.plans_manager,
+                                                       predictor.configuration_manager, predictor.dataset_json)
+        padded, _ = pad_nd_image(preprocessed, patch_size, "constant", {"value": 0}, True, None)
+        tiles.extend(np.asarray(padded[slicer], dtype=np.float32)
+                     for slicer in predictor._internal_get_sliding_window_slicers(padded.shape[1:]))
+    if not tiles:
+        raise ModelFolderError("int8 calibration: the calibration images gave no tiles")
+    return np.stack([tiles[index] for index in spread(len(tiles), limit)])
+
+
 def _check_plans_imports(plans: dict[str, Any], plans_path: Path) -> None:
     """Every configuration's network and layer classes must be on benchmark.models.network_allowlist (exact
     strings), checked before the checkpoint is read or anything the plans name is imported."""
@@ -212,12 +259,21 @@ class NnunetModel:
     folds: tuple[int | str, ...]
     device: torch.device
     num_threads: int = 1
+    calibration_sha256: frozenset[str] = frozenset()  # images the int8 ranges were calibrated on (never scored)
 
     @property
     def runtime(self) -> str:
         """The runtime running the network (``torch`` for folds that fell back; several folds: joined by '+')."""
         names = sorted({runner.name for runner in self.predictor.runners or []}) or ["torch"]
         return "+".join(names)
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in: int8 only where every fold's runner kept its int8 model."""
+        runners = self.predictor.runners or []
+        if self.predictor.precision == "int8":
+            return "int8" if runners and all(runner.int8 for runner in runners) else "float32"
+        return self.predictor.precision
 
     @property
     def runtime_fallbacks(self) -> list[str]:
@@ -231,17 +287,7 @@ class NnunetModel:
         return int(labels.get("cord", 1))
 
     def _to_nnunet(self, image_ras: np.ndarray, spacing_ras: Sequence[float]) -> tuple[np.ndarray, dict]:
-        """What NibabelIO.read_images returns for a NIfTI holding this array: (1, z, y, x) float32, spacing z,y,x."""
-        image = np.asarray(image_ras)
-        if image.ndim != 3:
-            raise ValueError(f"image_ras must be 3D (x, y, z), got shape {image.shape}")
-        spacing = tuple(float(s) for s in spacing_ras)
-        if len(spacing) != 3 or not all(math.isfinite(s) and s > 0 for s in spacing):
-            raise ValueError(f"spacing_ras must be three positive finite numbers, got {spacing_ras!r}")
-        if not np.all(np.isfinite(image)):
-            raise ValueError("image_ras contains NaN or infinite values")
-        data = image.astype(np.float32).transpose((2, 1, 0))[None]
-        return np.ascontiguousarray(data), {"spacing": [spacing[2], spacing[1], spacing[0]]}
+        return to_nnunet_input(image_ras, spacing_ras)
 
     def predict_probabilities(self, image_ras: np.ndarray, spacing_ras: tuple[float, float, float]) -> np.ndarray:
         """Cord foreground probability (float32, same shape as ``image_ras``) for a canonical-RAS (x, y, z) array."""
@@ -308,6 +354,7 @@ def load_model(
     precision: Precision = "float32",
     runtime: str = "auto",
     runtime_cache_dir: Path | None = None,
+    calibration_images: Sequence[Path] = (),
 ) -> NnunetModel:
     """Load a model folder written by nnU-Net training (``.../Trainer__Plans__configuration``).
 
@@ -323,6 +370,9 @@ def load_model(
     once per fold into ``runtime_cache_dir`` (default: ``$XDG_CACHE_HOME/cordbench/runtime``, else
     ``~/.cache/cordbench/runtime``; scoring uses ``runtime/`` beside its prediction cache), verified against PyTorch before use (benchmark.models.runtime).
     ``precision="bfloat16"`` is used only when the CPU computes bfloat16 natively, else ignored with a warning.
+    ``precision="int8"`` (CPU, OpenVINO or ONNX Runtime) quantizes each fold with ONNX Runtime's quantize_static,
+    calibrated on ``calibration_images`` (NIfTI files of TRAINING cases, required); on CUDA it is ignored with a
+    warning. The model's ``calibration_sha256`` lists their checksums (scoring refuses to predict one of them).
     """
     model_folder = Path(model_folder)
     plans_path = model_folder / "plans.json"
@@ -337,6 +387,8 @@ def load_model(
         raise ValueError(f"num_threads must be >= 1, got {threads}")
     selected_runtime = select_runtime(runtime, torch_device.type)
     precision = _fenced_precision(precision, torch_device, selected_runtime)
+    if precision == "int8" and not calibration_images:
+        raise CalibrationError("precision int8 needs calibration images: NIfTI files of the model's training cases")
 
     paths = tuple(model_folder / f"fold_{fold}" / checkpoint for fold in fold_list)
     loaded = [load_checkpoint_dict(path, trust_checkpoint=trust_checkpoint) for path in paths]
@@ -381,6 +433,8 @@ def load_model(
     saved_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        int8_tiles = (calibration_tiles(predictor, [Path(path) for path in calibration_images],
+                                        limit=MAX_CALIBRATION_TILES) if precision == "int8" else None)
         runners = []
         for path, params in zip(paths, parameters):
             network.load_state_dict(params)
@@ -388,22 +442,36 @@ def load_model(
                 network, runtime=selected_runtime, device=torch_device, threads=threads,
                 bfloat16=precision == "bfloat16", weights_sha256=weights_sha256(params),
                 tile_shape=tuple(configuration_manager.patch_size), in_channels=in_channels,
-                cache_dir=_runtime_cache_dir(runtime_cache_dir, path), label=str(path),
+                cache_dir=_runtime_cache_dir(runtime_cache_dir, path), label=str(path), int8_tiles=int8_tiles,
             ))
         network.load_state_dict(parameters[0])
     finally:
         torch.set_num_threads(saved_threads)
     predictor.runners = runners
+    from benchmark.io import sha256_file
+
     return NnunetModel(
         predictor=predictor, model_folder=model_folder, checkpoints=paths, configuration=configuration,
         folds=fold_list, device=torch_device, num_threads=threads,
+        calibration_sha256=frozenset(sha256_file(Path(path)) for path in calibration_images)
+        if precision == "int8" else frozenset(),
     )
 
 
 def _fenced_precision(precision: Precision, device: torch.device, runtime: str) -> Precision:
-    """bfloat16 only where it is native and the runtime has it; otherwise float32, saying why."""
-    if precision not in ("float32", "bfloat16"):
-        raise ValueError(f"precision must be 'float32' or 'bfloat16', got {precision!r}")
+    """bfloat16 only where it is native and the runtime has it, int8 only on an ONNX runtime on CPU; otherwise
+    float32, saying why."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "int8":
+        if device.type != "cpu":
+            warnings.warn("precision int8 ignored on CUDA: nnU-Net's float16 autocast applies", UserWarning,
+                          stacklevel=3)
+            return "float32"
+        if runtime == "torch":
+            raise RuntimeSelectionError("precision int8 runs on an ONNX runtime (openvino or onnxruntime), not on "
+                                        "PyTorch: use --runtime openvino, onnxruntime or auto")
+        return precision
     if precision == "float32" or device.type != "cpu":
         return precision
     native, why = native_bf16()

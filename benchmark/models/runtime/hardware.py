@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 from pathlib import Path
@@ -10,6 +11,16 @@ from benchmark.environment import available_cores
 
 # /proc/cpuinfo flags meaning the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def _onednn_has_bf16() -> bool:
+    """oneDNN's own answer (it honours ONEDNN_MAX_CPU_ISA); False where torch has no such probe."""
+    try:
+        import torch
+
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:  # an old torch without the probe
+        return False
 
 
 def default_threads() -> int:
@@ -35,11 +46,22 @@ def cpu_model() -> str:
     return _cpuinfo_field("model name") or platform.processor() or platform.machine() or "unknown CPU"
 
 
+def gpu_model() -> str | None:
+    """The CUDA device's name ('NVIDIA H100 80GB HBM3'), or None without CUDA."""
+    import torch
+
+    return torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_available() else None
+
+
 @lru_cache(maxsize=1)
 def native_bf16() -> tuple[bool, str]:
     """(does this CPU compute bfloat16 natively, why we think so)."""
     flags = (_cpuinfo_field("flags") or "").split()
     found = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip()
+    if found and cap and cap.upper() != "ALL" and not _onednn_has_bf16():
+        # capped below its bfloat16 kernels (e.g. AVX2, to compute what an AVX2-only CPU computes): emulated, slow
+        return False, f"the CPU reports {', '.join(found)} but ONEDNN_MAX_CPU_ISA={cap} keeps oneDNN from using it"
     if found:
         return True, f"the CPU reports {', '.join(found)}"
     if flags:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
 from benchmark.models.runtime.export import ExportedModel, export_onnx
 from benchmark.models.runtime.torch_runner import TorchRunner
-from benchmark.models.runtime.verify import (BFLOAT16_TOLERANCE, FLOAT32_TOLERANCE, Agreement, compare_logits,
-                                             random_tiles)
+from benchmark.models.runtime.verify import (BFLOAT16_TOLERANCE, FLOAT32_TOLERANCE, INT8_MIN_AGREEMENT, Agreement,
+                                             compare_logits, compare_masks, random_tiles)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Tiles in the random verification batch: more than one, so that the dynamic batch axis is exercised.
 VERIFY_BATCH = 2
@@ -50,12 +53,15 @@ class VerifiedRunner:
 
     def __init__(self, network: torch.nn.Module, *, runtime: str, device: torch.device, threads: int,
                  bfloat16: bool, weights_sha256: str, tile_shape: tuple[int, ...], in_channels: int,
-                 cache_dir: Path, label: str = "model"):
+                 cache_dir: Path, label: str = "model", int8_tiles: "np.ndarray | None" = None):
+        """``int8_tiles`` (N x C x tile, from training images): run the network quantized to int8 with them as the
+        calibration set (ONNX runtimes only); checked on the first real batch by mask agreement."""
         self.requested = runtime
         self.threads = threads
         self.label = label
         self.torch = TorchRunner(network, device, threads, bfloat16=False)
         self.exported: ExportedModel | None = None
+        self.int8 = False
         self.fallback_reason: str | None = None
         self.checks: list[Agreement] = []
         self._verified_on_real_tiles = runtime == "torch"
@@ -66,6 +72,14 @@ class VerifiedRunner:
             return
         self.exported = export_onnx(network, weights_sha256=weights_sha256, tile_shape=tile_shape,
                                     in_channels=in_channels, cache_dir=cache_dir)
+        self.int8 = int8_tiles is not None
+        if self.int8:
+            from benchmark.models.runtime.quantize import quantize_int8
+
+            int8_path = quantize_int8(self.exported.path, int8_tiles, float_key=self.exported.key,
+                                      cache_dir=cache_dir)
+            self.backend = build_backend(runtime, int8_path, threads, False)
+            return  # random tiles are outside the calibrated ranges: checked on the first real batch only
         self.backend = build_backend(runtime, self.exported.path, threads, bfloat16)
         self._bfloat16 = bfloat16
         tiles = random_tiles(VERIFY_BATCH, in_channels, tile_shape)
@@ -78,7 +92,8 @@ class VerifiedRunner:
 
     def _check(self, logits: torch.Tensor, tiles: torch.Tensor, where: str) -> torch.Tensor:
         reference = self.torch.run(tiles)
-        agreement = compare_logits(logits, reference, self._tolerance, where)
+        agreement = (compare_masks(logits, reference, INT8_MIN_AGREEMENT, where) if self.int8
+                     else compare_logits(logits, reference, self._tolerance, where))
         self.checks.append(agreement)
         if not agreement.ok:
             self.fallback_reason = f"{self.requested} disagrees with PyTorch: {agreement.describe()}"
@@ -86,6 +101,7 @@ class VerifiedRunner:
                           RuntimeFallbackWarning, stacklevel=3)
             self.backend = TorchRunner(self.torch.network, self.torch.device, self.threads,
                                        bfloat16=self._tolerance is BFLOAT16_TOLERANCE)
+            self.int8 = False
             self._verified_on_real_tiles = True
         return reference
 

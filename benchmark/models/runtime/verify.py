@@ -3,7 +3,9 @@
 Tolerance (documented in docs/nnunet.md): the largest absolute difference of any logit must be at most
 ``atol + rtol * max|logit_torch|``. float32 runtimes: atol = rtol = 1e-3 (measured: 2e-6 for ONNX Runtime and
 1e-5 for OpenVINO on nnU-Net networks whose logits reach about 10; an export that is wrong differs by 0.1 to
-10s). bfloat16 keeps 8 bits of mantissa, so its logits differ by about 1 %: atol 0.1, rtol 0.05.
+10s). bfloat16 keeps 8 bits of mantissa, so its logits differ by about 1 %: atol 0.1, rtol 0.05. int8 (opt-in,
+benchmark.models.runtime.quantize) is checked on what it is for, the mask: the class chosen per voxel
+(argmax of the logits) must agree with PyTorch's on at least 99 % of the voxels of the first real batch.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ class Tolerance:
 
 FLOAT32_TOLERANCE = Tolerance(atol=1e-3, rtol=1e-3)
 BFLOAT16_TOLERANCE = Tolerance(atol=0.1, rtol=0.05)
+INT8_MIN_AGREEMENT = 0.99
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Agreement:
     max_difference: float
     allowed: float
     where: str
+    measure: str = "max |logit difference|"
 
     @property
     def ok(self) -> bool:
@@ -40,8 +44,7 @@ class Agreement:
 
     def describe(self) -> str:
         relation = "<=" if self.ok else ">"
-        return (f"max |logit difference| {self.max_difference:.3g} {relation} {self.allowed:.3g} "
-                f"allowed, on {self.where}")
+        return f"{self.measure} {self.max_difference:.3g} {relation} {self.allowed:.3g} allowed, on {self.where}"
 
 
 def compare_logits(candidate: torch.Tensor, reference: torch.Tensor, tolerance: Tolerance, where: str) -> Agreement:
@@ -54,6 +57,17 @@ def compare_logits(candidate: torch.Tensor, reference: torch.Tensor, tolerance: 
     difference = (candidate - reference).abs().max()
     return Agreement(float(difference) if bool(torch.isfinite(difference)) else float("inf"),
                      tolerance.allowed(reference), where)
+
+
+def compare_masks(candidate: torch.Tensor, reference: torch.Tensor, min_agreement: float, where: str) -> Agreement:
+    """The fraction of voxels whose class (argmax over the logit channels) differs from the reference's."""
+    candidate = candidate.detach().float().cpu()
+    reference = reference.detach().float().cpu()
+    if candidate.shape != reference.shape or not bool(torch.isfinite(candidate).all()):
+        return Agreement(1.0, 1 - min_agreement, f"{where} (shape {tuple(candidate.shape)} or non-finite values)",
+                         "voxels of another class")
+    disagreement = float((candidate.argmax(1) != reference.argmax(1)).float().mean())
+    return Agreement(disagreement, 1 - min_agreement, where, "fraction of voxels of another class")
 
 
 def random_tiles(batch: int, in_channels: int, tile_shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:

@@ -11,6 +11,10 @@ See docs/nnunet.md.
 
 from __future__ import annotations
 
+from benchmark.compat import allow_missing_simpleitk
+
+allow_missing_simpleitk()  # nnU-Net imports SimpleITK; cordbench never uses it (benchmark/compat)
+
 from importlib import import_module
 from typing import Any
 
