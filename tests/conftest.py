@@ -9,9 +9,14 @@ import nibabel as nib
 import numpy as np
 import pytest
 
+from benchmark import kernels
+
 REPO = Path(__file__).resolve().parents[1]
 # Tests make their own workspaces: one exported in the caller's shell must not receive their files.
 os.environ.pop("CORDBENCH_WORKSPACE", None)
+# Before any test module loads torch: the tests compute with the kernels cordbench's own processes use (pinned
+# unless CORDBENCH_CPU_KERNELS=native), and with CORDBENCH_HOST=least-capable as an AVX2-only CPU would (.ci/run).
+kernels.apply()
 SHARED_DATA = REPO.parent / "shared" / "data"
 BIDS = SHARED_DATA / "bids"
 

@@ -6,6 +6,7 @@ predict, compare with nnU-Net's own predictor). ``slow`` tests train on the real
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -336,18 +337,73 @@ def test_predict_probabilities_keeps_the_input_grid_and_matches_nnunet(tiny_raw,
     assert many[1].shape == array.shape
 
 
-def test_bfloat16_precision_is_opt_in(tiny_raw, tiny_model):
-    image = nib.load(tiny_raw / "imagesTs" / "case004_0000.nii.gz")
+_BF16_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from benchmark import kernels
+    kernels.apply("native")  # before torch computes: bfloat16 needs the CPU's own kernels
+    import nibabel as nib, numpy as np
+    from benchmark.models.nnunet.predict import load_model
+    from benchmark.models.runtime.hardware import native_bf16
+    image = nib.load({image!r})
     array, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
-    full = load_model(tiny_model.model_folder)
-    assert full.predictor.precision == "float32"
-    half = load_model(tiny_model.model_folder, precision="bfloat16")
+    full, half = load_model({model!r}), load_model({model!r}, precision="bfloat16")
     p32, p16 = full.predict_probabilities(array, spacing), half.predict_probabilities(array, spacing)
+    np.save({out!r}, np.stack([p32, p16]))
+    print(json.dumps([full.predictor.precision, half.predictor.precision, half.runtime, native_bf16()[0]]))
+    """
+)
+
+
+def test_bfloat16_precision_is_opt_in(tiny_raw, tiny_model, tmp_path):
+    """Where the CPU computes bfloat16 natively, precision="bfloat16" runs it and stays close to float32. Checked in
+    a child process with native kernels: the pinned ones (this suite's default) cap oneDNN at AVX2, where bfloat16
+    would be emulated (``test_bfloat16_falls_back_to_float32_without_native_support``)."""
+    from benchmark import kernels
+    from benchmark.models.runtime.hardware import NATIVE_BF16_FLAGS
+
+    if kernels.least_capable():
+        pytest.skip(f"{kernels.ENV_HOST}={kernels.LEAST_CAPABLE}: this CPU counts as one without native bfloat16")
+    if not set(NATIVE_BF16_FLAGS) & kernels.cpu_flags():
+        pytest.skip(f"the CPU has no native bfloat16 (none of {', '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo)")
+    code = _BF16_CHILD.format(image=str(tiny_raw / "imagesTs" / "case004_0000.nii.gz"),
+                              model=str(tiny_model.model_folder), out=str(tmp_path / "p.npy"))
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    precisions = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert precisions[:2] == ["float32", "bfloat16"] and precisions[3] is True
+    p32, p16 = np.load(tmp_path / "p.npy")
     assert p16.dtype == np.float32 and p16.shape == p32.shape
     assert 0 < np.abs(p16 - p32).max() < 0.2  # bfloat16 really ran, and stayed close
     assert dice(p16 > 0.5, p32 > 0.5) >= 0.98
+
+
+def test_bfloat16_falls_back_to_float32_without_native_support(tiny_raw, tiny_model, monkeypatch):
+    """Without native bfloat16 (an AVX2-only CPU, or oneDNN capped at AVX2 by the pinned kernels, where OpenVINO
+    failed with "could not create a primitive descriptor for the deconvolution forward propagation primitive"),
+    precision="bfloat16" runs float32, says why, and gives float32's probabilities."""
+    from benchmark.models.nnunet import predict
+
+    native, why = predict.native_bf16()
+    if native:  # a run of the suite with native kernels on a bfloat16 CPU: the fallback as such a CPU would see it
+        why = "the CPU reports none of avx512_bf16, amx_bf16 (bfloat16 would be emulated, slower)"
+        monkeypatch.setattr(predict, "native_bf16", lambda: (False, why))
+    image = nib.load(tiny_raw / "imagesTs" / "case004_0000.nii.gz")
+    array, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
+    full = load_model(tiny_model.model_folder, runtime="openvino" if _openvino_installed() else "auto")
+    with pytest.warns(UserWarning, match="precision bfloat16 ignored, running float32"):
+        half = load_model(tiny_model.model_folder, precision="bfloat16", runtime=full.runtime)
+    assert (full.predictor.precision, half.predictor.precision) == ("float32", "float32")
+    np.testing.assert_array_equal(half.predict_probabilities(array, spacing), full.predict_probabilities(array, spacing))
     with pytest.raises(ValueError, match="precision"):
         load_model(tiny_model.model_folder, precision="float16")
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
 
 
 def test_predict_rejects_bad_inputs(tiny_model):

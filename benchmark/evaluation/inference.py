@@ -26,6 +26,7 @@ from typing import Any, Callable, Protocol
 import nibabel as nib
 import numpy as np
 
+from benchmark import kernels
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.models import runner
@@ -70,6 +71,7 @@ class PredictionRecord:
     runtime: str | None = None  # what ran the network (nnU-Net models: openvino, onnxruntime, torch)
     threads: int | None = None
     device: str | None = None
+    cpu_kernels: str | None = None  # benchmark.kernels.label_for: pinned-avx2, native-<isa>, ...; None: not a network
 
     @property
     def ok(self) -> bool:
@@ -214,8 +216,11 @@ class Predictor:
         self.hash = submission_hash(submission)
         self.sandbox_mode: SandboxMode = ("not-needed" if isinstance(submission.model, NnunetModelSpec)
                                           else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
-        # predictions made without the sandbox are never reused by a sandboxed run
+        # predictions made without the sandbox are never reused by a sandboxed run, nor an nnU-Net model's masks
+        # made with native CPU kernels by a run with pinned ones (and the reverse)
         suffix = "-unsandboxed" if self.sandbox_mode == "none" else ""
+        if isinstance(submission.model, NnunetModelSpec):
+            suffix += f"-{kernels.current().requested}"
         self.cache_dir = Path(cache_dir) / f"{self.hash[:16]}{suffix}"
         self.device = device
         self.trust_checkpoint = trust_checkpoint
@@ -259,7 +264,9 @@ class Predictor:
         model = self._array_model
         if model is None or not hasattr(model, "runtime"):
             return {}
-        return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type)}
+        device = str(model.device.type)
+        return {"runtime": model.runtime, "threads": model.num_threads, "device": device,
+                "cpu_kernels": kernels.label_for(model.runtime, device)}
 
     def _cached(self, image_sha256: str) -> PredictionRecord | None:
         record_path = self.cache_dir / f"{image_sha256}.json"

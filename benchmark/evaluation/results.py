@@ -87,6 +87,11 @@ class ResultsFile(BaseModel):
     threads: int | None = Field(default=None, description="Inference thread count")
     cpu_model: str | None = Field(default=None, description="CPU the per-case runtime_s were measured on")
     inference_device: str | None = Field(default=None, description="cpu or cuda: where the network ran")
+    cpu_kernels: str | None = Field(
+        default=None, description="CPU kernels the network ran with (benchmark.kernels): pinned-avx2 (the same "
+                                  "masks on every x86-64 CPU with AVX2), native-<isa> (this CPU's own choice), "
+                                  "unpinned-<isa> (pinned asked for, not in effect), cuda; several joined by ' | '; "
+                                  "None: no network run by cordbench, or an older file")
     cases: list[CaseResult]
 
     def median_runtime_s(self) -> float | None:
@@ -98,7 +103,8 @@ class ResultsFile(BaseModel):
         return seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
 
     def hardware(self) -> str | None:
-        """Where runtime_s was measured: 'CPU model, device, N threads' (None when the file does not say)."""
+        """Where runtime_s was measured: 'CPU model, device, N threads, <kernels> kernels' (None when the file does
+        not say): pinned kernels are slower than native ones on the same CPU, so they are other hardware here."""
         if self.cpu_model is None:
             return None
         parts = [self.cpu_model]
@@ -106,6 +112,8 @@ class ResultsFile(BaseModel):
             parts.append(self.inference_device)
         if self.threads is not None:
             parts.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        if self.cpu_kernels:
+            parts.append(f"{self.cpu_kernels} kernels")
         return ", ".join(parts)
 
     def frame(self) -> pd.DataFrame:

@@ -330,7 +330,8 @@ def check_declared_datasets(submission_name: str, declared: set[str]) -> None:
 
 
 def inference_header(records: list[PredictionRecord]) -> dict:
-    """The results header's runtime, threads, device and CPU model, from the records that name them."""
+    """The results header's runtime, threads, device, CPU model and CPU kernels, from the records that name them
+    (kernels of records that differ, e.g. masks cached by an earlier run, joined by " | ")."""
     from benchmark.models.runtime.hardware import cpu_model
 
     described = [record for record in records if record.runtime is not None]
@@ -338,8 +339,9 @@ def inference_header(records: list[PredictionRecord]) -> dict:
         return {"cpu_model": cpu_model()}
     first = described[0]
     runtimes = sorted({record.runtime for record in described})
+    labels = sorted({record.cpu_kernels or "unrecorded" for record in described})
     return {"runtime": "+".join(runtimes), "threads": first.threads, "inference_device": first.device,
-            "cpu_model": cpu_model()}
+            "cpu_model": cpu_model(), "cpu_kernels": " | ".join(labels)}
 
 
 def cases_index_path(submission_folder: Path, suite_id: str) -> Path:

@@ -112,9 +112,11 @@ class UnitJob:
     def __call__(self) -> str:
         import signal
 
+        from benchmark import kernels
         from benchmark.execution.units import run_unit
         from benchmark.execution.worker import limit_threads
 
+        kernels.apply()  # on the node that runs the job (its CPU may differ from the submitting host's)
         # submitit ignores SIGTERM in the job's process (it waits for SIGUSR2 to checkpoint). Forked children
         # (nnU-Net's multiprocessing pools) would inherit that and survive Pool.terminate(): the pool then
         # waits for them forever. Children get the default back.
@@ -145,7 +147,11 @@ class SlurmExecutor:
 
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.profile.max_requeues,
                                           python=sys.executable)
-        exports = {**thread_environment(self.profile.cpus_per_task),
+        from benchmark import kernels
+
+        # explicit, whatever sbatch's --export default: threads, the CPU kernels asked for (the job pins them on its
+        # node, benchmark.kernels), where the package and the workspace are
+        exports = {**thread_environment(self.profile.cpus_per_task), **kernels.child_environment(),
                    "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
         from benchmark import workspace
 

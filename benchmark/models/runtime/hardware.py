@@ -1,4 +1,9 @@
-"""What the CPU running inference offers: usable cores, its model name, native bfloat16."""
+"""What the CPU running inference offers: usable cores, its model name, native bfloat16.
+
+``CORDBENCH_HOST=least-capable`` (benchmark.kernels) reports no native bfloat16 whatever the CPU, as on an
+AVX2-only CPU; so does a process whose oneDNN is capped at AVX2 (pinned kernels), where bfloat16 would be
+emulated.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import platform
 from functools import lru_cache
 from pathlib import Path
 
+from benchmark import kernels
 from benchmark.environment import available_cores
 
 # /proc/cpuinfo flags meaning the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
@@ -37,9 +43,15 @@ def cpu_model() -> str:
 
 @lru_cache(maxsize=1)
 def native_bf16() -> tuple[bool, str]:
-    """(does this CPU compute bfloat16 natively, why we think so)."""
+    """(does this CPU compute bfloat16 natively, in this process, why we think so)."""
     flags = (_cpuinfo_field("flags") or "").split()
     found = [flag for flag in NATIVE_BF16_FLAGS if flag in flags]
+    if found and kernels.least_capable():
+        return False, (f"{kernels.ENV_HOST}={kernels.LEAST_CAPABLE}: treated as a CPU without native bfloat16 "
+                       f"(the CPU reports {', '.join(found)})")
+    if found and kernels.current().label.endswith(f"-{kernels.PINNED_ISA}"):
+        return False, (f"oneDNN is capped at AVX2 (pinned CPU kernels), so bfloat16 would be emulated although the "
+                       f"CPU reports {', '.join(found)}; {kernels.ENV_KERNELS}=native uses them")
     if found:
         return True, f"the CPU reports {', '.join(found)}"
     if flags:
