@@ -5,18 +5,27 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-import pytest
-
 from benchmark import kernels
+from benchmark.environment import available_cores
+
+# Before any test module loads torch: the tests compute with the kernels cordbench's own processes use (pinned
+# unless CORDBENCH_CPU_KERNELS=native), and with CORDBENCH_HOST=least-capable as an AVX2-only CPU would (.ci/run).
+kernels.apply()
+# `./run.sh test` runs one process per core (pytest-xdist): each computes with its share of the cores, set before
+# numpy and torch load. More threads than cores make OpenMP threads wait for each other while another process holds
+# a core (a training step took 7x longer with 2 threads on a busy 2-core machine: docs/nnunet.md).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _SHARE = str(max(1, available_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CORDBENCH_THREADS"):
+        os.environ.setdefault(_name, _SHARE)
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests make their own workspaces: one exported in the caller's shell must not receive their files.
 os.environ.pop("CORDBENCH_WORKSPACE", None)
-# Before any test module loads torch: the tests compute with the kernels cordbench's own processes use (pinned
-# unless CORDBENCH_CPU_KERNELS=native), and with CORDBENCH_HOST=least-capable as an AVX2-only CPU would (.ci/run).
-kernels.apply()
 SHARED_DATA = REPO.parent / "shared" / "data"
 BIDS = SHARED_DATA / "bids"
 

@@ -406,6 +406,80 @@ def _openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+_KERNELS_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from benchmark import kernels
+    kernels.apply(sys.argv[1])  # a fresh process, as a local worker or a SLURM job: pinned before torch computes
+    from benchmark.evaluation.inference import Predictor
+    from benchmark.evaluation.scoring import inference_header
+    from benchmark.training.baselines import BaselinePlan, register_trained, reproduce_command, training_recipe
+    from benchmark.training.nnunet.train import train_model
+    raw, work, out = (Path(argument) for argument in sys.argv[2:5])
+    trained = train_model(raw, work, seed=3, **{run!r})
+    plan = BaselinePlan("tiny-" + sys.argv[1], out / "converted", "specific", ("synth-ms",))
+    command = reproduce_command("synthetic", plan, "quick", 3, training_recipe("synthetic", "quick"))
+    submission = register_trained(plan, trained, "synthetic", "quick", seed=3, submissions_root=out / "submissions",
+                                  reproduce=command)
+    record = Predictor(submission, out / "predictions", device="cpu", threads=1).predict(
+        raw / "imagesTs" / "case004_0000.nii.gz", "a" * 64)
+    run_record = json.loads((trained.checkpoint.parent / "cordbench_run.json").read_text())
+    print("RESULT " + json.dumps({{"weights": trained.weights_sha256, "kernels": trained.cpu_kernels,
+                                  "run_record": run_record["cpu_kernels"], "reproduce": command,
+                                  "manifest": (out / "submissions" / plan.submission_name / "submission.yaml").read_text(),
+                                  "results": inference_header([record])}}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_same_kernels_train_the_same_weights_in_another_process_and_the_opt_out_is_marked(
+        tiny_raw, tiny_preprocessed, tiny_model, tmp_path):
+    """Two processes with this suite's kernel setting (this one: ``tiny_model``, and a fresh one) train identical
+    weights; a process with the other setting records it in the run record, the manifest, its reproduce command and
+    the results header (and, where the CPU's own kernels are wider than the pin's, trains other weights)."""
+    import yaml
+
+    from benchmark import kernels
+
+    same = kernels.current().requested
+    other = "native" if same == "pinned" else "pinned"
+    children = {}
+    for setting in (same, other):
+        converted = tmp_path / setting / "converted"  # what `cordbench convert` writes beside a training set
+        converted.mkdir(parents=True)
+        (converted / "provenance.json").write_text(json.dumps(
+            {"cases": {"case000": {"split": "train", "dataset": "synth-ms", "subject": "sub-01"}}}))
+        work = preprocessed_copy(tiny_preprocessed, tmp_path / setting / "work")
+        code = _KERNELS_CHILD.format(run=TINY_RUN)
+        children[setting] = subprocess.Popen(
+            [sys.executable, "-c", code, setting, str(tiny_raw), str(work), str(tmp_path / setting)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    results = {}
+    for setting, child in children.items():
+        stdout, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr[-3000:]
+        [line] = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+        results[setting] = json.loads(line.removeprefix("RESULT "))
+
+    assert results[same]["weights"] == tiny_model.weights_sha256
+    assert results[same]["kernels"] == tiny_model.cpu_kernels == kernels.current().label
+    labels = {setting: (kernels.PINNED_LABEL if setting == "pinned" and kernels.can_pin()[0]
+                        else f"native-{kernels.cpu_isa()}") for setting in (same, other)}
+    for setting, result in results.items():
+        label = labels[setting]
+        assert result["kernels"] == result["run_record"] == label
+        assert yaml.safe_load(result["manifest"])["training"]["cpu_kernels"] == label
+        assert (" --native-kernels" in result["reproduce"]) == (setting == "native")
+        assert result["results"]["cpu_kernels"] == label  # auto ran PyTorch pinned, OpenVINO native
+        assert result["results"]["runtime"] == ("torch" if label == kernels.PINNED_LABEL
+                                                else "openvino" if _openvino_installed() else result["results"]["runtime"])
+    if kernels.can_pin()[0] and kernels.cpu_isa() != kernels.PINNED_ISA:
+        assert results["native"]["weights"] != results["pinned"]["weights"]  # the pin changes what this CPU computes
+
+
 def test_predict_rejects_bad_inputs(tiny_model):
     model = load_model(tiny_model.model_folder)
     with pytest.raises(ValueError, match="must be 3D"):

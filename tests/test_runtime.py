@@ -94,11 +94,17 @@ def test_manifest_runtime_field_takes_the_runtimes_and_nothing_else():
 
 
 def test_default_threads_is_the_affinity_else_cpu_count(monkeypatch):
+    monkeypatch.delenv(hardware.ENV_THREADS, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert hardware.default_threads() == 3
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     assert hardware.default_threads() == 6
+    monkeypatch.setenv(hardware.ENV_THREADS, "1")  # the local pool's workers, the test suite's processes
+    assert hardware.default_threads() == 1
+    monkeypatch.setenv(hardware.ENV_THREADS, "two")
+    with pytest.raises(ValueError, match=r"\$CORDBENCH_THREADS='two': expected a whole number of threads >= 1"):
+        hardware.default_threads()
 
 
 @pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),

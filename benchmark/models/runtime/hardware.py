@@ -7,19 +7,36 @@ emulated.
 
 from __future__ import annotations
 
+import os
 import platform
 from functools import lru_cache
 from pathlib import Path
 
 from benchmark import kernels
 from benchmark.environment import available_cores
+from benchmark.errors import CordbenchError
 
 # /proc/cpuinfo flags meaning the CPU computes bfloat16 natively (AVX512-BF16 dot products, AMX tiles).
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
+#: Default inference threads of this process when set (the local pool sets it for its workers; the test suite for
+#: each of its processes, one per core), else the cores it may run on.
+ENV_THREADS = "CORDBENCH_THREADS"
+
+
+class ThreadSettingError(CordbenchError, ValueError):
+    """$CORDBENCH_THREADS is not a whole number >= 1."""
+
+
 def default_threads() -> int:
-    """Cores this process may run on (its CPU affinity, which respects taskset/cgroups/SLURM), else all cores."""
+    """``$CORDBENCH_THREADS`` when set, else the cores this process may run on (its CPU affinity, which respects
+    taskset/cgroups/SLURM), else all cores."""
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ThreadSettingError(f"${ENV_THREADS}={value!r}: expected a whole number of threads >= 1")
+        return int(value)
     return available_cores()
 
 
