@@ -57,8 +57,27 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("sandbox") and not _sandbox_available():
+            item.add_marker(pytest.mark.skip(reason=SANDBOX_MISSING))
     rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
+
+SANDBOX_MISSING = ("runs untrusted submission code, which cordbench runs only in bubblewrap: bwrap is missing or "
+                   "cannot create namespaces here (apt-get install bubblewrap)")
+
+
+def _sandbox_available() -> bool:
+    """Can bubblewrap run here (probed once per test process)?"""
+    global _SANDBOX
+    if _SANDBOX is None:
+        from benchmark.models.sandbox import sandbox_available
+
+        _SANDBOX = sandbox_available()
+    return _SANDBOX
+
+
+_SANDBOX: bool | None = None
 
 
 @pytest.fixture(scope="session")

@@ -121,18 +121,18 @@ def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch):
         kernels.least_capable()
 
 
-def test_processes_cordbench_starts_carry_the_request(monkeypatch, tmp_path):
+def test_processes_cordbench_starts_carry_the_request(monkeypatch):
     """Local workers and SLURM jobs get the request explicitly (not through sbatch's --export default) and pin
     it themselves on the CPU they run on."""
     from benchmark.execution.local import worker_environment
-    from benchmark.execution.slurm import SlurmExecutor, SlurmProfile
+    from benchmark.execution.slurm import job_setup
 
     monkeypatch.setenv(kernels.ENV_HOST, kernels.LEAST_CAPABLE)
     monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("native", "native-avx2", "test"))
     assert kernels.child_environment() == {kernels.ENV_KERNELS: "native", kernels.ENV_HOST: kernels.LEAST_CAPABLE}
     environment = worker_environment(1)
     assert environment[kernels.ENV_KERNELS] == "native" and environment[kernels.ENV_HOST] == kernels.LEAST_CAPABLE
-    setup = SlurmExecutor(SlurmProfile(), tmp_path)._executor(None).parameters["setup"]
+    setup = job_setup(threads=1)
     assert 'export CORDBENCH_CPU_KERNELS="native"' in setup and 'export CORDBENCH_HOST="least-capable"' in setup
 
 

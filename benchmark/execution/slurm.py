@@ -132,6 +132,20 @@ class UnitJob:
         return submitit.helpers.DelayedSubmission(UnitJob(self.work, self.uid, self.threads))
 
 
+def job_setup(threads: int) -> list[str]:
+    """The ``export`` lines every job runs before Python starts, explicit whatever sbatch's ``--export`` default:
+    thread caps, the CPU kernels asked for (the job pins them on its own node: benchmark.kernels), where the package
+    and the workspace are."""
+    from benchmark import kernels, workspace
+
+    exports = {**thread_environment(threads), **kernels.child_environment(),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
+    active = workspace.active()
+    if active is not None:
+        exports[workspace.ENV_WORKSPACE] = str(active.root)
+    return [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
+
+
 class SlurmExecutor:
     """Submits units as a job array and (unless ``wait`` is False) follows them to the end."""
 
@@ -147,19 +161,8 @@ class SlurmExecutor:
 
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.profile.max_requeues,
                                           python=sys.executable)
-        from benchmark import kernels
-
-        # explicit, whatever sbatch's --export default: threads, the CPU kernels asked for (the job pins them on its
-        # node, benchmark.kernels), where the package and the workspace are
-        exports = {**thread_environment(self.profile.cpus_per_task), **kernels.child_environment(),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
-        from benchmark import workspace
-
-        active = workspace.active()
-        if active is not None:
-            exports[workspace.ENV_WORKSPACE] = str(active.root)
         parameters = self.profile.submitit_parameters()
-        parameters["setup"] = [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
+        parameters["setup"] = job_setup(self.profile.cpus_per_task)
         parameters["job_name"] = "cordbench"
         if dependency:
             parameters.setdefault("additional_parameters", {})["dependency"] = dependency
