@@ -53,6 +53,14 @@ LONGEST_MODULES = ("test_nnunet_quick_model.py", "test_ci_gate.py", "test_execut
                    "test_nnunet_engine.py", "test_execution.py", "test_workspace_pipeline.py")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (>= 3.6) hands modules out by their number of tests, most first, unless told not to: the two
+    # nnU-Net trainings (modules of 2 and 3 tests) then started after most of the suite and ran alone at its end.
+    # Keep the collection order, which puts LONGEST_MODULES first.
+    if getattr(config.option, "loadscopereorder", None):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
