@@ -31,6 +31,7 @@ import re
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from benchmark.errors import CordbenchError
@@ -91,17 +92,18 @@ def least_capable() -> bool:
     return _read_choice(ENV_HOST, (LEAST_CAPABLE,), None) == LEAST_CAPABLE
 
 
-def cpu_flags() -> set[str]:
+@lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
     """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
     try:
         text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return set()
+        return frozenset()
     for line in text.splitlines():
         key, _, value = line.partition(":")
         if key.strip() in ("flags", "Features"):  # x86 / arm64
-            return set(value.split())
-    return set()
+            return frozenset(value.split())
+    return frozenset()
 
 
 def _x86() -> bool:
