@@ -2,7 +2,8 @@
 # Set up everything cordbench needs (idempotent), then run one job:
 #   ./run.sh demo   the seed experiment on the embedded synthetic suite (cordbench demo), in the workspace
 #                   work/workspace (or $CORDBENCH_WORKSPACE)
-#   ./run.sh test   the test suite, with its 15 slowest tests listed (./run.sh test -m "not slow": the inner loop)
+#   ./run.sh test   the test suite, with its 15 slowest tests listed (./run.sh test -m "not slow": the inner loop);
+#                   CORDBENCH_HOST=least-capable ./run.sh test runs it as an AVX2-only CPU would (what .ci/run does)
 #   ./run.sh setup  only the set-up
 # Set-up: a Python 3.11 virtual environment in .venv with the project and its test extras (torch at the tested
 # version of constraints-tested.txt), Chromium for the browser test, git-annex for `cordbench fetch` and bubblewrap (the sandbox
@@ -60,8 +61,9 @@ case "$job" in
         system_packages
         python_env
         # one module per process at a time, as many processes as cores (at most 4: each holds torch and nnU-Net);
-        # CORDBENCH_TEST_WORKERS overrides
+        # CORDBENCH_TEST_WORKERS overrides. The CPU kernels are pinned (tests/conftest.py, docs/reproducibility.md).
         workers=${CORDBENCH_TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}
+        echo "CPU kernels: ${CORDBENCH_CPU_KERNELS:-pinned}${CORDBENCH_HOST:+, host: $CORDBENCH_HOST}"
         exec .venv/bin/python -m pytest -n "$workers" --dist loadfile --durations=15 "$@"
         ;;
     *) echo "usage: ./run.sh demo|test|setup [args...]" >&2; exit 2 ;;

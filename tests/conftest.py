@@ -6,9 +6,23 @@ import functools
 import os
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
-import pytest
+from benchmark import kernels
+from benchmark.environment import available_cores
+
+# Before any test module loads torch: the tests compute with the kernels cordbench's own processes use (pinned
+# unless CORDBENCH_CPU_KERNELS=native), and with CORDBENCH_HOST=least-capable as an AVX2-only CPU would (.ci/run).
+kernels.apply()
+# `./run.sh test` runs one process per core (pytest-xdist): each computes with its share of the cores, set before
+# numpy and torch load. More threads than cores make OpenMP threads wait for each other while another process holds
+# a core (a training step took 7x longer with 2 threads on a busy 2-core machine: docs/nnunet.md).
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _SHARE = str(max(1, available_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "CORDBENCH_THREADS"):
+        os.environ.setdefault(_name, _SHARE)
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 # Tests make their own workspaces: one exported in the caller's shell must not receive their files.
@@ -40,10 +54,20 @@ LONGEST_MODULES = ("test_nnunet_quick_model.py", "test_ci_gate.py", "test_execut
                    "test_nnunet_engine.py", "test_execution.py", "test_workspace_pipeline.py")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-xdist (>= 3.6) hands modules out by their number of tests, most first, unless told not to: the two
+    # nnU-Net trainings (modules of 2 and 3 tests) then started after most of the suite and ran alone at its end.
+    # Keep the collection order, which puts LONGEST_MODULES first.
+    if getattr(config.option, "loadscopereorder", None):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if SLOW_FIXTURES.keys() & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if item.get_closest_marker("sandbox") and not _sandbox_available():
+            item.add_marker(pytest.mark.skip(reason=SANDBOX_MISSING))
     rank = {name: index for index, name in enumerate(LONGEST_MODULES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
@@ -110,6 +134,23 @@ def commands_never_write_into_the_package():
         yield
     changed = snapshot_difference(session_before, package_snapshot())
     assert not changed, "the test session wrote into the package or the repository: " + "; ".join(changed[:10])
+
+
+SANDBOX_MISSING = ("runs untrusted submission code, which cordbench runs only in bubblewrap: bwrap is missing or "
+                   "cannot create namespaces here (apt-get install bubblewrap)")
+
+
+def _sandbox_available() -> bool:
+    """Can bubblewrap run here (probed once per test process)?"""
+    global _SANDBOX
+    if _SANDBOX is None:
+        from benchmark.models.sandbox import sandbox_available
+
+        _SANDBOX = sandbox_available()
+    return _SANDBOX
+
+
+_SANDBOX: bool | None = None
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,23 @@ from benchmark.data.submissions import load_submission
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def pinned_kernels(monkeypatch):
+    """The commands below are those of pinned kernels (the default), whatever this run of the suite uses."""
+    from benchmark import kernels
+
+    monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("pinned", kernels.PINNED_LABEL, "test"))
+
+
+def test_native_kernels_are_spelled_out_in_the_reproduce_command(monkeypatch):
+    from benchmark import kernels
+
+    monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("native", "native-avx512", "test"))
+    plan = BaselinePlan("nnunet-synthetic-synth-ms-quick", Path("raw"), "specific", ("synth-ms",))
+    assert reproduce_command("synthetic", plan, "quick", 0, training_recipe("synthetic", "quick")).endswith(
+        "--only specific --dataset synth-ms --native-kernels")
+
+
 def test_synthetic_suite_trains_with_the_quick_profile_defaults():
     recipe = training_recipe("synthetic", "quick")
     assert (recipe.epochs, recipe.iterations, recipe.augmentation, recipe.postprocessing) == \

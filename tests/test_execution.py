@@ -246,6 +246,10 @@ def test_one_warm_pool_serves_the_canary_and_the_rest_and_a_dead_idle_worker_is_
     assert not report.failed and all(store.is_done(uid) for uid in plan.unit_ids())
     pids = unit_pids(store, plan.unit_ids())
     assert len(set(pids)) == 2 and pids[0] in pids[1:]  # the canary's worker went on with the other units
+    from benchmark import kernels
+
+    # each worker pinned (or not) the kernels this process asked for, itself, before loading anything
+    assert {store.done_info(uid)["cpu_kernels"] for uid in plan.unit_ids()} == {kernels.current().label}
     assert executor._pool == []  # execute_plan closed the pool
 
     again = UnitStore(tmp_path / "again")

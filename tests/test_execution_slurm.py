@@ -100,6 +100,7 @@ def wait_until(condition, timeout_s: float, what: str, poll_s: float = 0.5) -> N
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox  # threshold-baseline is a command submission
 def test_threshold_baseline_through_slurm_is_byte_identical_to_the_local_serial_run(slurm_workspace, shared_bids):
     root = slurm_workspace / "subs"
     shutil.copytree(REPO / "submissions" / "threshold-baseline", root / "threshold-baseline",
@@ -191,6 +192,12 @@ def test_requeued_training_unit_resumes_from_its_checkpoint(slurm_workspace, tin
     signalled_at = time.time()
     subprocess.run(["scancel", "--signal=USR2", job], check=True)  # what SLURM sends before pre-emption
     wait_until(lambda: store.is_done(uid), 300, "the requeued training to finish")
+    from benchmark import kernels
+
+    # the job pinned the kernels this process asked for (exported explicitly), on its node, before torch computed
+    assert store.done_info(uid)["cpu_kernels"] == kernels.current().label
+    run_record = json.loads(next(fold.glob("*/*/fold_all/cordbench_run.json")).read_text())
+    assert run_record["cpu_kernels"] == kernels.current().label
     final = torch.load(next(fold.glob("*/*/fold_all/checkpoint_final.pth")), map_location="cpu", weights_only=True)
     starts = final["logging"]["epoch_start_timestamps"]
     assert final["current_epoch"] == 10 and len(starts) == 10

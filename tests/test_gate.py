@@ -408,6 +408,24 @@ def test_reproduce_fails_on_coverage_version_and_model_mismatch() -> None:
     ]
 
 
+def test_reproduce_says_when_the_cpu_kernels_differ() -> None:
+    """A model scored with native AVX-512 kernels and re-scored with the pinned ones: the means may move a little
+    and the report says why; the same kernels on both sides need no note."""
+    stored, rescored = _stored_and_rescored()
+    stored = stored.model_copy(update={"cpu_kernels": "native-avx512"})
+    pinned = rescored.model_copy(update={"cpu_kernels": "pinned-avx2"})
+    report = reproduce_check(stored, pinned)
+    assert report.passed  # a note, not a failure: the numbers decide
+    assert report.notes == ["CPU kernels differ: stored `native-avx512`, rescored `pinned-avx2`; masks computed with "
+                            "other kernels may differ in a few voxels (docs/reproducibility.md). Re-score with the "
+                            "stored setting (CORDBENCH_CPU_KERNELS) for an exact comparison."]
+    assert f"**Note:** {report.notes[0]}" in gate_markdown(report)
+    assert gate_json(report)["notes"] == report.notes
+    assert reproduce_check(stored.model_copy(update={"cpu_kernels": None}), pinned).notes[0].startswith(
+        "CPU kernels differ: stored `not recorded`, rescored `pinned-avx2`")
+    assert reproduce_check(pinned, pinned).notes == []
+
+
 # --------------------------------------------------------------------------- entry points
 
 

@@ -49,6 +49,7 @@ def asymmetric_mask(shape=(12, 10, 6)) -> np.ndarray:
 
 
 @pytest.mark.parametrize("codes", ["LAS", "RPI", "LPS", "PSR", "RAS"])
+@pytest.mark.sandbox
 def test_orientation_round_trip_returns_masks_on_the_native_grid(tmp_path, codes):
     mask = asymmetric_mask()
     affine = orientation_affine(codes, spacing=(0.5, 0.7, 3.0), origin=(10, -20, 5))
@@ -73,6 +74,7 @@ def test_model_sees_canonical_ras_with_matching_spacing():
     ("wrong_shape", "shape-mismatch: model returned (13, 11, 7) for input (12, 10, 6)"),
     ("crashes", "crash: RuntimeError: out of memory (simulated)"),
 ])
+@pytest.mark.sandbox
 def test_violations_are_named_failures(tmp_path, function, failure):
     image_path = save_nifti(tmp_path / "img.nii.gz", asymmetric_mask().astype(np.float32), orientation_affine("RAS"))
     record = Predictor(python_submission(tmp_path, function), tmp_path / "cache").predict(image_path, "sha")
@@ -90,6 +92,7 @@ shutil.copyfile(src, dst)
 """
 
 
+@pytest.mark.sandbox
 def test_command_model_gets_a_read_only_copy_and_its_output_is_validated(tmp_path):
     mask = asymmetric_mask()
     affine = orientation_affine("LPS", spacing=(0.5, 0.5, 2.0))
@@ -101,6 +104,7 @@ def test_command_model_gets_a_read_only_copy_and_its_output_is_validated(tmp_pat
     assert image_path.read_bytes() == before
 
 
+@pytest.mark.sandbox
 def test_command_model_in_ras(tmp_path):
     script = COPY_SCRIPT
     mask = asymmetric_mask()
@@ -119,6 +123,7 @@ def test_command_model_in_ras(tmp_path):
      "nib.save(nib.Nifti1Image(np.zeros((12, 10, 6), np.uint8), np.eye(4) * 2), sys.argv[2])",
      "affine-mismatch: the prediction is not on the image's grid"),
 ])
+@pytest.mark.sandbox
 def test_command_failures_are_named(tmp_path, script, failure):
     image_path = save_nifti(tmp_path / "img.nii.gz", asymmetric_mask().astype(np.float32), orientation_affine("RAS"))
     timeout_s = 1 if failure.startswith("timeout") else 60  # importing nibabel can take over 1 s on a busy machine
@@ -140,6 +145,7 @@ def test_predictions_are_cached_by_submission_and_image_checksum(tmp_path, monke
     assert cached["failure"] is None and cached["peak_memory_mb"] > 0
 
 
+@pytest.mark.sandbox
 def test_a_model_that_cannot_be_loaded_stops_the_run_instead_of_failing_cases(tmp_path):
     from benchmark.evaluation.inference import ModelLoadError
 
@@ -160,6 +166,7 @@ def test_failed_cases_are_retried_on_the_next_run(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("codes", ["LPS", "PSR"])
+@pytest.mark.sandbox
 def test_largest_component_postprocessing_keeps_the_cord_and_drops_far_blobs(tmp_path, codes):
     from benchmark.data.submissions import submission_hash
 

@@ -6,6 +6,7 @@ predict, compare with nnU-Net's own predictor). ``slow`` tests train on the real
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -336,18 +337,147 @@ def test_predict_probabilities_keeps_the_input_grid_and_matches_nnunet(tiny_raw,
     assert many[1].shape == array.shape
 
 
-def test_bfloat16_precision_is_opt_in(tiny_raw, tiny_model):
-    image = nib.load(tiny_raw / "imagesTs" / "case004_0000.nii.gz")
+_BF16_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from benchmark import kernels
+    kernels.apply("native")  # before torch computes: bfloat16 needs the CPU's own kernels
+    import nibabel as nib, numpy as np
+    from benchmark.models.nnunet.predict import load_model
+    from benchmark.models.runtime.hardware import native_bf16
+    image = nib.load({image!r})
     array, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
-    full = load_model(tiny_model.model_folder)
-    assert full.predictor.precision == "float32"
-    half = load_model(tiny_model.model_folder, precision="bfloat16")
+    full, half = load_model({model!r}), load_model({model!r}, precision="bfloat16")
     p32, p16 = full.predict_probabilities(array, spacing), half.predict_probabilities(array, spacing)
+    np.save({out!r}, np.stack([p32, p16]))
+    print(json.dumps([full.predictor.precision, half.predictor.precision, half.runtime, native_bf16()[0]]))
+    """
+)
+
+
+def test_bfloat16_precision_is_opt_in(tiny_raw, tiny_model, tmp_path):
+    """Where the CPU computes bfloat16 natively, precision="bfloat16" runs it and stays close to float32. Checked in
+    a child process with native kernels: the pinned ones (this suite's default) cap oneDNN at AVX2, where bfloat16
+    would be emulated (``test_bfloat16_falls_back_to_float32_without_native_support``)."""
+    from benchmark import kernels
+    from benchmark.models.runtime.hardware import NATIVE_BF16_FLAGS
+
+    if kernels.least_capable():
+        pytest.skip(f"{kernels.ENV_HOST}={kernels.LEAST_CAPABLE}: this CPU counts as one without native bfloat16")
+    if not set(NATIVE_BF16_FLAGS) & kernels.cpu_flags():
+        pytest.skip(f"the CPU has no native bfloat16 (none of {', '.join(NATIVE_BF16_FLAGS)} in /proc/cpuinfo)")
+    code = _BF16_CHILD.format(image=str(tiny_raw / "imagesTs" / "case004_0000.nii.gz"),
+                              model=str(tiny_model.model_folder), out=str(tmp_path / "p.npy"))
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    precisions = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert precisions[:2] == ["float32", "bfloat16"] and precisions[3] is True
+    p32, p16 = np.load(tmp_path / "p.npy")
     assert p16.dtype == np.float32 and p16.shape == p32.shape
     assert 0 < np.abs(p16 - p32).max() < 0.2  # bfloat16 really ran, and stayed close
     assert dice(p16 > 0.5, p32 > 0.5) >= 0.98
+
+
+def test_bfloat16_falls_back_to_float32_without_native_support(tiny_raw, tiny_model, monkeypatch):
+    """Without native bfloat16 (an AVX2-only CPU, or oneDNN capped at AVX2 by the pinned kernels, where OpenVINO
+    failed with "could not create a primitive descriptor for the deconvolution forward propagation primitive"),
+    precision="bfloat16" runs float32, says why, and gives float32's probabilities."""
+    from benchmark.models.nnunet import predict
+
+    native, why = predict.native_bf16()
+    if native:  # a run of the suite with native kernels on a bfloat16 CPU: the fallback as such a CPU would see it
+        why = "the CPU reports none of avx512_bf16, amx_bf16 (bfloat16 would be emulated, slower)"
+        monkeypatch.setattr(predict, "native_bf16", lambda: (False, why))
+    image = nib.load(tiny_raw / "imagesTs" / "case004_0000.nii.gz")
+    array, spacing = image.get_fdata(dtype=np.float32), image.header.get_zooms()[:3]
+    full = load_model(tiny_model.model_folder, runtime="openvino" if _openvino_installed() else "auto")
+    with pytest.warns(UserWarning, match="precision bfloat16 ignored, running float32"):
+        half = load_model(tiny_model.model_folder, precision="bfloat16", runtime=full.runtime)
+    assert (full.predictor.precision, half.predictor.precision) == ("float32", "float32")
+    np.testing.assert_array_equal(half.predict_probabilities(array, spacing), full.predict_probabilities(array, spacing))
     with pytest.raises(ValueError, match="precision"):
         load_model(tiny_model.model_folder, precision="float16")
+
+
+def _openvino_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("openvino") is not None
+
+
+_KERNELS_CHILD = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from benchmark import kernels
+    kernels.apply(sys.argv[1])  # a fresh process, as a local worker or a SLURM job: pinned before torch computes
+    from benchmark.evaluation.inference import Predictor
+    from benchmark.evaluation.scoring import inference_header
+    from benchmark.training.baselines import BaselinePlan, register_trained, reproduce_command, training_recipe
+    from benchmark.training.nnunet.train import train_model
+    raw, work, out = (Path(argument) for argument in sys.argv[2:5])
+    trained = train_model(raw, work, seed=3, **{run!r})
+    plan = BaselinePlan("tiny-" + sys.argv[1], out / "converted", "specific", ("synth-ms",))
+    command = reproduce_command("synthetic", plan, "quick", 3, training_recipe("synthetic", "quick"))
+    submission = register_trained(plan, trained, "synthetic", "quick", seed=3, submissions_root=out / "submissions",
+                                  reproduce=command)
+    record = Predictor(submission, out / "predictions", device="cpu", threads=1).predict(
+        raw / "imagesTs" / "case004_0000.nii.gz", "a" * 64)
+    run_record = json.loads((trained.checkpoint.parent / "cordbench_run.json").read_text())
+    print("RESULT " + json.dumps({{"weights": trained.weights_sha256, "kernels": trained.cpu_kernels,
+                                  "run_record": run_record["cpu_kernels"], "reproduce": command,
+                                  "manifest": (out / "submissions" / plan.submission_name / "submission.yaml").read_text(),
+                                  "results": inference_header([record])}}))
+    """
+)
+
+
+@pytest.mark.slow
+def test_same_kernels_train_the_same_weights_in_another_process_and_the_opt_out_is_marked(
+        tiny_raw, tiny_preprocessed, tiny_model, tmp_path):
+    """Two processes with this suite's kernel setting (this one: ``tiny_model``, and a fresh one) train identical
+    weights; a process with the other setting records it in the run record, the manifest, its reproduce command and
+    the results header (and, where the CPU's own kernels are wider than the pin's, trains other weights)."""
+    import yaml
+
+    from benchmark import kernels
+
+    same = kernels.current().requested
+    other = "native" if same == "pinned" else "pinned"
+    children = {}
+    for setting in (same, other):
+        converted = tmp_path / setting / "converted"  # what `cordbench convert` writes beside a training set
+        converted.mkdir(parents=True)
+        (converted / "provenance.json").write_text(json.dumps(
+            {"cases": {"case000": {"split": "train", "dataset": "synth-ms", "subject": "sub-01"}}}))
+        work = preprocessed_copy(tiny_preprocessed, tmp_path / setting / "work")
+        code = _KERNELS_CHILD.format(run=TINY_RUN)
+        children[setting] = subprocess.Popen(
+            [sys.executable, "-c", code, setting, str(tiny_raw), str(work), str(tmp_path / setting)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    results = {}
+    for setting, child in children.items():
+        stdout, stderr = child.communicate(timeout=600)
+        assert child.returncode == 0, stderr[-3000:]
+        [line] = [line for line in stdout.splitlines() if line.startswith("RESULT ")]
+        results[setting] = json.loads(line.removeprefix("RESULT "))
+
+    assert results[same]["weights"] == tiny_model.weights_sha256
+    assert results[same]["kernels"] == tiny_model.cpu_kernels == kernels.current().label
+    labels = {setting: (kernels.PINNED_LABEL if setting == "pinned" and kernels.can_pin()[0]
+                        else f"native-{kernels.cpu_isa()}") for setting in (same, other)}
+    for setting, result in results.items():
+        label = labels[setting]
+        assert result["kernels"] == result["run_record"] == label
+        assert yaml.safe_load(result["manifest"])["training"]["cpu_kernels"] == label
+        assert (" --native-kernels" in result["reproduce"]) == (setting == "native")
+        assert result["results"]["cpu_kernels"] == label  # auto ran PyTorch pinned, OpenVINO native
+        assert result["results"]["runtime"] == ("torch" if label == kernels.PINNED_LABEL
+                                                else "openvino" if _openvino_installed() else result["results"]["runtime"])
+    if kernels.can_pin()[0] and kernels.cpu_isa() != kernels.PINNED_ISA:
+        assert results["native"]["weights"] != results["pinned"]["weights"]  # the pin changes what this CPU computes
 
 
 def test_predict_rejects_bad_inputs(tiny_model):

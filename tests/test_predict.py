@@ -44,6 +44,7 @@ def sct_testing_copy(tmp_path: Path) -> Path:
     return Path(shutil.copytree(source, tmp_path / "sct-testing", ignore=shutil.ignore_patterns("derivatives")))
 
 
+@pytest.mark.sandbox
 def test_single_nifti_keeps_its_grid_and_gets_a_bids_place_and_sidecar(tmp_path):
     subs = tmp_path / "subs"
     python_submission(subs, "ident", "identity")
@@ -80,6 +81,7 @@ def test_single_nifti_keeps_its_grid_and_gets_a_bids_place_and_sidecar(tmp_path)
     assert report.outcomes[0].mask == derivatives / "scan_label-SC_seg.nii.gz"
 
 
+@pytest.mark.sandbox
 def test_bids_folder_is_predicted_with_sidecars_and_resumes(tmp_path):
     dataset = sct_testing_copy(tmp_path)
     subs = tmp_path / "subs"
@@ -124,6 +126,7 @@ def test_bids_folder_is_predicted_with_sidecars_and_resumes(tmp_path):
     assert [o.image.name for o in only.outcomes] == ["sub-errsm30_T2w.nii.gz"]
 
 
+@pytest.mark.sandbox
 def test_failures_and_not_downloaded_images_are_reported_and_exit_1(tmp_path, monkeypatch):
     subs = tmp_path / "subs"
     python_submission(subs, "bad", "wrong_shape")

@@ -96,6 +96,7 @@ def _score(name: str, subs: Path):
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_supplied_masks_score_exactly_like_the_model_that_made_them(predicted):
     subs, _derivatives = predicted
     direct, supplied = _score("blob", subs), _score("blob-masks", subs)
@@ -119,6 +120,7 @@ def test_supplied_masks_score_exactly_like_the_model_that_made_them(predicted):
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_missing_off_grid_and_probabilistic_masks(predicted, tmp_path):
     subs, derivatives = predicted
     broken = Path(shutil.copytree(derivatives, tmp_path / "broken"))

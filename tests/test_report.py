@@ -173,6 +173,18 @@ def test_html_is_self_contained_with_every_section(tmp_path: Path) -> None:
     assert "5. Statistics" in text and "aggregated better" in text and "specific better" in text
 
 
+def test_report_names_the_cpu_kernels_the_models_were_scored_with(tmp_path: Path) -> None:
+    from benchmark.analysis.report.page import render_report
+
+    results = seed_results()
+    assert "CPU kernels not recorded.</p>" in render_report(results, suite=SUITE)  # files from before the field
+    pinned = [result.model_copy(update={"cpu_kernels": "pinned-avx2"}) for result in results]
+    text = render_report(pinned, suite=SUITE)
+    assert "test cases, CPU kernels pinned-avx2.</p>" in text and "<th>CPU kernels (scoring)</th>" in text
+    mixed = [pinned[0].model_copy(update={"cpu_kernels": "native-avx512"}), *pinned[1:-1], results[-1]]
+    assert "CPU kernels native-avx512, pinned-avx2 (1 model(s) not recorded).</p>" in render_report(mixed, suite=SUITE)
+
+
 def test_overlays_drawn_when_files_exist_and_missing_files_named(tmp_path: Path) -> None:
     models = [AGGREGATED, "spec-ms"]
     case_images = {case_id("synth-mp2rage", k): write_niftis(tmp_path / "img", k, models) for k in (10, 6, 1)}

@@ -21,6 +21,7 @@ import pytest
 import torch
 from dynamic_network_architectures.architectures.unet import PlainConvUNet
 
+from benchmark import kernels
 from benchmark.analysis.gate import compare_results, gate_json, gate_markdown, speed_check
 from benchmark.models.runtime import hardware
 from benchmark.models.runtime.export import export_onnx
@@ -61,6 +62,15 @@ def test_auto_picks_openvino_then_onnxruntime_then_torch_on_cpu_and_torch_on_cud
     assert select_runtime("auto", device, is_installed=lambda name: name in present) == expected
 
 
+def test_auto_is_torch_where_the_cpu_kernels_are_pinned():
+    """OpenVINO keeps AVX-512 kernels for instance norm and ONNX Runtime has no cap at all, so only PyTorch gives the
+    same masks on every AVX2 CPU; an explicit choice is kept (and recorded as unpinned: benchmark.kernels)."""
+    everything = lambda name: True  # noqa: E731
+    assert select_runtime("auto", "cpu", is_installed=everything, pinned_kernels=True) == "torch"
+    assert select_runtime("openvino", "cpu", is_installed=everything, pinned_kernels=True) == "openvino"
+    assert select_runtime("auto", "cpu", is_installed=everything, pinned_kernels=False) == "openvino"
+
+
 def test_explicit_runtime_is_checked():
     assert select_runtime("onnxruntime", "cpu", is_installed=lambda name: True) == "onnxruntime"
     assert select_runtime("torch", "cuda") == "torch"
@@ -84,11 +94,43 @@ def test_manifest_runtime_field_takes_the_runtimes_and_nothing_else():
 
 
 def test_default_threads_is_the_affinity_else_cpu_count(monkeypatch):
+    monkeypatch.delenv(hardware.ENV_THREADS, raising=False)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5}, raising=False)
     assert hardware.default_threads() == 3
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 6)
     assert hardware.default_threads() == 6
+    monkeypatch.setenv(hardware.ENV_THREADS, "1")  # the local pool's workers, the test suite's processes
+    assert hardware.default_threads() == 1
+    monkeypatch.setenv(hardware.ENV_THREADS, "two")
+    with pytest.raises(ValueError, match=r"\$CORDBENCH_THREADS='two': expected a whole number of threads >= 1"):
+        hardware.default_threads()
+
+
+@pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
+                                               ("fpu sse avx2 avx512f", False)])
+def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
+    monkeypatch.delenv(kernels.ENV_HOST, raising=False)
+    monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("native", "native-avx512", "asked"))
+    found, why = _native_bf16_with_flags(monkeypatch, flags)
+    assert found is native
+    assert ("reports" in why) and (("bf16" in why) if native else "emulated" in why)
+
+
+@pytest.mark.parametrize(("host", "label", "reason"), [
+    (kernels.LEAST_CAPABLE, "native-avx512", "CORDBENCH_HOST=least-capable: treated as a CPU without native bfloat16"),
+    (None, kernels.PINNED_LABEL, "oneDNN is capped at AVX2 (pinned CPU kernels), so bfloat16 would be emulated")])
+def test_native_bf16_is_absent_on_the_least_capable_host_and_under_the_avx2_cap(monkeypatch, host, label, reason):
+    """The flags of a bfloat16 CPU, but the process computes as an AVX2-only CPU: no bfloat16 (OpenVINO asked for
+    it under the cap failed to compile the network: "could not create a primitive descriptor for the
+    deconvolution forward propagation primitive")."""
+    if host:
+        monkeypatch.setenv(kernels.ENV_HOST, host)
+    else:
+        monkeypatch.delenv(kernels.ENV_HOST, raising=False)
+    monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("pinned", label, "test"))
+    found, why = _native_bf16_with_flags(monkeypatch, "fpu avx2 avx512f avx512_bf16")
+    assert found is False and why.startswith(reason) and "avx512_bf16" in why
 
 
 def _native_bf16_with_flags(monkeypatch, flags: str) -> tuple[bool, str]:
@@ -100,20 +142,13 @@ def _native_bf16_with_flags(monkeypatch, flags: str) -> tuple[bool, str]:
         hardware.native_bf16.cache_clear()
 
 
-@pytest.mark.parametrize(("flags", "native"), [("fpu sse avx512f avx512_bf16", True), ("fpu amx_bf16 avx2", True),
-                                               ("fpu sse avx2 avx512f", False)])
-def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
-    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
-    found, why = _native_bf16_with_flags(monkeypatch, flags)
-    assert found is native
-    assert ("reports" in why) and (("bf16" in why) if native else "emulated" in why)
-
-
 @pytest.mark.parametrize(("cap", "onednn_bf16", "native"), [("AVX2", False, False), ("AVX512_CORE_BF16", True, True),
                                                            ("ALL", False, True)])
 def test_a_onednn_isa_cap_below_bfloat16_makes_it_not_native(monkeypatch, cap, onednn_bf16, native):
     """ONEDNN_MAX_CPU_ISA=AVX2 makes this CPU compute what an AVX2-only one computes: bfloat16 is emulated there."""
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    monkeypatch.delenv(kernels.ENV_HOST, raising=False)  # the test is about the cap alone, not the host mode
+    monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("native", "native-avx512", "asked"))
     monkeypatch.setattr(hardware, "_onednn_has_bf16", lambda: onednn_bf16)
     found, why = _native_bf16_with_flags(monkeypatch, "fpu avx2 avx512f avx512_bf16")
     assert found is native
@@ -444,6 +479,7 @@ def test_predictor_records_runtime_and_threads_and_caches_each_runtime_apart(tin
     assert record.ok and (record.runtime, record.threads, record.device) == (runtime, 1, "cpu")
     header = inference_header([record])
     assert header["runtime"] == runtime and header["threads"] == 1 and header["cpu_model"] == hardware.cpu_model()
+    assert header["cpu_kernels"] == record.cpu_kernels == kernels.label_for(runtime, "cpu")
     assert Predictor(submission, tmp_path / "predictions", runtime="torch").cache_dir != predictor.cache_dir
     assert not list(folder.rglob("*.onnx"))  # never planted in the model folder (imports are re-checked)
     assert len(list((tmp_path / "predictions" / "runtime").glob("*.onnx"))) == (runtime != "torch")

@@ -92,6 +92,7 @@ def test_the_cli_prints_the_splits_verify_report_and_exits_1(data_root, submissi
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_allow_changed_data_scores_under_a_marked_version(data_root, submissions):
     split = load_split("real-mini")
     rewrite_mask(data_root / "gmchallenge" / MASK, empty=True)

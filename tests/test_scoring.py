@@ -39,6 +39,7 @@ def score(root, name, shared_bids, sandbox=True):
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_blank_model_scores_worst_and_nothing_is_dropped(tmp_path, shared_bids):
     write_submission(tmp_path, "blank", "blank")
     results, path = score(tmp_path, "blank", shared_bids)
@@ -53,6 +54,7 @@ def test_blank_model_scores_worst_and_nothing_is_dropped(tmp_path, shared_bids):
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_centre_blob_values_are_reproducible(tmp_path, shared_bids):
     write_submission(tmp_path, "blob", "centre_blob")
     results, _ = score(tmp_path, "blob", shared_bids)
@@ -68,6 +70,7 @@ def test_centre_blob_values_are_reproducible(tmp_path, shared_bids):
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_failures_score_worst(tmp_path, shared_bids):
     write_submission(tmp_path, "crash", "crashes")
     results, _ = score(tmp_path, "crash", shared_bids)
@@ -77,6 +80,7 @@ def test_failures_score_worst(tmp_path, shared_bids):
 
 
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_ood_is_derived_from_declared_training_and_leaks_are_flagged(tmp_path, shared_bids):
     write_submission(tmp_path, "parent", "blank", datasets=["sct-testing"])
     write_submission(tmp_path, "child", "blank", datasets=["gmchallenge"],
@@ -125,6 +129,7 @@ def test_interrupted_run_resumes_with_identical_results(tmp_path, shared_bids, m
 
 @pytest.mark.slow
 @pytest.mark.real_data
+@pytest.mark.sandbox
 def test_threshold_baseline_command_submission_through_the_same_path(tmp_path, shared_bids):
     shutil.copytree(REPO / "submissions/threshold-baseline", tmp_path / "threshold-baseline",
                     ignore=shutil.ignore_patterns("results", "predictions", "cases_index*.json"))

@@ -122,6 +122,7 @@ def three_participants(source: Path, target: Path) -> Path:
 
 @pytest.mark.slow  # about 20 s on an idle 2-core machine (a fresh copy, convert, score, the demo's stages)
 @pytest.mark.real_data
+@pytest.mark.sandbox  # scores threshold-baseline, a command submission
 def test_own_dataset_end_to_end_leaves_package_and_repository_unchanged(tmp_path, shared_bids):
     if shutil.which("git") is None:
         pytest.skip("git is not installed")

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 VARIANTS: dict[str, dict[str, str]] = {
     "as installed": {},
@@ -32,11 +33,20 @@ VARIANTS: dict[str, dict[str, str]] = {
     "oneDNN off (torch.backends.mkldnn)": {"CORDBENCH_NO_MKLDNN": "1"},
     "ATEN avx2 + oneDNN AVX2 + MKL AVX2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2",
                                            "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
-    "numpy baseline only (NPY_DISABLE_CPU_FEATURES)": {"NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL AVX512_ICL AVX512_SPR"},
+    # numpy >= 2.4 names its AVX-512 levels X86_V4, AVX512_ICL, AVX512_SPR and ignores names it does not know (the
+    # older AVX512F ... names alone disable nothing there); numpy.show_runtime() lists what is in effect
+    "numpy without AVX-512 (NPY_DISABLE_CPU_FEATURES)": {
+        "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR AVX512F AVX512CD AVX512_SKX AVX512_CLX AVX512_CNL"},
+    "OpenBLAS as Haswell (OPENBLAS_CORETYPE)": {"OPENBLAS_CORETYPE": "Haswell"},
+    "cordbench pinned (benchmark.kernels)": {"CORDBENCH_APPLY_KERNELS": "pinned"},
 }
 
 
 def train_steps(steps: int = 4) -> dict:
+    if os.environ.get("CORDBENCH_APPLY_KERNELS"):
+        from benchmark import kernels
+
+        kernels.apply(os.environ["CORDBENCH_APPLY_KERNELS"])
     import numpy as np
     import torch
     from dynamic_network_architectures.architectures.unet import PlainConvUNet
@@ -79,7 +89,11 @@ def main() -> None:
         print(json.dumps(train_steps()))
         return
     base_env = {key: value for key, value in os.environ.items()
-                if key not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")}
+                if key not in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS",
+                               "CORDBENCH_CPU_KERNELS", "CORDBENCH_HOST", "NPY_DISABLE_CPU_FEATURES",
+                               "OPENBLAS_CORETYPE")}
+    base_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parents[1]),
+                                                           base_env.get("PYTHONPATH")]))
     base_env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     reference = None
     for name, extra in VARIANTS.items():

@@ -29,7 +29,8 @@ hardware) the speed is reported as not comparable and does not fail the gate.
 
 Reproducibility gate (:func:`reproduce_check`): a re-scored run of a registered model must reproduce
 every per-dataset mean of the stored results within ``tolerance`` (``|mean_rescored - mean_stored| <=
-tolerance`` for each metric asked for), on the same cases, suite, benchmark version and model.
+tolerance`` for each metric asked for), on the same cases, suite, benchmark version and model. When the two runs
+name other CPU kernels (``cpu_kernels``: pinned-avx2, native-<isa>, ...) the report says so in a note.
 
 Exit codes (:func:`exit_code`, :func:`run_gate`): 0 pass, 1 fail, 2 unusable input
 (:class:`GateInputError`: unreadable/invalid results file, unknown metric, bad margin/alpha).
@@ -40,7 +41,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence, TextIO
 
@@ -125,6 +126,7 @@ class GateReport:
     suite: str = ""
     benchmark_version: str = ""
     speed: SpeedVerdict | None = None
+    notes: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- checks
@@ -373,6 +375,7 @@ def reproduce_check(
             f"rescored {rescored.model_sha256[:12]}"
         )
     grouped = _pair_cases(rescored, stored, names, problems)
+    notes = kernel_notes(stored, rescored)
 
     verdicts = []
     for metric in metrics:
@@ -402,7 +405,19 @@ def reproduce_check(
         baseline=stored.submission,
         suite=stored.suite,
         benchmark_version=stored.benchmark_version,
+        notes=notes,
     )
+
+
+def kernel_notes(stored: ResultsFile, rescored: ResultsFile) -> list[str]:
+    """Say when the two runs computed with other CPU kernels (benchmark.kernels): their masks may then differ in
+    a few voxels, so a small shift is expected; equal pinned kernels should reproduce every case exactly."""
+    before, now = stored.cpu_kernels, rescored.cpu_kernels
+    if before == now or now is None:
+        return []
+    return [f"CPU kernels differ: stored `{before or 'not recorded'}`, rescored `{now}`; masks computed with other "
+            "kernels may differ in a few voxels (docs/reproducibility.md). Re-score with the stored setting "
+            "(CORDBENCH_CPU_KERNELS) for an exact comparison."]
 
 
 # --------------------------------------------------------------------------- output
@@ -497,6 +512,7 @@ def gate_markdown(report: GateReport) -> str:
         lines.append("")
     if report.problems:
         lines += [*problem_lines(report.problems), ""]
+    lines += [line for note in report.notes for line in (f"**Note:** {note}", "")]
     if report.verdicts:
         lines.append("<details><summary>Reasons</summary>")
         lines.append("")
@@ -540,6 +556,7 @@ def gate_json(report: GateReport) -> dict[str, Any]:
         "problems": list(report.problems),
         "verdicts": verdicts,
         "speed": asdict(report.speed) if report.speed is not None else None,
+        "notes": list(report.notes),
     }
 
 

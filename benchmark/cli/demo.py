@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from benchmark.cli import shell
-from benchmark.cli.shell import app
+from benchmark.cli.shell import NATIVE_KERNELS_HELP, app, use_kernels
 from benchmark.cli.training import EPOCHS_HELP
 from benchmark.cli.training import ITERATIONS_HELP
 from benchmark.cli.training import AUGMENTATION_HELP
@@ -33,6 +33,7 @@ def demo_command(
     postprocessing: Optional[str] = typer.Option(None, help=POSTPROCESSING_HELP),
     workers: Optional[int] = typer.Option(None, min=1, help="Models trained (and scoring units run) at once, one "
                                                             "thread each (default: one per CPU core; 1 on a GPU)."),
+    native_kernels: bool = typer.Option(False, "--native-kernels", help=NATIVE_KERNELS_HELP),
 ) -> None:
     """Run the seed experiment end to end: data, splits, training sets, 1 aggregated + N specific models,
     scores on every in-domain and OOD test split, comparison table, HTML report.
@@ -41,6 +42,7 @@ def demo_command(
     """
     from benchmark.demo import run_demo
 
+    use_kernels(native_kernels)
     _check_recipe_options(augmentation, postprocessing)
     started = time.perf_counter()
     _results, report, timings = run_demo(suite_id=suite, data_root=data_root, work_dir=work_dir, profile=profile,

@@ -12,7 +12,8 @@ from rich.table import Table
 from benchmark.errors import CordbenchError
 
 from benchmark.cli import shell
-from benchmark.cli.shell import NO_SANDBOX_HELP, RUNTIME_HELP, THREADS_HELP, app, check_runtime, fail, parse_overrides
+from benchmark.cli.shell import (NATIVE_KERNELS_HELP, NO_SANDBOX_HELP, RUNTIME_HELP, THREADS_HELP, app, check_runtime,
+                                 fail, parse_overrides, use_kernels)
 from benchmark.cli.data import print_verify_report
 from benchmark.cli.models import EXECUTOR_HELP
 
@@ -41,6 +42,7 @@ def score_command(
     shard: Optional[str] = typer.Option(None, help="Run only part i/N of the work units (see --executor shards)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return; follow with `cordbench status`, "
                                                           "then re-run the command (or `cordbench merge`) to merge."),
+    native_kernels: bool = typer.Option(False, "--native-kernels", help=NATIVE_KERNELS_HELP),
 ) -> None:
     """Predict every test case of the suite with each submission, score it, write its versioned results file.
 
@@ -55,6 +57,7 @@ def score_command(
     from benchmark.execution.api import merge_command, run_request, shard_commands
     from benchmark.execution.planner import plan_score_request
 
+    use_kernels(native_kernels)
     check_runtime(runtime)
     from benchmark import workspace
 

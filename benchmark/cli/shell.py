@@ -105,6 +105,21 @@ def check_runtime(runtime: str | None) -> None:
         fail(f"--runtime: unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
 
 
+NATIVE_KERNELS_HELP = ("Let torch use this CPU's fastest kernels (e.g. AVX-512) instead of the pinned AVX2 ones, and "
+                       "OpenVINO for nnU-Net inference: faster, but the weights and scores then depend on the CPU "
+                       "and are marked native-<isa> in the manifest and results. Same as CORDBENCH_CPU_KERNELS=native "
+                       "(docs/reproducibility.md).")
+
+
+def use_kernels(native: bool) -> None:
+    """Switch this process (and the workers it starts) to native CPU kernels when asked; the app's callback has
+    already applied the environment's choice (pinned by default) before anything loaded torch."""
+    if native:
+        from benchmark import kernels
+
+        kernels.apply("native")
+
+
 NO_SANDBOX_HELP = ("Run command/python submissions WITHOUT the bubblewrap sandbox (their code can then read and "
                    "write whatever this user can); only where bwrap is unavailable. Results are marked `sandbox: none`.")
 
@@ -144,7 +159,12 @@ def main_callback(
 ) -> None:
     """cordbench: benchmark spinal cord segmentation models, in-domain and out-of-domain."""
     STATE.debug = debug
-    from benchmark import workspace
+    from benchmark import kernels, workspace
+
+    try:  # before any command loads torch: every process cordbench starts computes with the same kernels
+        kernels.apply()
+    except kernels.KernelSettingError as error:
+        fail(str(error))
 
     try:
         workspace.use(workspace_dir)

@@ -9,7 +9,7 @@ from rich.table import Table
 from benchmark.errors import CordbenchError
 
 from benchmark.cli import shell
-from benchmark.cli.shell import app, fail, parse_overrides
+from benchmark.cli.shell import NATIVE_KERNELS_HELP, app, fail, parse_overrides, use_kernels
 from benchmark.cli.evaluation import _report_request, interrupted
 
 
@@ -126,16 +126,18 @@ def train_command(
     workers: Optional[int] = typer.Option(None, help="local: models trained at once (default: cores // --threads)."),
     threads: int = typer.Option(1, help="Torch/OpenMP threads per model."),
     no_wait: bool = typer.Option(False, "--no-wait", help="SLURM: submit and return (see `cordbench status`)."),
+    native_kernels: bool = typer.Option(False, "--native-kernels", help=NATIVE_KERNELS_HELP),
 ) -> None:
     """Train the specific models and the aggregated model with nnU-Net, and register each as a submission.
 
     Interrupt and re-run to continue from the last checkpoint. Weights go to the workspace's
-    submissions/<name>/model/; the manifest records their sha256, the exact training subjects and how to reproduce
-    them. A built-in reference submission's name is refused; a workspace one's needs --replace.
+    submissions/<name>/model/; the manifest records their sha256, the exact training subjects, the CPU kernels
+    (pinned-avx2 by default: the same weights on every x86-64 CPU with AVX2) and how to reproduce them. A built-in reference submission's name is refused; a workspace one's needs --replace.
     """
     from benchmark import workspace
     from benchmark.training.baselines import BaselineError
 
+    use_kernels(native_kernels)
     active = workspace.require("`cordbench train`")
     raw = raw or active.nnunet_raw
     work_dir = work_dir or active.nnunet_work

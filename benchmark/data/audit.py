@@ -36,7 +36,7 @@ from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, sha256_file
 from benchmark.data.registry import RegistryError, list_suites, load_dataset
 from benchmark.data.splits import SplitError, SplitFile, dataset_folder, load_split
-from benchmark.data.submissions import Submission, load_submission, output_dir
+from benchmark.data.submissions import Submission, output_dir
 
 AUDIT_NAME = "audit.json"
 _SUBJECT = re.compile(r"^(sub-[^/]+)/")

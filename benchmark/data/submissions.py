@@ -178,6 +178,10 @@ class TrainingData(_Strict):
     split: str | None = Field(default=None, description="'<suite>@<benchmark version>': trained on that split's train subjects")
     adapted_from: list[str] = Field(default_factory=list, description="Submissions this one was fine-tuned from")
     training_time_s: float | None = Field(default=None, description="Training wall time, in seconds")
+    cpu_kernels: str | None = Field(
+        default=None, description="CPU kernels the weights were trained with (benchmark.kernels): pinned-avx2 "
+                                  "(the same on every x86-64 CPU with AVX2), native-<isa> (this CPU's own), "
+                                  "unpinned-<isa> (pinned asked for, not in effect), cuda; null: not recorded")
     packages: dict[str, str] = Field(default_factory=dict, description="Package versions used for training")
     git_revision: str | None = Field(default=None, description="cordbench revision used for training")
     reproduce: str | None = Field(default=None, description="The command that retrains this model")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Protocol
 import nibabel as nib
 import numpy as np
 
+from benchmark import kernels
 from benchmark.errors import CordbenchError
 from benchmark.io import AFFINE_TOLERANCE_MM, atomic_write_bytes, atomic_write_json, sha256_file
 from benchmark.models import runner
@@ -81,6 +82,7 @@ class PredictionRecord:
     seal: str | None = None  # cordbench's HMAC over the record (benchmark.seals): a shipped record has none
     precision: str | None = None  # float32, bfloat16 or int8 (nnU-Net models)
     test_time_augmentation: bool | None = None  # mirroring (nnU-Net models)
+    cpu_kernels: str | None = None  # benchmark.kernels.label_for: pinned-avx2, native-<isa>, ...; None: not a network
 
     @property
     def ok(self) -> bool:
@@ -225,8 +227,11 @@ class Predictor:
         self.hash = submission_hash(submission)
         self.sandbox_mode: SandboxMode = ("not-needed" if isinstance(submission.model, NnunetModelSpec)
                                           else untrusted_mode(allow_unsandboxed=False) if sandbox else "none")
-        # predictions made without the sandbox are never reused by a sandboxed run
+        # predictions made without the sandbox are never reused by a sandboxed run, nor an nnU-Net model's masks
+        # made with native CPU kernels by a run with pinned ones (and the reverse)
         suffix = "-unsandboxed" if self.sandbox_mode == "none" else ""
+        if isinstance(submission.model, NnunetModelSpec):
+            suffix += f"-{kernels.current().requested}"
         # checked now (a shipped link or file is refused), made when the first prediction is written
         self.cache_dir = output_folder(Path(cache_dir), f"{self.hash[:16]}{suffix}", what="prediction cache",
                                        create=False)
@@ -273,9 +278,11 @@ class Predictor:
         model = self._array_model
         if model is None or not hasattr(model, "runtime"):
             return {}
-        return {"runtime": model.runtime, "threads": model.num_threads, "device": str(model.device.type),
+        device = str(model.device.type)
+        return {"runtime": model.runtime, "threads": model.num_threads, "device": device,
                 "precision": getattr(model, "precision", None),
-                "test_time_augmentation": getattr(getattr(model, "predictor", None), "use_mirroring", None)}
+                "test_time_augmentation": getattr(getattr(model, "predictor", None), "use_mirroring", None),
+                "cpu_kernels": kernels.label_for(model.runtime, device)}
 
     def _seal_parts(self, image_sha256: str, prediction_sha256: str | None) -> tuple[str, ...]:
         return ("prediction", self.hash, self.cache_dir.name, image_sha256, str(prediction_sha256))

@@ -97,6 +97,11 @@ class ResultsFile(BaseModel):
                                                             "in (nnU-Net models; int8 and bfloat16 are opt-in)")
     test_time_augmentation: bool | None = Field(default=None, description="Test-time mirroring on or off "
                                                                           "(nnU-Net models)")
+    cpu_kernels: str | None = Field(
+        default=None, description="CPU kernels the network ran with (benchmark.kernels): pinned-avx2 (the same "
+                                  "masks on every x86-64 CPU with AVX2), native-<isa> (this CPU's own choice), "
+                                  "unpinned-<isa> (pinned asked for, not in effect), cuda; several joined by ' | '; "
+                                  "None: no network run by cordbench, or an older file")
     cases: list[CaseResult]
 
     @model_validator(mode="after")
@@ -118,8 +123,9 @@ class ResultsFile(BaseModel):
         return seconds[middle] if len(seconds) % 2 else (seconds[middle - 1] + seconds[middle]) / 2
 
     def hardware(self) -> str | None:
-        """Where runtime_s was measured, the device first: 'GPU: <model>' on CUDA, 'CPU: <model>, N threads'
-        otherwise (None when the file does not say). Speeds compare only where this is the same."""
+        """Where runtime_s was measured, the device first: 'GPU: <model>' on CUDA, 'CPU: <model>, N threads,
+        <kernels> kernels' otherwise (None when the file does not say). Speeds compare only where this is the same:
+        pinned kernels are slower than native ones on the same CPU, so they are other hardware here."""
         if self.inference_device and self.inference_device != "cpu":
             return f"GPU: {self.gpu_model}" if self.gpu_model else None
         if self.cpu_model is None:
@@ -127,6 +133,8 @@ class ResultsFile(BaseModel):
         parts = [f"CPU: {self.cpu_model}"]
         if self.threads is not None:
             parts.append(f"{self.threads} thread{'s' if self.threads != 1 else ''}")
+        if self.cpu_kernels:
+            parts.append(f"{self.cpu_kernels} kernels")
         return ", ".join(parts)
 
     def frame(self) -> pd.DataFrame:

@@ -346,8 +346,9 @@ def check_supplied_folders(submission: Submission) -> None:
 
 
 def inference_header(records: list[PredictionRecord]) -> dict:
-    """The results header's runtime, threads, device, CPU (and GPU) model, precision and mirroring, from the
-    records that name them."""
+    """The results header's runtime, threads, device, CPU (and GPU) model, precision, mirroring and CPU kernels,
+    from the records that name them (kernels of records that differ, e.g. masks cached by an earlier run, joined by
+    " | ")."""
     from benchmark.models.runtime.hardware import cpu_model, gpu_model
 
     described = [record for record in records if record.runtime is not None]
@@ -355,8 +356,9 @@ def inference_header(records: list[PredictionRecord]) -> dict:
         return {"cpu_model": cpu_model()}
     first = described[0]
     runtimes = sorted({record.runtime for record in described})
+    labels = sorted({record.cpu_kernels or "unrecorded" for record in described})
     header = {"runtime": "+".join(runtimes), "threads": first.threads, "inference_device": first.device,
-              "cpu_model": cpu_model()}
+              "cpu_model": cpu_model(), "cpu_kernels": " | ".join(labels)}
     if first.device == "cuda":
         header["gpu_model"] = gpu_model()
     for key in ("precision", "test_time_augmentation"):  # absent from records cached before they were recorded

@@ -41,11 +41,13 @@ def default_workers(threads: int = 1) -> int:
 
 
 def worker_environment(threads: int) -> dict[str, str]:
-    """This process's environment with the thread caps, and the package importable from where it is."""
-    from benchmark import workspace
+    """This process's environment with the thread caps, the CPU kernels asked for (each worker pins them itself
+    before torch loads: benchmark.kernels), and the package importable from where it is."""
+    from benchmark import kernels, workspace
 
     env = dict(os.environ)
     env.update(thread_environment(threads))
+    env.update(kernels.child_environment())
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_PARENT), env.get("PYTHONPATH")]))
     active = workspace.active()
     if active is not None:  # `--workspace DIR` holds in this process only: the workers get it from the environment

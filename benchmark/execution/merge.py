@@ -33,13 +33,18 @@ def merged_environment(environments: list[dict[str, str]]) -> dict[str, str]:
 
 
 def merged_inference(headers: list[dict[str, Any]]) -> dict[str, Any]:
-    """The units' inference headers (runtime, threads, device, CPU model) as scoring's ``inference_header`` gives
-    them for all records at once: runtimes joined with '+', the rest from the first unit that names a runtime."""
+    """The units' inference headers (runtime, threads, device, CPU model, CPU kernels) as scoring's
+    ``inference_header`` gives them for all records at once: runtimes joined with '+', kernels with ' | ', the rest
+    from the first unit that names a runtime."""
     described = [header for header in headers if header.get("runtime")]
     merged: dict[str, Any] = {}
     if described:
         runtimes = sorted({part for header in described for part in header["runtime"].split("+")})
         merged = {**described[0], "runtime": "+".join(runtimes)}
+        labels = sorted({part for header in described for part in (header.get("cpu_kernels") or "").split(" | ")
+                         if part})
+        if labels:
+            merged["cpu_kernels"] = " | ".join(labels)
     elif headers and "cpu_model" in headers[0]:
         merged = {"cpu_model": headers[0]["cpu_model"]}
     return merged

@@ -133,9 +133,11 @@ class UnitJob:
     def __call__(self) -> str:
         import signal
 
+        from benchmark import kernels
         from benchmark.execution.units import run_unit
         from benchmark.execution.worker import failure_reason, limit_threads
 
+        kernels.apply()  # on the node that runs the job (its CPU may differ from the submitting host's)
         # submitit ignores SIGTERM in the job's process (it waits for SIGUSR2 to checkpoint). Forked children
         # (nnU-Net's multiprocessing pools) would inherit that and survive Pool.terminate(): the pool then
         # waits for them forever. Children get the default back.
@@ -162,6 +164,20 @@ class UnitJob:
         import submitit
 
         return submitit.helpers.DelayedSubmission(UnitJob(self.work, self.uids, self.threads))
+
+
+def job_setup(threads: int) -> list[str]:
+    """The ``export`` lines every job runs before Python starts, explicit whatever sbatch's ``--export`` default:
+    thread caps, the CPU kernels asked for (the job pins them on its own node: benchmark.kernels), where the package
+    and the workspace are."""
+    from benchmark import kernels, workspace
+
+    exports = {**thread_environment(threads), **kernels.child_environment(),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
+    active = workspace.active()
+    if active is not None:
+        exports[workspace.ENV_WORKSPACE] = str(active.root)
+    return [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
 
 
 class SlurmExecutor:
@@ -196,15 +212,8 @@ class SlurmExecutor:
 
         executor = submitit.SlurmExecutor(folder=self.folder / "%j", max_num_timeout=self.profile.max_requeues,
                                           python=sys.executable)
-        exports = {**thread_environment(self.profile.cpus_per_task),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH")]))}
-        from benchmark import workspace
-
-        active = workspace.active()
-        if active is not None:
-            exports[workspace.ENV_WORKSPACE] = str(active.root)
         parameters = self.profile.submitit_parameters()
-        parameters["setup"] = [f"export {key}={json.dumps(value)}" for key, value in sorted(exports.items())]
+        parameters["setup"] = job_setup(self.profile.cpus_per_task)
         parameters["job_name"] = "cordbench"
         if dependency:
             parameters.setdefault("additional_parameters", {})["dependency"] = dependency

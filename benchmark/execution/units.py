@@ -44,6 +44,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _requested_kernels() -> str:
+    from benchmark import kernels
+
+    return kernels.current().requested
+
+
+def _kernels_field() -> Any:
+    """The CPU kernels a unit is run with (benchmark.kernels): part of its identity, since pinned and native kernels
+    give other weights and masks; the planning process's choice unless given."""
+    return Field(default_factory=_requested_kernels, description="pinned | native (CORDBENCH_CPU_KERNELS)")
+
+
 class CaseRef(_Strict):
     """One test case as planned: its id and the checksum of its image (the unit id depends on both)."""
 
@@ -75,6 +87,7 @@ class ScoreUnit(_Strict):
     runtime: str | None = Field(default=None, description="Inference runtime (default: the manifest's)")
     threads: int = Field(default=1, ge=1, description="Inference threads of the unit")
     cache_dir: str | None = Field(default=None, description="Prediction cache (default: <submission>/predictions)")
+    cpu_kernels: Literal["pinned", "native"] = _kernels_field()
 
     def identity(self) -> dict[str, Any]:
         """What the unit's outputs depend on besides its cases (paths to the data are not: the checksums stand
@@ -87,7 +100,7 @@ class ScoreUnit(_Strict):
                 "submission": self.submission_identity, "folder": self.submission, "cache_dir": self.cache_dir,
                 "suite": self.suite, "benchmark_version": self.benchmark_version, "dataset": self.dataset,
                 "device": self.device, "trust_checkpoint": self.trust_checkpoint, "sandbox": self.sandbox,
-                "runtime": self.runtime, "threads": self.threads}
+                "runtime": self.runtime, "threads": self.threads, "cpu_kernels": self.cpu_kernels}
 
 
 class TrainUnit(_Strict):
@@ -113,6 +126,7 @@ class TrainUnit(_Strict):
     device: str | None = None
     num_threads: int | None = None
     replace: bool = Field(default=False, description="Register over a workspace submission of the same name")
+    cpu_kernels: Literal["pinned", "native"] = _kernels_field()
 
     def identity(self) -> dict[str, Any]:
         return {key: value for key, value in self.model_dump(mode="json").items()
@@ -266,6 +280,7 @@ def run_unit(work: Path, uid: str) -> str:
     if store.is_done(uid):
         return "skipped"
     unit = store.load_spec(uid)
+    _check_kernels(uid, unit)
     folder = store.folder(uid)
     atomic_write_json(folder / "running.json", {"host": socket.gethostname(), "pid": os.getpid(), "started_utc": utc_now(),
                                                 "slurm_job": os.environ.get("SLURM_JOB_ID")})
@@ -277,11 +292,23 @@ def run_unit(work: Path, uid: str) -> str:
     else:
         output = _run_train(unit)
     atomic_write_json(folder / "rows.json", output)
+    from benchmark import kernels
     from benchmark.environment import environment
 
     atomic_write_json(folder / "done.json", {"finished_utc": utc_now(), "seconds": round(time.perf_counter() - started, 3),
-                                             "host": socket.gethostname(), "environment": environment()})
+                                             "host": socket.gethostname(), "environment": environment(),
+                                             "cpu_kernels": kernels.current().label})
     return "done"
+
+
+def _check_kernels(uid: str, unit: ScoreUnit | TrainUnit) -> None:
+    """A unit runs only in a process with the CPU kernels it was planned with (they decide its outputs)."""
+    from benchmark import kernels
+
+    running = kernels.current().requested
+    if unit.cpu_kernels != running:
+        raise UnitError(f"unit {uid} was planned with {unit.cpu_kernels} CPU kernels, this process runs {running} "
+                        f"ones ({kernels.ENV_KERNELS}); run it with the same setting as the request")
 
 
 def canary_failure(store: UnitStore, canary_uid: str) -> str | None:

@@ -1,7 +1,8 @@
 """``python -m benchmark.execution.worker WORK THREADS REPLY_FD``: a local worker process serving work units.
 
 The local executor starts ``workers`` such processes; each runs the units it is sent one after another. Thread
-limits are set before numpy/torch load so that N workers with T threads each use N x T cores, no more. Each
+limits are set before numpy/torch load so that N workers with T threads each use N x T cores, no more, and the CPU
+kernels are pinned (or not: ``CORDBENCH_CPU_KERNELS``) before torch computes (benchmark.kernels). Each
 unit's output goes to its own log (``units/<id>/attempt-N.log``).
 """
 
@@ -121,6 +122,9 @@ def serve(work: str, threads: int, reply_fd: int) -> int:
 
 
 def main(argv: list[str]) -> int:
+    from benchmark import kernels
+
+    kernels.apply()  # before anything loads torch: the kernels the executor's environment asks for
     work, threads, reply_fd = argv[0], int(argv[1]), int(argv[2])
     return serve(work, threads, reply_fd)
 

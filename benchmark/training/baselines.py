@@ -24,7 +24,7 @@ from benchmark.training.convert import dataset_names
 from benchmark.environment import git_revision, package_versions
 from benchmark.errors import CordbenchError
 from benchmark.io import replace_folder
-from benchmark import workspace
+from benchmark import kernels, workspace
 from benchmark.data.registry import Augmentation, Postprocessing, QuickRecipe, load_suite
 from benchmark.data.splits import load_split
 from benchmark.data.submissions import (SUBMISSIONS_DIR, InferenceSpec, NnunetModelSpec, Submission, TrainingData,
@@ -144,6 +144,7 @@ def register_trained(plan: BaselinePlan, trained, suite_id: str, profile: Profil
             subjects=training_subjects(plan.raw_folder),
             split=f"{suite_id}@{split.version}",
             training_time_s=round(trained.training_seconds, 1),
+            cpu_kernels=trained.cpu_kernels,
             packages=package_versions(),
             git_revision=git_revision(),
             reproduce=reproduce,
@@ -263,6 +264,7 @@ def reproduce_command(suite_id: str, plan: BaselinePlan, profile: Profile, seed:
     options += f" --iterations {recipe.iterations}" if recipe.iterations else ""
     options += f" --augmentation {recipe.augmentation}" if recipe.augmentation != "default" else ""
     options += f" --postprocessing {recipe.postprocessing}" if recipe.postprocessing != "none" else ""
+    options += " --native-kernels" if kernels.current().requested == "native" else ""
     return (f"cordbench convert --suite {suite_id} --out RAW && cordbench train --suite {suite_id} "
             f"--raw RAW --profile {profile} --seed {seed} --only {plan.kind}"
             + (f" --dataset {plan.datasets[0]}" if plan.kind == "specific" else "") + options

@@ -106,6 +106,7 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
         "declared training datasets": ", ".join(sorted(r.declared_training_datasets)) or "(none)",
         "model type": r.model_type + (f" ({PREDICTIONS_NOTE})" if r.model_type == "predictions" else ""),
         "model sha256": r.model_sha256, "cordbench version": r.cordbench_version,
+        "CPU kernels (scoring)": r.cpu_kernels or "not recorded",
         "scans": int((cases["submission"] == r.submission).sum()),
         "leaked rows excluded": int(leaks.get(r.submission, 0)),
     } for r in results])
@@ -131,6 +132,15 @@ def _methods_section(results: Sequence[ResultsFile], cases: pd.DataFrame, leaks:
     )
 
 
+def _kernels_note(results: Sequence[ResultsFile]) -> str:
+    """Which CPU kernels the models' networks ran with when scored (benchmark.kernels): pinned-avx2 gives the same
+    masks on every x86-64 CPU with AVX2."""
+    labels = sorted({part for r in results if r.cpu_kernels for part in r.cpu_kernels.split(" | ")})
+    unrecorded = sum(1 for r in results if not r.cpu_kernels)
+    text = "CPU kernels " + (", ".join(labels) if labels else "not recorded")
+    return text + (f" ({unrecorded} model(s) not recorded)" if labels and unrecorded else "")
+
+
 def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | None = None,
                   case_images: Mapping | None = None, seed: int = 0, metric: str = "dice") -> str:
     """The report's HTML text (see :func:`write_report`)."""
@@ -153,7 +163,7 @@ def render_report(results: Sequence[ResultsFile], *, suite: str, title: str | No
         f"<h1>{html.escape(heading)}</h1>",
         f'<p class="note">Suite <code>{html.escape(suite)}</code>, benchmark version '
         f"<code>{html.escape(chosen[0].benchmark_version)}</code>, metric {html.escape(metric_label(metric))}, "
-        f"{len(chosen)} models, {_people_text(cases)}.</p>",
+        f"{len(chosen)} models, {_people_text(cases)}, {html.escape(_kernels_note(chosen))}.</p>",
         no_aggregated,
         "<h2>Summary: aggregated minus specific, per dataset</h2>",
         "<ul>" + "".join(_summary_items(comparison, metric)) + "</ul>" if not comparison.empty

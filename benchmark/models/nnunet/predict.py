@@ -7,8 +7,9 @@ looked up by name and checkpoints are read with ``torch.load(weights_only=True)`
 Changes to ``nnUNetPredictor``'s sliding window (see docs/nnunet.md for measurements): tiles are predicted in
 batches (``tile_batch_size`` tiles per forward, mirrored copies in the same forward) instead of one tile per
 forward, logits are accumulated in float32 directly into the output (nnU-Net uses float16 buffers), and the
-network call goes through a runtime (benchmark.models.runtime): on CPU OpenVINO when installed, else ONNX
-Runtime, else PyTorch; on CUDA PyTorch. The ONNX export is cached and checked against PyTorch before use.
+network call goes through a runtime (benchmark.models.runtime): on CPU with pinned kernels (benchmark.kernels, the
+default) PyTorch, with native kernels OpenVINO when installed, else ONNX Runtime, else PyTorch; on CUDA PyTorch.
+The ONNX export is cached and checked against PyTorch before use.
 ``num_threads`` (default: the cores available) applies to the runtime, torch and nnU-Net's resampling.
 Test-time mirroring is off by default (nnU-Net's default is on). Pre- and post-processing (crop, normalise,
 resample, softmax, resample back) are nnU-Net's own functions, so outputs agree with nnU-Net's predictor.
@@ -41,6 +42,7 @@ from nnunetv2.utilities.get_network_from_plans import get_network_from_plans
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
+from benchmark import kernels
 from benchmark.errors import CordbenchError
 from benchmark.models.runtime.hardware import default_threads, native_bf16
 from benchmark.models.runtime.runner import VerifiedRunner
@@ -365,8 +367,9 @@ def load_model(
     the thread count of the runtime, of torch and of nnU-Net's resampling while predicting (default: the cores
     available to this process; torch's count is restored afterwards).
 
-    ``runtime`` (``auto|openvino|onnxruntime|torch``) runs the network: ``auto`` is OpenVINO on CPU when
-    installed, else ONNX Runtime, else PyTorch, and PyTorch on CUDA. ONNX runtimes use the network exported
+    ``runtime`` (``auto|openvino|onnxruntime|torch``) runs the network: ``auto`` is PyTorch where this process's CPU
+    kernels are pinned (benchmark.kernels), else OpenVINO on CPU when installed, else ONNX Runtime, else PyTorch,
+    and PyTorch on CUDA. ONNX runtimes use the network exported
     once per fold into ``runtime_cache_dir`` (default: ``$XDG_CACHE_HOME/cordbench/runtime``, else
     ``~/.cache/cordbench/runtime``; scoring uses ``runtime/`` beside its prediction cache), verified against PyTorch before use (benchmark.models.runtime).
     ``precision="bfloat16"`` is used only when the CPU computes bfloat16 natively, else ignored with a warning.
@@ -385,7 +388,7 @@ def load_model(
     threads = num_threads if num_threads is not None else default_threads()
     if threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {threads}")
-    selected_runtime = select_runtime(runtime, torch_device.type)
+    selected_runtime = select_runtime(runtime, torch_device.type, pinned_kernels=kernels.current().pinned)
     precision = _fenced_precision(precision, torch_device, selected_runtime)
     if precision == "int8" and not calibration_images:
         raise CalibrationError("precision int8 needs calibration images: NIfTI files of the model's training cases")

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 
+from benchmark import kernels
 from benchmark.io import atomic_write_json, sha256_file
 from benchmark.data.registry import Augmentation
 from benchmark.training.nnunet.plans import (
@@ -73,6 +74,7 @@ class TrainedModel:
     num_threads: int
     seed: int
     inputs_sha256: str
+    cpu_kernels: str = "unrecorded"  # benchmark.kernels: pinned-avx2, native-<isa>, unpinned-<isa>, or cuda
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -128,11 +130,13 @@ def _parse_fold(fold: int | str) -> int | str:
         raise ValueError(f"fold must be 'all' or an integer, got {fold!r}") from None
 
 
-def _resumable_checkpoint(fold_folder: Path, settings: dict[str, Any], inputs_sha256: str) -> Path | None:
+def _resumable_checkpoint(fold_folder: Path, settings: dict[str, Any], inputs_sha256: str,
+                          cpu_kernels: str) -> Path | None:
     """The checkpoint to continue from (final, latest, best, as nnU-Net does), or None to start afresh.
 
-    A checkpoint is only reused when it was written with the same run settings and training inputs; a
-    checkpoint that needs full unpickling is never loaded here (it raises UnsafeCheckpointError).
+    A checkpoint is only reused when it was written with the same run settings, training inputs and CPU kernels
+    (a run begun with pinned kernels and continued with others would be neither); a checkpoint that needs full
+    unpickling is never loaded here (it raises UnsafeCheckpointError).
     """
     for name in (CHECKPOINT_FINAL, CHECKPOINT_LATEST, CHECKPOINT_BEST):
         path = fold_folder / name
@@ -140,10 +144,18 @@ def _resumable_checkpoint(fold_folder: Path, settings: dict[str, Any], inputs_sh
             continue
         checkpoint = load_checkpoint_dict(path)
         stored = checkpoint.get("cordbench", {}).get("run_settings")
-        if stored == settings and _read_run_record(fold_folder).get("inputs_sha256") == inputs_sha256:
+        record = _read_run_record(fold_folder)
+        if (stored == settings and record.get("inputs_sha256") == inputs_sha256
+                and _same_kernels(record.get("cpu_kernels"), cpu_kernels)):
             return path
         return None
     return None
+
+
+def _same_kernels(stored: str | None, now: str) -> bool:
+    """Can a run recorded with ``stored`` kernels continue with ``now``? The same label, or native on both sides
+    (native kernels differ between hosts anyway: a requeued job may land on another CPU)."""
+    return stored == now or (stored or "").startswith("native-") and now.startswith("native-")
 
 
 def _read_run_record(fold_folder: Path) -> dict[str, Any]:
@@ -204,6 +216,7 @@ def train_model(
     threads = num_threads if num_threads is not None else DEFAULT_CPU_THREADS
     if threads < 1:
         raise ValueError(f"num_threads must be >= 1, got {threads}")
+    cpu_kernels = torch_device.type if torch_device.type != "cpu" else kernels.current().label
     epochs, iterations, val_iterations = _run_length(profile, num_epochs, iterations_per_epoch,
                                                      val_iterations_per_epoch)
 
@@ -222,7 +235,8 @@ def train_model(
         "seed": seed,
         "configuration": planned.configuration,
     }
-    checkpoint_to_resume = _resumable_checkpoint(fold_folder, settings, planned.inputs_sha256) if resume else None
+    checkpoint_to_resume = (_resumable_checkpoint(fold_folder, settings, planned.inputs_sha256, cpu_kernels)
+                            if resume else None)
     if checkpoint_to_resume is None and fold_folder.exists():
         shutil.rmtree(fold_folder)
 
@@ -236,7 +250,8 @@ def train_model(
                               val_iterations_per_epoch=val_iterations, seed=seed)
         atomic_write_json(fold_folder / "cordbench_run.json",
                           {"inputs_sha256": planned.inputs_sha256, "run_settings": settings, "num_threads": threads,
-                           "augmentation_workers": augmentation_workers})
+                           "augmentation_workers": augmentation_workers, "cpu_kernels": cpu_kernels,
+                           "cpu_kernels_note": kernels.current().note if torch_device.type == "cpu" else ""})
         if checkpoint_to_resume is not None:
             trainer.load_checkpoint(str(checkpoint_to_resume))
         if trainer.current_epoch < trainer.num_epochs or not (fold_folder / CHECKPOINT_FINAL).is_file():
@@ -264,6 +279,7 @@ def train_model(
         num_threads=threads,
         seed=seed,
         inputs_sha256=planned.inputs_sha256,
+        cpu_kernels=cpu_kernels,
     )
 
 

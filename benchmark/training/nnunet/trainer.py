@@ -29,6 +29,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.training.nnUNetTrainer.variants.data_augmentation.nnUNetTrainerDA5 import nnUNetTrainerDA5
 from torch._dynamo import OptimizedModule
 
+from benchmark import kernels
 from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_bytes
 
@@ -160,7 +161,11 @@ class CordbenchTrainer(nnUNetTrainer):
         self.save_every = 1
         self.seed = 0
         self._rng_state_to_restore: Mapping[str, Any] | None = None
-        self.print_to_log_file(f"cordbench: training on device {self.device}", also_print_to_console=True)
+        kernel_note = ""
+        if self.device.type == "cpu":
+            setting = kernels.current()
+            kernel_note = f", CPU kernels {setting.label} ({setting.note})"
+        self.print_to_log_file(f"cordbench: training on device {self.device}{kernel_note}", also_print_to_console=True)
 
     def configure_run(
         self,
