@@ -35,8 +35,28 @@ def _as_v1(raw: dict, *, with_version: bool = True) -> dict:
 def test_current_schema_round_trips(tmp_path: Path) -> None:
     results = _current()
     path = write_results(tmp_path / "results" / "synthetic_f00dfeed1234.json", results)
-    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 2
+    assert json.loads(path.read_text())["schema_version"] == SCHEMA_VERSION == 3
     assert load_results(path) == results
+
+
+def test_version_2_file_gets_the_person_of_each_row_on_load(tmp_path: Path) -> None:
+    """v2 rows had no ``person``: it is derived from the registry's same-person groups on load (gmchallenge's
+    sub-10062Ses1 and sub-10062Ses2 are one person), and the header fields added in v3 read as not recorded."""
+    cases = [make_case("gmchallenge", "sub-10062Ses1", 0.9), make_case("gmchallenge", "sub-10062Ses2", 0.8),
+             make_case("gmchallenge", "sub-9604", 0.7)]
+    raw = json.loads(make_results("model-a", cases, declared=["gmchallenge"]).model_dump_json())
+    raw["schema_version"] = 2
+    for row in raw["cases"]:
+        row.pop("person", None)
+    for key in ("cpu_kernels", "gpu_model", "precision", "test_time_augmentation"):
+        raw.pop(key, None)
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps(raw))
+    loaded = load_results(path)
+    assert loaded.schema_version == SCHEMA_VERSION
+    people = [case.person for case in loaded.cases]
+    assert people[0] == people[1] != people[2]
+    assert loaded.cpu_kernels is None and loaded.precision is None
 
 
 @pytest.mark.parametrize("with_version", [True, False], ids=["schema_version-1", "no-schema_version"])
@@ -63,7 +83,7 @@ def test_newer_schema_is_refused_with_the_file_named(tmp_path: Path) -> None:
     raw["schema_version"] = SCHEMA_VERSION + 1
     path = tmp_path / "future.json"
     path.write_text(json.dumps(raw))
-    with pytest.raises(ResultsError, match=rf"{path}: schema_version 3 is not supported \(newest: 2\)"):
+    with pytest.raises(ResultsError, match=rf"{path}: schema_version {SCHEMA_VERSION + 1} is not supported \(newest: {SCHEMA_VERSION}\)"):
         load_results(path)
 
 

@@ -21,7 +21,7 @@ from benchmark.errors import CordbenchError
 from benchmark.io import atomic_write_json, describe_validation_error
 from benchmark.evaluation.metrics import METRIC_NAMES
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 Role = Literal["in-domain", "ood"]
 
 
@@ -192,7 +192,14 @@ def _upgrade_v1(raw: dict[str, Any]) -> dict[str, Any]:
     return upgraded
 
 
-_UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1}
+def _upgrade_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """v2 had no ``person`` per case (derived on validation from the registry's same-person groups and sessions,
+    :meth:`ResultsFile._derive_persons`) and no header fields for the CPU kernels, GPU model, precision and
+    mirroring (None: not recorded)."""
+    return {**raw, "schema_version": 3}
+
+
+_UPGRADERS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_v1, 2: _upgrade_v2}
 
 
 def load_results(path: Path) -> ResultsFile:
