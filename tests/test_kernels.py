@@ -196,4 +196,4 @@ def test_results_hardware_names_the_kernels():
 
     results = make_results("m", []).model_copy(update={"cpu_model": "AMD EPYC", "threads": 1,
                                                        "cpu_kernels": "pinned-avx2"})
-    assert results.hardware() == "AMD EPYC, 1 thread, pinned-avx2 kernels"
+    assert results.hardware() == "CPU: AMD EPYC, 1 thread, pinned-avx2 kernels"

@@ -180,7 +180,7 @@ def test_report_names_the_cpu_kernels_the_models_were_scored_with(tmp_path: Path
     assert "CPU kernels not recorded.</p>" in render_report(results, suite=SUITE)  # files from before the field
     pinned = [result.model_copy(update={"cpu_kernels": "pinned-avx2"}) for result in results]
     text = render_report(pinned, suite=SUITE)
-    assert "test cases, CPU kernels pinned-avx2.</p>" in text and "<th>CPU kernels (scoring)</th>" in text
+    assert "test scans), CPU kernels pinned-avx2.</p>" in text and "<th>CPU kernels (scoring)</th>" in text
     mixed = [pinned[0].model_copy(update={"cpu_kernels": "native-avx512"}), *pinned[1:-1], results[-1]]
     assert "CPU kernels native-avx512, pinned-avx2 (1 model(s) not recorded).</p>" in render_report(mixed, suite=SUITE)
 

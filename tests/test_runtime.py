@@ -111,6 +111,7 @@ def test_default_threads_is_the_affinity_else_cpu_count(monkeypatch):
                                                ("fpu sse avx2 avx512f", False)])
 def test_native_bf16_reads_the_cpu_flags(monkeypatch, flags, native):
     monkeypatch.delenv(kernels.ENV_HOST, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # about the flags alone, not an ISA cap
     monkeypatch.setattr(kernels, "current", lambda: kernels.KernelSetting("native", "native-avx512", "asked"))
     found, why = _native_bf16_with_flags(monkeypatch, flags)
     assert found is native

@@ -50,7 +50,9 @@ def test_blank_model_scores_worst_and_nothing_is_dropped(tmp_path, shared_bids):
     assert all(case.failure is None for case in results.cases)
     assert load_results(path) == results
     rows = {row["dataset"]: row for row in dataset_summaries(results)}
-    assert rows["gmchallenge"]["n"] == 2 and rows["sct-testing"]["n"] == 5
+    # gmchallenge: 2 people, one scan each; sct-testing: one person, five contrasts
+    assert (rows["gmchallenge"]["people"], rows["gmchallenge"]["scans"]) == (2, 2)
+    assert (rows["sct-testing"]["people"], rows["sct-testing"]["scans"]) == (1, 5)
 
 
 @pytest.mark.real_data
